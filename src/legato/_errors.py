@@ -1,0 +1,86 @@
+"""The exceptions legato raises: one base class, grouped by cause."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._job import Job
+
+__all__ = [
+    "ConfigError",
+    "DeserializationError",
+    "ExperimentFailed",
+    "JobFailed",
+    "LegatoError",
+    "LockTimeout",
+    "NoExperimentError",
+    "ResourceError",
+    "ValidationError",
+]
+
+
+class LegatoError(Exception):
+    """Base class of every error legato raises on purpose."""
+
+
+class ConfigError(LegatoError, TypeError):
+    """A Config or Task class is declared wrongly, or a field is set that users may not set."""
+
+
+class ValidationError(LegatoError, TypeError, ValueError):
+    """A field value does not match its declared type (raised at construction or submit)."""
+
+    def __init__(self, path: str, expected: Any, value: Any, reason: str = "") -> None:
+        self.path = path
+        self.expected = expected
+        self.value = value
+        shown = getattr(expected, "__name__", None) or repr(expected)
+        extra = f" ({reason})" if reason else ""
+        super().__init__(
+            f"{path}: expected {shown}, got {type(value).__name__} {value!r:.200}{extra}"
+        )
+
+
+class DeserializationError(LegatoError, ValueError):
+    """A params file or `legato.loads` input cannot be turned back into configurations."""
+
+
+class NoExperimentError(LegatoError, RuntimeError):
+    """`submit()` was called outside `async with experiment(...)`."""
+
+
+class ResourceError(LegatoError, ValueError):
+    """A job requires more of a counted resource than the experiment declares."""
+
+
+class LockTimeout(LegatoError, TimeoutError):
+    """A cross-process lock could not be taken in time."""
+
+
+class JobFailed(LegatoError):
+    """`await job.wait()` found the job in a final state other than DONE."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        reason = job.failure_reason or ""
+        super().__init__(
+            f"job {job.type_name}/{job.identifier[:12]} ended {job.state.name}"
+            + (f": {reason}" if reason else "")
+            + f" (error log: {job.stderr_path})"
+        )
+
+
+class ExperimentFailed(LegatoError):
+    """An experiment ended with failed jobs and `raise_on_failure` was set."""
+
+    def __init__(self, name: str, failed: list[tuple[str, str, Path, str]]) -> None:
+        self.failed = failed
+        lines = [
+            f"  {type_name}/{ident[:12]}: {reason or 'failed'} (see {log})"
+            for type_name, ident, log, reason in failed
+        ]
+        super().__init__(
+            f"experiment {name!r}: {len(failed)} job(s) failed\n" + "\n".join(lines)
+        )

@@ -1,0 +1,117 @@
+"""Field kinds: which fields make a configuration's identity and which do not.
+
+The kinds are `Annotated` markers so that type checkers see the plain value type
+(`Param[int]` is an `int` to mypy) while legato reads the marker at class creation.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any, Callable, Generic, TypeVar
+
+import msgspec
+
+__all__ = [
+    "Constant",
+    "FieldKind",
+    "Meta",
+    "Option",
+    "Param",
+    "Tagged",
+    "field",
+    "pathgenerator",
+    "tag",
+]
+
+T = TypeVar("T")
+
+
+class FieldKind(enum.Enum):
+    """How a field takes part in the identity."""
+
+    PARAM = "param"
+    META = "meta"
+    CONSTANT = "constant"
+    PATH = "pathgenerator"
+
+
+Param = Annotated[T, FieldKind.PARAM]
+"""An identity field: changing it makes another configuration."""
+
+Meta = Annotated[T, FieldKind.META]
+"""A field outside the identity: devices, verbosity, paths of convenience."""
+
+Option = Meta
+"""Alias of `Meta`, the name experimaestro users know."""
+
+Constant = Annotated[T, FieldKind.CONSTANT]
+"""Always part of the identity, never settable by users (a class version, say)."""
+
+
+class pathgenerator:  # noqa: N801 - used as a marker in Annotated, reads as a function
+    """Marks a `Path` field resolved at submission to `<job dir>/<name>`.
+
+    The name is relative to the job directory; a callable receives the task and returns it.
+    """
+
+    __slots__ = ("name",)
+    kind = FieldKind.PATH
+
+    def __init__(self, name: str | Callable[[Any], str]) -> None:
+        if not callable(name) and (not isinstance(name, str) or not name):
+            raise TypeError("pathgenerator() takes a non-empty relative path or a callable")
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"pathgenerator({self.name!r})"
+
+
+class _FieldSpec:
+    """What `field()` returns until the class is created: msgspec never sees it."""
+
+    __slots__ = ("default", "default_factory", "ignore_default")
+
+    def __init__(
+        self, default: Any, default_factory: Callable[[], Any] | None, ignore_default: bool
+    ) -> None:
+        self.default = default
+        self.default_factory = default_factory
+        self.ignore_default = ignore_default
+
+
+def field(
+    *,
+    default: Any = msgspec.NODEFAULT,
+    default_factory: Callable[[], Any] | None = None,
+    ignore_default: bool = True,
+) -> Any:
+    """Declare a default with options.
+
+    `ignore_default=False` keeps the field in the identity even at its default value; a
+    `default_factory` always does (a factory's value is not known when the class is made).
+    """
+    if default is not msgspec.NODEFAULT and default_factory is not None:
+        raise TypeError("field() takes either default or default_factory, not both")
+    return _FieldSpec(default, default_factory, ignore_default)
+
+
+class Tagged(Generic[T]):
+    """A value wrapped by `tag()`: unwrapped at construction, recorded in the tags."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"tag({self.value!r})"
+
+
+def tag(value: T) -> T:
+    """Use `value` as usual and record `(field name, value)` in the job's tags.
+
+    Tags never change an identifier. Typed as returning `T` so `Param[int]` accepts it.
+    """
+    if isinstance(value, Tagged):
+        return value  # type: ignore[return-value]
+    return Tagged(value)  # type: ignore[return-value]

@@ -1,0 +1,251 @@
+"""`dumps`/`loads`: the params file format that lets a job, the CLI and `load()` rebuild a task.
+
+A msgpack map holding every configuration reachable from the root once (shared objects
+stay shared), each with its class's module and qualname, its field values (identity and
+Meta alike), its tags, resolved path generators and, for outputs of submitted tasks, the
+producing task. Classes defined in a script run as `__main__` also record the script's
+file, so a job process can import it under its module name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import importlib
+import importlib.util
+import sys
+from pathlib import Path, PurePath
+from typing import Any
+
+import msgspec
+from msgspec.structs import force_setattr
+
+from ._config import ConfigBase, main_module_name, module_name, registry
+from ._errors import DeserializationError, ValidationError
+from ._fields import FieldKind
+
+__all__ = ["FORMAT_VERSION", "dumps", "loads", "resolve_class"]
+
+FORMAT_VERSION = 1
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder()
+
+
+class _Dumper:
+    def __init__(self) -> None:
+        self.objects: list[dict[str, Any]] = []
+        self.index: dict[int, int] = {}
+
+    def config(self, config: ConfigBase) -> int:
+        key = id(config)
+        if key in self.index:
+            return self.index[key]
+        idx = len(self.objects)
+        self.index[key] = idx
+        record: dict[str, Any] = {}
+        self.objects.append(record)
+        cls = type(config)
+        plan = cls.__legato_plan__ or cls._legato_compile()
+        record["module"] = module_name(cls)
+        record["qualname"] = cls.__qualname__
+        record["type"] = plan.type_name
+        if cls.__module__ == "__main__":
+            main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+            if main_file:
+                record["file"] = str(Path(main_file).resolve())
+        fields: dict[str, Any] = {}
+        paths: dict[str, str] = {}
+        for name, kind, *_ in plan.checks:
+            value = getattr(config, name)
+            if kind is FieldKind.PATH:
+                if value is not None:
+                    paths[name] = str(value)
+            elif kind is not FieldKind.CONSTANT:
+                fields[name] = self.value(value)
+        record["fields"] = fields
+        if paths:
+            record["paths"] = paths
+        d = config.__dict__
+        tags = d.get("__legato_tags__")
+        if tags:
+            record["tags"] = list(tags)
+        producer = d.get("__legato_producer__")
+        if producer is not None:
+            record["producer"] = self.config(producer)
+        taskdir = d.get("__legato_taskdir__")
+        if taskdir is not None:
+            record["taskdir"] = str(taskdir)
+        return idx
+
+    def value(self, value: Any) -> Any:
+        t = type(value)
+        if t is str or t is bool or t is float or value is None or t is bytes:
+            return value
+        if t is int:
+            return value if -(2**63) <= value < 2**64 else ["I", str(value)]
+        if isinstance(value, ConfigBase):
+            return ["C", self.config(value)]
+        if t is list:
+            return ["L", *[self.value(v) for v in value]]
+        if t is tuple:
+            return ["U", *[self.value(v) for v in value]]
+        if t is dict:
+            out: list[Any] = ["M"]
+            for k, v in value.items():
+                out += [k, self.value(v)]
+            return out
+        if t is set:
+            return ["S", *[self.value(v) for v in value]]
+        if t is frozenset:
+            return ["F", *[self.value(v) for v in value]]
+        if isinstance(value, enum.Enum):
+            cls = type(value)
+            return ["E", module_name(cls), cls.__qualname__, value.name]
+        if isinstance(value, PurePath):
+            return ["P", str(value)]
+        if isinstance(value, dt.datetime):
+            return ["T", value.isoformat()]
+        if isinstance(value, dt.date):
+            return ["D", value.isoformat()]
+        raise ValidationError("value", "a configuration value type", value, "cannot serialize")
+
+
+def dumps(config: ConfigBase) -> bytes:
+    """Encode a configuration (and everything it refers to) for `loads`."""
+    if not isinstance(config, ConfigBase):
+        raise TypeError(f"dumps() takes a Config or Task, not {type(config).__name__}")
+    dumper = _Dumper()
+    root = dumper.config(config)
+    return _encoder.encode(
+        {"version": FORMAT_VERSION, "root": root, "objects": dumper.objects}
+    )
+
+
+def _import_script(module: str, file: str) -> None:
+    """Import a `__main__` script under its module name (its `__main__` guard stays off)."""
+    if module in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(module, file)
+    if spec is None or spec.loader is None:
+        raise DeserializationError(f"cannot import {module!r} from {file}")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[module] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except BaseException:
+        del sys.modules[module]
+        raise
+
+
+def resolve_class(module: str, qualname: str, file: str | None = None) -> Any:
+    """The class for a recorded (module, qualname), importing its module if needed."""
+    cls: Any = registry.get((module, qualname))
+    if cls is not None:
+        return cls
+    if module == main_module_name():
+        main = sys.modules.get("__main__")
+        cls = _getattr_path(main, qualname)
+        if cls is not None:
+            return cls
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        if file is None or not Path(file).exists():
+            raise DeserializationError(
+                f"cannot rebuild {module}.{qualname}: module {module!r} is not importable ({exc})"
+            ) from exc
+        _import_script(module, file)
+        mod = sys.modules[module]
+    cls = registry.get((module, qualname)) or _getattr_path(mod, qualname)
+    if cls is None:
+        raise DeserializationError(f"cannot rebuild {module}.{qualname}: no such class")
+    return cls
+
+
+def _getattr_path(obj: Any, qualname: str) -> Any:
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+class _Loader:
+    def __init__(self, objects: list[dict[str, Any]]) -> None:
+        self.objects = objects
+        self.built: dict[int, ConfigBase] = {}
+
+    def config(self, idx: int) -> ConfigBase:
+        if idx in self.built:
+            return self.built[idx]
+        record = self.objects[idx]
+        cls = resolve_class(record["module"], record["qualname"], record.get("file"))
+        if not (isinstance(cls, type) and issubclass(cls, ConfigBase)):
+            raise DeserializationError(f"{record['module']}.{record['qualname']} is not a Config")
+        fields = {k: self.value(v) for k, v in record["fields"].items()}
+        try:
+            config = cls(**fields)
+        except (TypeError, ValueError) as exc:
+            raise DeserializationError(
+                f"cannot rebuild {record['type']}: {exc} (did the class change?)"
+            ) from exc
+        for name, path in record.get("paths", {}).items():
+            force_setattr(config, name, Path(path))
+        d = config.__dict__
+        if record.get("tags"):
+            d["__legato_tags__"] = {k: fields[k] for k in record["tags"] if k in fields}
+        if record.get("producer") is not None:
+            d["__legato_producer__"] = self.config(record["producer"])
+        if record.get("taskdir"):
+            d["__legato_taskdir__"] = Path(record["taskdir"])
+        self.built[idx] = config
+        return config
+
+    def value(self, value: Any) -> Any:
+        if type(value) is not list:
+            return value
+        kind = value[0]
+        rest = value[1:]
+        if kind == "C":
+            return self.config(rest[0])
+        if kind == "L":
+            return [self.value(v) for v in rest]
+        if kind == "U":
+            return tuple(self.value(v) for v in rest)
+        if kind == "M":
+            return {rest[i]: self.value(rest[i + 1]) for i in range(0, len(rest), 2)}
+        if kind == "S":
+            return {self.value(v) for v in rest}
+        if kind == "F":
+            return frozenset(self.value(v) for v in rest)
+        if kind == "I":
+            return int(rest[0])
+        if kind == "E":
+            cls = resolve_class(rest[0], rest[1])
+            return cls[rest[2]]
+        if kind == "P":
+            return Path(rest[0])
+        if kind == "T":
+            return dt.datetime.fromisoformat(rest[0])
+        if kind == "D":
+            return dt.date.fromisoformat(rest[0])
+        raise DeserializationError(f"unknown value tag {kind!r}")
+
+
+def loads(data: bytes) -> Any:
+    """Rebuild a configuration written by `dumps`, with its tags and identifier."""
+    try:
+        doc = _decoder.decode(data)
+        version = doc["version"]
+        root = doc["root"]
+        objects = doc["objects"]
+    except (msgspec.DecodeError, KeyError, TypeError) as exc:
+        raise DeserializationError(f"not a legato params file: {exc}") from exc
+    if version != FORMAT_VERSION:
+        raise DeserializationError(f"params format {version} is not supported")
+    try:
+        return _Loader(objects).config(root)
+    except DeserializationError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise DeserializationError(f"corrupt params file: {exc!r}") from exc
