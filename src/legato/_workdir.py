@@ -1,0 +1,102 @@
+"""The work directory layout (SPEC §5), in one place.
+
+```
+<workdir>/jobs/<type name>/<identifier>/
+    params.msgpack   the task, written by `dumps` before the first launch (rebuilt by `load`)
+    lock             flock held by the experiment that runs the job, and inherited by the
+                     job's process, so a job never runs twice at the same time
+    state.json       who runs it: {"pid", "host", "launcher", "started", "experiment", ...}
+    done             written atomically by the job process after `execute` returned: the only
+                     proof of DONE (its content: {"ended": <unix time>, "duration": <s>})
+    failed.json      failure record: {"state": "failed"|"cancelled", "reason", "exit_code",
+                     "signal", "traceback", "ended"}; any content, or none, means not done
+    progress.json    the last `legato.progress()` report: {"fraction", "desc", "time"}
+    stdout.log       the job's standard output
+    stderr.log       the job's standard error
+<workdir>/experiments/<name>/
+    jobs.txt         one "<type name>/<identifier>" line per job the experiment submitted
+    state.json       {"pid", "host", "started", "ended", "status", "counts"}
+<workdir>/cache/<type name>/<identifier>/   @cache directories
+```
+
+Every file but the logs and `jobs.txt` is written whole to a temporary name and renamed,
+so a reader sees the old content or the new, never a part. A `done` file is trusted only
+by its existence: it is renamed into place after its content is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DONE",
+    "FAILED",
+    "LOCK",
+    "PARAMS",
+    "PROGRESS",
+    "STATE",
+    "STDERR",
+    "STDOUT",
+    "atomic_write",
+    "cache_dir",
+    "experiment_dir",
+    "job_dir",
+    "read_json",
+    "write_json",
+]
+
+PARAMS = "params.msgpack"
+LOCK = "lock"
+STATE = "state.json"
+DONE = "done"
+FAILED = "failed.json"
+PROGRESS = "progress.json"
+STDOUT = "stdout.log"
+STDERR = "stderr.log"
+JOBS_LIST = "jobs.txt"
+
+
+def job_dir(workdir: Path, type_name: str, identifier: str) -> Path:
+    return workdir / "jobs" / type_name / identifier
+
+
+def experiment_dir(workdir: Path, name: str) -> Path:
+    return workdir / "experiments" / name
+
+
+def cache_dir(workdir: Path, type_name: str, identifier: str) -> Path:
+    return workdir / "cache" / type_name / identifier
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary sibling, fsync, rename: readers never see a partial file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_json(path: Path, value: Any) -> None:
+    atomic_write(path, json.dumps(value, default=str).encode())
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The content of a JSON state file, or None when missing or corrupt."""
+    try:
+        value = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
