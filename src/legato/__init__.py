@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._config import Config
 from ._errors import (
     ConfigError,
@@ -19,11 +22,50 @@ from ._identity import ENCODING_VERSION
 from ._serialize import dumps, loads
 from ._task import Task
 
+if TYPE_CHECKING:
+    from ._experiment import Experiment, experiment
+    from ._job import Job, JobState
+    from ._launcher import Exit, LaunchSpec, Launcher
+    from ._load import load
+    from ._local import LocalLauncher
+    from ._progress import progress
+
+# Heavier parts load on first use, so a job's process (which imports legato) starts fast.
+_LAZY = {
+    "Experiment": "_experiment",
+    "experiment": "_experiment",
+    "Job": "_job",
+    "JobState": "_job",
+    "Exit": "_launcher",
+    "LaunchSpec": "_launcher",
+    "Launcher": "_launcher",
+    "load": "_load",
+    "LocalLauncher": "_local",
+    "progress": "_progress",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'legato' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"legato.{module}"), name)
+    globals()[name] = value
+    return value
+
+
 __version__ = "0.1.0"
 
 __all__ = [
     "ENCODING_VERSION",
     "Config",
+    "Exit",
+    "Experiment",
+    "Job",
+    "JobState",
+    "LaunchSpec",
+    "Launcher",
+    "LocalLauncher",
     "ConfigError",
     "Constant",
     "DeserializationError",
@@ -40,8 +82,11 @@ __all__ = [
     "ValidationError",
     "__version__",
     "dumps",
+    "experiment",
     "field",
+    "load",
     "loads",
     "pathgenerator",
+    "progress",
     "tag",
 ]

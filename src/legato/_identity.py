@@ -14,6 +14,7 @@ import datetime as dt
 import enum
 import hashlib
 import math
+import os
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
@@ -106,6 +107,9 @@ def canon(value: Any, path: str = "value") -> Any:
 
 def _path(value: PurePath) -> str:
     workdir = current_workdir.get()
+    if workdir is None:
+        env = os.environ.get("LEGATO_WORKDIR")  # set for job processes
+        workdir = Path(env) if env else None
     if workdir is not None and value.is_absolute():
         try:
             return value.relative_to(workdir).as_posix()

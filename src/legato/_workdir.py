@@ -72,14 +72,17 @@ def cache_dir(workdir: Path, type_name: str, identifier: str) -> Path:
     return workdir / "cache" / type_name / identifier
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary sibling, fsync, rename: readers never see a partial file."""
+def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write to a temporary sibling, rename: readers never see a partial file.
+
+    `durable` fsyncs first, for verdicts that must survive a machine crash."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -89,8 +92,8 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def write_json(path: Path, value: Any) -> None:
-    atomic_write(path, json.dumps(value, default=str).encode())
+def write_json(path: Path, value: Any, *, durable: bool = True) -> None:
+    atomic_write(path, json.dumps(value, default=str).encode(), durable=durable)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

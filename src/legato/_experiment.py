@@ -1,0 +1,281 @@
+"""`experiment()`: an async context manager that owns a task group running jobs."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+from anyio.abc import TaskGroup
+from msgspec.structs import force_setattr
+
+from ._config import ConfigBase
+from ._errors import ExperimentFailed, LegatoError, NoExperimentError
+from ._graph import dependencies
+from ._identity import current_workdir
+from ._job import Job, JobState
+from ._launcher import Launcher
+from ._local import LocalLauncher
+from ._resources import ResourcePool
+from ._runner import run_job
+from ._serialize import dumps
+from ._task import Task, has_output_config, mark_output
+from ._workdir import DONE, JOBS_LIST, STATE, experiment_dir, job_dir, write_json
+
+__all__ = ["Experiment", "current_experiment", "experiment"]
+
+_current: contextvars.ContextVar[Experiment | None] = contextvars.ContextVar(
+    "legato_experiment", default=None
+)
+
+
+def current_experiment() -> Experiment:
+    """The innermost experiment open in this task, or `NoExperimentError`."""
+    xp = _current.get()
+    if xp is None:
+        raise NoExperimentError(
+            "submit() needs an open experiment: use `async with experiment(workdir, name):`"
+        )
+    return xp
+
+
+class Experiment:
+    """What `async with experiment(...) as xp` gives: submitted jobs and their states."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        name: str,
+        max_jobs: int,
+        resources: Mapping[str, int] | None,
+        launcher: Launcher,
+    ) -> None:
+        self.workdir = workdir
+        self.name = name
+        self.launcher = launcher
+        self.path = experiment_dir(workdir, name)
+        self._pool = ResourcePool(max_jobs, resources)
+        self._jobs: dict[str, Job] = {}
+        self._pending: list[Job] = []
+        self._draining = False
+        self._unfinished = 0
+        self._idle = anyio.Event()
+        self._idle.set()
+        self._tg: TaskGroup | None = None
+        self._log = logging.getLogger("legato")
+        self.started = time.time()
+        self._job_env = _job_env(workdir, name)
+
+    @property
+    def jobs(self) -> list[Job]:
+        """Every job submitted to this experiment, in submission order."""
+        return list(self._jobs.values())
+
+    def counts(self) -> dict[str, int]:
+        counts = {state.value: 0 for state in JobState}
+        for job in self._jobs.values():
+            counts[job.state.value] += 1
+        return counts
+
+    async def submit(
+        self,
+        task: Task,
+        *,
+        launcher: Launcher | None = None,
+        requires: Mapping[str, int] | None = None,
+    ) -> Any:
+        """Register `task` (see `Task.submit`) and return its output configuration."""
+        if not isinstance(task, Task):
+            raise TypeError(f"submit() takes a Task, not {type(task).__name__}")
+        if self._tg is None:
+            raise LegatoError(f"experiment {self.name!r} is closed")
+        if launcher is not None and not isinstance(launcher, Launcher):
+            raise TypeError(f"launcher must implement legato.Launcher, got {launcher!r}")
+        amounts = self._pool.check(requires)
+        token = current_workdir.set(self.workdir)
+        try:
+            identifier = task.__identifier__
+            deps = [_job_of(dep) for dep in dependencies(task)]
+        finally:
+            current_workdir.reset(token)
+        job = self._jobs.get(identifier)
+        path = job.path if job else job_dir(self.workdir, task.__legato_type_name__, identifier)
+        _resolve_paths(task, path)
+        if job is None:
+            job = Job(task, identifier, path, deps, dict(requires or {}), launcher)
+            job._amounts = amounts
+            self._jobs[identifier] = job
+            self._unfinished += 1
+            self._idle = anyio.Event() if self._idle.is_set() else self._idle
+            self._pending.append(job)
+            if not self._draining:
+                self._draining = True
+                self._tg.start_soon(self._drain)
+        task.__dict__["__legato_job__"] = job
+        output = task.config() if has_output_config(task) else task
+        await anyio.lowlevel.checkpoint()
+        return mark_output(output, task)
+
+    async def _drain(self) -> None:
+        """Check submitted jobs against the disk in batches: one thread hop per batch
+        keeps resubmitting a finished sweep fast."""
+        try:
+            while self._pending:
+                await anyio.lowlevel.checkpoint()
+                batch, self._pending = self._pending, []
+                done = await anyio.to_thread.run_sync(self._check_batch, batch)
+                assert self._tg is not None
+                for job, is_done in zip(batch, done):
+                    if is_done:
+                        job._finish(JobState.DONE)
+                        self._job_finished(job)
+                    else:
+                        self._tg.start_soon(run_job, self, job, name=f"legato job {job}")
+        finally:
+            self._draining = False
+
+    def _check_batch(self, batch: list[Job]) -> list[bool]:
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / JOBS_LIST, "a", encoding="utf-8") as f:
+            f.writelines(f"{job.type_name}/{job.identifier}\n" for job in batch)
+        exists = os.path.exists
+        return [exists(job.path / DONE) for job in batch]
+
+    def _job_finished(self, job: Job) -> None:
+        self._unfinished -= 1
+        level = logging.WARNING if job.state is not JobState.DONE else logging.DEBUG
+        self._log.log(level, "%s/%s %s", job.type_name, job.identifier[:12], job.state.name)
+        if self._unfinished == 0:
+            self._idle.set()
+
+    async def wait(self) -> None:
+        """Wait until every job submitted so far is final (failures do not raise here)."""
+        while self._unfinished:
+            await self._idle.wait()
+
+    def _params(self, job: Job) -> bytes:
+        token = current_workdir.set(self.workdir)
+        try:
+            return dumps(job.task)
+        finally:
+            current_workdir.reset(token)
+
+    def _worker_argv(self, path: Path) -> list[str]:
+        return [sys.executable, "-m", "legato._worker", str(path)]
+
+    def failed(self) -> list[Job]:
+        bad = (JobState.FAILED, JobState.DEPENDENCY_FAILED, JobState.CANCELLED)
+        return [job for job in self._jobs.values() if job.state in bad]
+
+    def _state(self, status: str) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": self.started,
+            "status": status,
+            "updated": time.time(),
+            "counts": self.counts(),
+        }
+
+    async def _write_state(self, status: str) -> None:
+        state = self._state(status)
+        self.path.mkdir(parents=True, exist_ok=True)
+        await anyio.to_thread.run_sync(
+            lambda: write_json(self.path / STATE, state, durable=False)
+        )
+
+    def __repr__(self) -> str:
+        return f"<Experiment {self.name!r} at {self.workdir} ({len(self._jobs)} jobs)>"
+
+
+def _job_of(task: ConfigBase) -> Job:
+    job: Job = task.__dict__["__legato_job__"]
+    return job
+
+
+def _resolve_paths(task: Task, path: Path) -> None:
+    task.__dict__["__legato_taskdir__"] = path
+    plan = type(task).__legato_plan__ or type(task)._legato_compile()
+    for name, generator in plan.pathgens.items():
+        relative = generator.name if isinstance(generator.name, str) else generator.name(task)
+        force_setattr(task, name, path / relative)
+
+
+def _job_env(workdir: Path, name: str) -> dict[str, str]:
+    """The job inherits the environment and the import path of the experiment."""
+    env = dict(os.environ)
+    paths = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    env["LEGATO_WORKDIR"] = str(workdir)
+    env["LEGATO_EXPERIMENT"] = name
+    env.pop("LEGATO_PROGRESS_FD", None)
+    return env
+
+
+@asynccontextmanager
+async def experiment(
+    workdir: str | os.PathLike[str],
+    name: str,
+    *,
+    max_jobs: int | None = None,
+    resources: Mapping[str, int] | None = None,
+    launcher: Launcher | None = None,
+    raise_on_failure: bool = True,
+) -> AsyncIterator[Experiment]:
+    """Open an experiment: submitted tasks run as jobs under `workdir` until the block ends.
+
+    Leaving the block waits for every job; an exception or a cancellation in the block
+    cancels running jobs instead. With `raise_on_failure`, failed jobs raise
+    `ExperimentFailed` on exit.
+    """
+    if os.environ.get("LEGATO_WORKER"):
+        raise LegatoError(
+            "experiment() was opened inside a running job: guard the script's entry point "
+            "with `if __name__ == '__main__':` so jobs can import it"
+        )
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise ValueError(f"experiment name must be a plain non-empty name, got {name!r}")
+    root = Path(workdir).expanduser().absolute()
+    launcher = launcher if launcher is not None else LocalLauncher()
+    if not isinstance(launcher, Launcher):
+        raise TypeError(f"launcher must implement legato.Launcher, got {launcher!r}")
+    xp = Experiment(root, name, max_jobs or os.cpu_count() or 1, resources, launcher)
+    await launcher.check()
+    await xp._write_state("running")
+    from ._display import follow
+
+    token = _current.set(xp)
+    wtoken = current_workdir.set(root)
+    status = "cancelled"
+    try:
+        async with anyio.create_task_group() as tg:
+            xp._tg = tg
+            tg.start_soon(follow, xp)
+            try:
+                yield xp
+                await xp.wait()
+                status = "failed" if xp.failed() else "done"
+            finally:
+                tg.cancel_scope.cancel()
+    finally:
+        xp._tg = None
+        _current.reset(token)
+        current_workdir.reset(wtoken)
+        with anyio.CancelScope(shield=True):
+            await xp._write_state(status)
+    failed = xp.failed()
+    if failed and raise_on_failure:
+        raise ExperimentFailed(
+            name,
+            [(j.type_name, j.identifier, j.stderr_path, j.failure_reason or "") for j in failed],
+        )

@@ -1,0 +1,65 @@
+"""The `Launcher` protocol: the one seam between the scheduler and where jobs run.
+
+The scheduler decides *when* a job runs (dependencies, slots, resources, the job lock);
+a launcher decides *where* and *how*: it starts the job entry point
+(`python -m legato._worker <job dir>`), reports progress, and returns how the process
+ended. Whatever the launcher, the job process writes the same job directory, so the
+outcome (DONE or not) is always read from the directory's markers, never from the launcher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["Exit", "LaunchSpec", "Launcher"]
+
+
+@dataclass(frozen=True)
+class Exit:
+    """How a job's process ended, as far as the launcher knows."""
+
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str | None = None
+    """Set when the launcher knows better than the exit status (sbatch rejected the job)."""
+
+
+@dataclass
+class LaunchSpec:
+    """Everything a launcher needs to start one job."""
+
+    job_dir: Path
+    argv: list[str]
+    env: dict[str, str]
+    requires: dict[str, int]
+    lock_fd: int | None = None
+    """An fd holding the job's flock; a local child inherits it so the lock outlives a
+    killed experiment for as long as the job runs."""
+    on_started: Callable[[dict[str, Any]], None] = field(default=lambda info: None)
+    """Call once the job is queued or running, with what identifies the run (pid, SLURM id)."""
+    on_progress: Callable[[float, str | None], None] = field(default=lambda f, d: None)
+
+
+@runtime_checkable
+class Launcher(Protocol):
+    """Starts job processes. Implementations: `LocalLauncher`, `SlurmLauncher`."""
+
+    name: str
+    """Recorded in the job's state.json as "launcher"."""
+
+    async def check(self) -> None:
+        """Raise a clear error if this launcher cannot work here (called at experiment start)."""
+
+    async def launch(self, spec: LaunchSpec) -> Exit:
+        """Run the job to its end and say how it ended.
+
+        On cancellation, end the job (terminate, then kill after a grace period) before
+        re-raising; never leave it running.
+        """
+
+    async def adopt(self, spec: LaunchSpec, info: dict[str, Any]) -> Exit | None:
+        """Follow a run that a previous (crashed) experiment started, described by the
+        `info` it recorded; None when that run is gone and the job must be launched anew."""

@@ -1,0 +1,211 @@
+"""One job's life on the experiment side: wait for dependencies, take a slot and the
+job's lock, launch, and read the verdict from the job directory.
+
+Disk work happens in worker threads, a few calls per job, so the event loop never waits
+on the filesystem.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._job import Job, JobState
+from ._launcher import Exit, LaunchSpec
+from ._workdir import DONE, FAILED, LOCK, PARAMS, PROGRESS, STATE, atomic_write, read_json
+from ._workdir import write_json
+
+if TYPE_CHECKING:
+    from ._experiment import Experiment
+
+__all__ = ["run_job"]
+
+_POLL_MIN, _POLL_MAX = 0.05, 2.0
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+def _try_lock(job_dir: Path) -> tuple[str, Any]:
+    """("done", None), ("busy", failure record mtime) or ("locked", fd)."""
+    job_dir.mkdir(parents=True, exist_ok=True)
+    if os.path.exists(job_dir / DONE):
+        return "done", None
+    fd = os.open(job_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return "busy", _mtime(job_dir / FAILED)
+    if os.path.exists(job_dir / DONE):  # finished between our check and the lock
+        os.close(fd)
+        return "done", None
+    return "locked", fd
+
+
+def _start_run(job_dir: Path, params: bytes, state: dict[str, Any]) -> None:
+    """With the lock held: a fresh run's params and state; old verdicts go."""
+    atomic_write(job_dir / PARAMS, params, durable=False)
+    for name in (FAILED, PROGRESS):
+        try:
+            os.unlink(job_dir / name)
+        except FileNotFoundError:
+            pass
+    write_json(job_dir / STATE, state, durable=False)
+
+
+def _verdict(job_dir: Path, exit: Exit) -> tuple[JobState, str | None]:
+    if os.path.exists(job_dir / DONE):
+        return JobState.DONE, None
+    record = read_json(job_dir / FAILED)
+    if record is not None and exit.reason is None:
+        return JobState.FAILED, str(record.get("reason") or "failed")
+    if exit.reason is not None:
+        reason = exit.reason
+    elif exit.signal is not None:
+        reason = f"killed by signal {exit.signal} ({_signame(exit.signal)})"
+    else:
+        reason = f"exited with code {exit.exit_code} without a verdict"
+    write_json(
+        job_dir / FAILED,
+        {
+            "state": "failed",
+            "reason": reason,
+            "exit_code": exit.exit_code,
+            "signal": exit.signal,
+            "ended": time.time(),
+        },
+    )
+    return JobState.FAILED, reason
+
+
+def _signame(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return "unknown"
+
+
+def _record_cancelled(job_dir: Path) -> None:
+    if not os.path.exists(job_dir / DONE):
+        write_json(
+            job_dir / FAILED,
+            {"state": "cancelled", "reason": "cancelled", "ended": time.time()},
+        )
+
+
+async def run_job(xp: Experiment, job: Job) -> None:
+    """Drive `job` to a final state; never raises except cancellation."""
+    try:
+        for dep in job.dependencies:
+            await dep._done.wait()
+        for dep in job.dependencies:
+            if dep.state is not JobState.DONE:
+                job._finish(
+                    JobState.DEPENDENCY_FAILED,
+                    f"dependency {dep.type_name}/{dep.identifier[:12]} ended {dep.state.name}",
+                )
+                xp._job_finished(job)
+                return
+        job.state = JobState.READY
+        await _run_when_free(xp, job)
+    except anyio.get_cancelled_exc_class():
+        if not job.state.final:
+            job._finish(JobState.CANCELLED, "cancelled")
+            xp._job_finished(job)
+        raise
+    except Exception as exc:  # a bug or a disk error: fail this job, keep the others
+        xp._log.exception("job %s/%s: internal error", job.type_name, job.identifier)
+        job._finish(JobState.FAILED, f"legato could not run the job: {exc!r}")
+        xp._job_finished(job)
+    else:
+        xp._job_finished(job)
+
+
+async def _run_when_free(xp: Experiment, job: Job) -> None:
+    delay = _POLL_MIN
+    while True:
+        grant = await xp._pool.acquire(job._amounts)
+        try:
+            kind, value = await anyio.to_thread.run_sync(_try_lock, job.path)
+            if kind == "done":
+                job._finish(JobState.DONE)
+                return
+            if kind == "locked":
+                await _run_locked(xp, job, value, grant.gpus)
+                return
+        finally:
+            xp._pool.release(grant)
+        # Another process runs this job: wait for it to let go, then take its outcome.
+        job.state = JobState.RUNNING
+        failed_before = value
+        while True:
+            await anyio.sleep(delay)
+            delay = min(delay * 1.5, _POLL_MAX)
+            kind, fd = await anyio.to_thread.run_sync(_try_lock, job.path)
+            if kind == "done":
+                job._finish(JobState.DONE)
+                return
+            if kind == "locked":
+                os.close(fd)
+                if _mtime(job.path / FAILED) != failed_before:
+                    record = read_json(job.path / FAILED) or {}
+                    job._finish(JobState.FAILED, str(record.get("reason") or "failed"))
+                    return
+                job.state = JobState.READY  # that run died without a verdict: ours now
+                break
+
+
+async def _run_locked(xp: Experiment, job: Job, fd: int, gpus: list[int]) -> None:
+    try:
+        launcher = job.launcher or xp.launcher
+        env = xp._job_env
+        if "gpu" in xp._pool.totals:
+            env = {**env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
+        spec = LaunchSpec(
+            job_dir=job.path,
+            argv=xp._worker_argv(job.path),
+            env=env,
+            requires=job.requires,
+            lock_fd=fd,
+            on_started=lambda info: _started(job, info),
+            on_progress=lambda fraction, desc: _progressed(job, fraction, desc),
+        )
+        previous = await anyio.to_thread.run_sync(read_json, job.path / STATE)
+        exit: Exit | None = None
+        if previous and previous.get("launcher") == launcher.name:
+            exit = await launcher.adopt(spec, previous)
+        if exit is None:
+            params = xp._params(job)
+            state = {"experiment": xp.name, "launcher": launcher.name, "submitted": time.time()}
+            await anyio.to_thread.run_sync(_start_run, job.path, params, state)
+            exit = await launcher.launch(spec)
+        state, reason = await anyio.to_thread.run_sync(_verdict, job.path, exit)
+        job._finish(state, reason)
+    except anyio.get_cancelled_exc_class():
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_record_cancelled, job.path)
+        raise
+    finally:
+        os.close(fd)
+
+
+def _started(job: Job, info: dict[str, Any]) -> None:
+    job.state = JobState.RUNNING
+    pid = info.get("pid")
+    job.pid = pid if isinstance(pid, int) else None
+
+
+def _progressed(job: Job, fraction: float, desc: str | None) -> None:
+    job.progress = fraction
+    job.progress_desc = desc
