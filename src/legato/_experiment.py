@@ -249,7 +249,9 @@ async def experiment(
     launcher = launcher if launcher is not None else LocalLauncher()
     if not isinstance(launcher, Launcher):
         raise TypeError(f"launcher must implement legato.Launcher, got {launcher!r}")
-    xp = Experiment(root, name, max_jobs or os.cpu_count() or 1, resources, launcher)
+    if max_jobs is None:
+        max_jobs = os.cpu_count() or 1
+    xp = Experiment(root, name, max_jobs, resources, launcher)
     await launcher.check()
     await xp._write_state("running")
     from ._display import follow
@@ -257,6 +259,7 @@ async def experiment(
     token = _current.set(xp)
     wtoken = current_workdir.set(root)
     status = "cancelled"
+    body_error: BaseException | None = None
     try:
         async with anyio.create_task_group() as tg:
             xp._tg = tg
@@ -265,8 +268,11 @@ async def experiment(
                 yield xp
                 await xp.wait()
                 status = "failed" if xp.failed() else "done"
-            finally:
-                tg.cancel_scope.cancel()
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, ungrouped
+                body_error = exc
+            tg.cancel_scope.cancel()
+        if body_error is not None:
+            raise body_error
     finally:
         xp._tg = None
         _current.reset(token)

@@ -18,7 +18,7 @@ import anyio
 
 from ._job import Job, JobState
 from ._launcher import Exit, LaunchSpec
-from ._workdir import DONE, FAILED, LOCK, PARAMS, PROGRESS, STATE, atomic_write, read_json
+from ._workdir import CANCEL, DONE, FAILED, LOCK, PARAMS, PROGRESS, STATE, atomic_write, read_json
 from ._workdir import write_json
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def _try_lock(job_dir: Path) -> tuple[str, Any]:
 def _start_run(job_dir: Path, params: bytes, state: dict[str, Any]) -> None:
     """With the lock held: a fresh run's params and state; old verdicts go."""
     atomic_write(job_dir / PARAMS, params, durable=False)
-    for name in (FAILED, PROGRESS):
+    for name in (FAILED, PROGRESS, CANCEL):
         try:
             os.unlink(job_dir / name)
         except FileNotFoundError:
@@ -69,7 +69,13 @@ def _verdict(job_dir: Path, exit: Exit) -> tuple[JobState, str | None]:
         return JobState.DONE, None
     record = read_json(job_dir / FAILED)
     if record is not None and exit.reason is None:
+        if record.get("state") == "cancelled":
+            return JobState.CANCELLED, str(record.get("reason") or "cancelled")
         return JobState.FAILED, str(record.get("reason") or "failed")
+    if os.path.exists(job_dir / CANCEL):
+        write_json(job_dir / FAILED, {"state": "cancelled", "reason": "cancelled by request",
+                                      "signal": exit.signal, "ended": time.time()})
+        return JobState.CANCELLED, "cancelled by request"
     if exit.reason is not None:
         reason = exit.reason
     elif exit.signal is not None:

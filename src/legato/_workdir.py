@@ -10,6 +10,8 @@
                      proof of DONE (its content: {"ended": <unix time>, "duration": <s>})
     failed.json      failure record: {"state": "failed"|"cancelled", "reason", "exit_code",
                      "signal", "traceback", "ended"}; any content, or none, means not done
+    cancel           written by `legato jobs kill` before it signals the job: the job's
+                     verdict is then "cancelled" rather than "failed"
     progress.json    the last `legato.progress()` report: {"fraction", "desc", "time"}
     stdout.log       the job's standard output
     stderr.log       the job's standard error
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "CANCEL",
     "DONE",
     "FAILED",
     "LOCK",
@@ -55,6 +58,7 @@ STATE = "state.json"
 DONE = "done"
 FAILED = "failed.json"
 PROGRESS = "progress.json"
+CANCEL = "cancel"
 STDOUT = "stdout.log"
 STDERR = "stderr.log"
 JOBS_LIST = "jobs.txt"

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ._workdir import DONE, FAILED, LOCK, PARAMS, STATE, STDERR, STDOUT, read_json, write_json
+from ._workdir import CANCEL, DONE, FAILED, LOCK, PARAMS, STATE, STDERR, STDOUT, read_json, write_json
 
 EXIT_FAILED = 1
 EXIT_BUSY = 75
@@ -100,10 +100,11 @@ def run(job_dir: Path) -> int:
         code = 128 + signal.SIGTERM if isinstance(exc, Terminated) else EXIT_FAILED
         if isinstance(exc, SystemExit) and isinstance(exc.code, int) and exc.code != 0:
             code = exc.code
+        cancelled = isinstance(exc, Terminated) and os.path.exists(job_dir / CANCEL)
         write_json(
             job_dir / FAILED,
             {
-                "state": "failed",
+                "state": "cancelled" if cancelled else "failed",
                 "reason": f"{type(exc).__name__}: {exc}".rstrip(": "),
                 "exit_code": code,
                 "traceback": tb,

@@ -1,0 +1,181 @@
+"""The scheduler through the public API: real job processes, real files, asyncio and trio."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anyio
+import pytest
+from xp_tasks import AsyncStep, Evaluate, Gather, Holder, Learn, Model, Reporter, Step, events
+
+import legato
+from legato import JobState, experiment, tag
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def poll(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(0.01)
+
+
+async def test_submit_outside_experiment_raises() -> None:
+    with pytest.raises(legato.NoExperimentError):
+        await Step(name="a", log="x").submit()
+
+
+async def test_job_runs_in_its_directory(tmp_path: Path) -> None:
+    log = str(tmp_path / "log")
+    async with experiment(tmp_path / "wd", "xp") as xp:
+        step = Step(name="a", log=log)
+        out = await step.submit()
+        assert out is step
+        job = step.__job__
+        assert job.state in (JobState.WAITING, JobState.READY, JobState.RUNNING)
+    assert job.state is JobState.DONE
+    assert job.path == tmp_path / "wd" / "jobs" / "xp_tasks.Step" / job.identifier
+    assert job.identifier == step.__identifier__
+    assert step.output == job.path / "out.txt" and step.output.read_text() == "a"
+    assert (job.path / "done").exists()
+    assert (job.path / "stdout.log").read_text() == "hello from a\n"
+    (start, _end) = events(tmp_path / "log")
+    assert start["cwd"] == str(job.path)
+    assert xp.jobs == [job]
+    assert legato.load(job.path).__identifier__ == job.identifier
+
+
+async def test_same_identifier_is_one_job_and_done_is_not_rerun(tmp_path: Path) -> None:
+    log = str(tmp_path / "log")
+    async with experiment(tmp_path, "xp") as xp:
+        first = Step(name="a", log=log)
+        await first.submit()
+        await Step(name="a", log=log).submit()
+    assert len(xp.jobs) == 1
+    async with experiment(tmp_path, "again") as xp2:
+        again = Step(name="a", log=log)
+        await again.submit()
+        await poll(lambda: again.__job__.state.final)
+        assert again.__job__.state is JobState.DONE
+    assert [e["event"] for e in events(tmp_path / "log")] == ["start", "end"]
+    assert len(xp2.jobs) == 1
+
+
+async def test_dependencies_nested_in_lists_dicts_and_configs(tmp_path: Path) -> None:
+    log = str(tmp_path / "log")
+    async with experiment(tmp_path, "xp", max_jobs=2):
+        a = await Step(name="a", log=log).submit()
+        b = await Step(name="b", log=log, inputs=[a]).submit()
+        c = await Step(name="c", log=log).submit()
+        gather = Gather(holder=Holder(steps={"b": b, "c": c}), log=log)
+        await gather.submit()
+        assert {d.identifier for d in gather.__job__.dependencies} == {
+            b.__job__.identifier,
+            c.__job__.identifier,
+        }
+    order = [(e["event"], e.get("name")) for e in events(tmp_path / "log")]
+    assert order.index(("end", "a")) < order.index(("start", "b"))
+    assert order[-1] == ("gather", None)
+
+
+async def test_config_output_carries_dependency_and_tags(tmp_path: Path) -> None:
+    log = str(tmp_path / "log")
+    async with experiment(tmp_path, "xp") as xp:
+        learn = Learn(model=Model(hidden=tag(32)))
+        trained = await learn.submit()
+        assert isinstance(trained, legato.Config) and trained.weights == learn.weights
+        evaluate = Evaluate(trained=trained, log=log)
+        await evaluate.submit()
+        assert evaluate.__job__.dependencies == [learn.__job__]
+        assert evaluate.__job__.tags == {"hidden": 32}
+    (event,) = events(tmp_path / "log")
+    assert event["weights"] == "32" and event["tags"] == {"hidden": 32}
+    assert {j.state for j in xp.jobs} == {JobState.DONE}
+
+
+async def test_failure_propagates_and_independent_jobs_go_on(tmp_path: Path) -> None:
+    log = str(tmp_path / "log")
+    with pytest.raises(legato.ExperimentFailed) as info:
+        async with experiment(tmp_path, "xp", max_jobs=2):
+            bad = await Step(name="bad", log=log, fail="raise").submit()
+            after = Step(name="after", log=log, inputs=[bad])
+            await after.submit()
+            ok = Step(name="ok", log=log)
+            await ok.submit()
+            with pytest.raises(legato.JobFailed, match="step bad failed on purpose"):
+                await bad.__job__.wait()
+    assert bad.__job__.state is JobState.FAILED
+    assert after.__job__.state is JobState.DEPENDENCY_FAILED
+    assert ok.__job__.state is JobState.DONE
+    message = str(info.value)
+    assert "step bad failed on purpose" in message
+    assert str(bad.__job__.stderr_path) in message
+    assert "ValueError" in bad.__job__.stderr_path.read_text()
+    assert not (bad.__job__.path / "done").exists()
+    # FAILED on disk runs again
+    async with experiment(tmp_path, "xp", raise_on_failure=False):
+        again = Step(name="bad", log=log, fail="raise")
+        await again.submit()
+    assert [e["name"] for e in events(tmp_path / "log") if e["event"] == "start"].count("bad") == 2
+
+
+@pytest.mark.parametrize(("fail", "reason"), [("exit", "code 3"), ("kill", "SIGKILL")])
+async def test_exit_code_and_signal_are_failures(tmp_path: Path, fail: str, reason: str) -> None:
+    async with experiment(tmp_path, "xp", raise_on_failure=False):
+        step = Step(name="x", log=str(tmp_path / "log"), fail=fail)
+        await step.submit()
+    assert step.__job__.state is JobState.FAILED
+    assert reason in (step.__job__.failure_reason or "")
+    assert not (step.__job__.path / "done").exists()
+
+
+async def test_async_execute(tmp_path: Path) -> None:
+    async with experiment(tmp_path, "xp"):
+        await AsyncStep(value=3, log=str(tmp_path / "log")).submit()
+    assert events(tmp_path / "log")[0]["value"] == 3
+
+
+async def test_progress_reaches_the_experiment(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    async with experiment(tmp_path, "xp"):
+        task = Reporter(gate=str(gate))
+        await task.submit()
+        job = task.__job__
+        await poll(lambda: job.progress == 0.5)
+        assert job.progress_desc == "halfway"
+        assert job.state is JobState.RUNNING
+        gate.touch()
+    assert job.progress == 1.0
+
+
+async def test_xp_wait_and_several_experiments_at_once(tmp_path: Path) -> None:
+    log = str(tmp_path / "log")
+    async with experiment(tmp_path / "one", "a") as a, experiment(tmp_path / "two", "b") as b:
+        s1 = Step(name="1", log=log)
+        await a.submit(s1)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(b.submit, Step(name="2", log=log))  # concurrent submits
+            tg.start_soon(Step(name="3", log=log).submit)  # the innermost experiment: b
+        await a.wait()
+        assert s1.__job__.state is JobState.DONE
+        await b.wait()
+        assert [j.state for j in b.jobs] == [JobState.DONE] * 2
+    assert s1.__job__.path.is_relative_to(tmp_path / "one")
+
+
+async def test_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="name"):
+        async with experiment(tmp_path, "a/b"):
+            pass
+    with pytest.raises(legato.ResourceError, match="max_jobs"):
+        async with experiment(tmp_path, "xp", max_jobs=0):
+            pass
+    async with experiment(tmp_path, "xp") as xp:
+        with pytest.raises(TypeError, match="Task"):
+            await xp.submit(Model())  # type: ignore[arg-type]
