@@ -134,7 +134,9 @@ class Experiment:
                 batch, self._pending = self._pending, []
                 done = await anyio.to_thread.run_sync(self._check_batch, batch)
                 assert self._tg is not None
-                for job, is_done in zip(batch, done):
+                for i, (job, is_done) in enumerate(zip(batch, done)):
+                    if i % 256 == 255:
+                        await anyio.lowlevel.checkpoint()  # keep the loop responsive
                     if is_done:
                         job._finish(JobState.DONE)
                         self._job_finished(job)

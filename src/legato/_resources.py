@@ -93,6 +93,8 @@ class ResourcePool:
             self.free[k] += v
         self.free_gpus = sorted(self.free_gpus + grant.gpus)
         for waiter in list(self._waiters):
+            if not self.free[SLOTS]:
+                break  # every request takes a slot: nobody else can start
             if self._fits(waiter.amounts):
                 self._waiters.remove(waiter)
                 waiter.grant = self._take(waiter.amounts)
