@@ -14,9 +14,9 @@ from pathlib import Path
 
 import anyio
 import pytest
-from xp_tasks import Step, events
 
 from legato import JobState, experiment
+from xp_tasks import Step, events
 
 pytestmark = pytest.mark.anyio
 SCRIPT = Path(__file__).with_name("xp_script.py")
@@ -67,9 +67,17 @@ def lock_is_free(job_dir: Path) -> bool:
 
 def run_script(tmp_path: Path, quick: int, gated: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, str(SCRIPT), str(tmp_path / "wd"), str(tmp_path / "log"),
-         str(tmp_path / "gate"), str(quick), str(gated)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            str(SCRIPT),
+            str(tmp_path / "wd"),
+            str(tmp_path / "log"),
+            str(tmp_path / "gate"),
+            str(quick),
+            str(gated),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -137,8 +145,12 @@ def test_kill_9_of_the_experiment_then_rerun_completes(tmp_path: Path) -> None:
     process = run_script(tmp_path, quick=2, gated=3)
     log = tmp_path / "log"
     # two quick jobs finished and two gated ones are running (max_jobs=2)
-    wait_until(lambda: sum(e["event"] == "end" for e in events(log)) == 2
-               and sum(e["name"].startswith("gated") for e in events(log)) == 2)
+    wait_until(
+        lambda: (
+            sum(e["event"] == "end" for e in events(log)) == 2
+            and sum(e["name"].startswith("gated") for e in events(log)) == 2
+        )
+    )
     running = [e["pid"] for e in events(log) if e["name"].startswith("gated")]
     process.kill()
     process.wait()

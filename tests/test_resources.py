@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from xp_tasks import Step, events
 
 import legato
 from legato import JobState, experiment
+from xp_tasks import Step, events
 
 pytestmark = pytest.mark.anyio
 

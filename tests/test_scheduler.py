@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import anyio
 import pytest
-from xp_tasks import AsyncStep, Evaluate, Gather, Holder, Learn, Model, Reporter, Step, events
 
 import legato
 from legato import JobState, experiment, tag
+from xp_tasks import AsyncStep, Evaluate, Gather, Holder, Learn, Model, Reporter, Step, events
 
 pytestmark = pytest.mark.anyio
 

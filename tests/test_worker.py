@@ -48,7 +48,7 @@ def write_script(tmp_path: Path, guarded: bool = True) -> Path:
     script = tmp_path / "scripts" / "greet.py"
     script.parent.mkdir()
     body = SCRIPT.format(
-        helper_import="sys.path.insert(0, {!r})\nfrom helpers import greeting".format(str(lib)),
+        helper_import=f"sys.path.insert(0, {str(lib)!r})\nfrom helpers import greeting",
         guard="",
         run='if __name__ == "__main__":\n    anyio.run(main)' if guarded else "anyio.run(main)",
     )

@@ -8,9 +8,9 @@ from __future__ import annotations
 import sys
 
 import anyio
-from xp_tasks import Step
 
 from legato import experiment
+from xp_tasks import Step
 
 
 async def main(workdir: str, log: str, gate: str, quick: int, gated: int, max_jobs: int) -> None:

@@ -46,8 +46,13 @@ class Step(Task):
     output: Annotated[Path, pathgenerator("out.txt")]
 
     def execute(self) -> None:
-        record(self.log, event="start", name=self.name, cwd=os.getcwd(),
-               cuda=os.environ.get("CUDA_VISIBLE_DEVICES"))
+        record(
+            self.log,
+            event="start",
+            name=self.name,
+            cwd=os.getcwd(),
+            cuda=os.environ.get("CUDA_VISIBLE_DEVICES"),
+        )
         for item in self.inputs:
             if isinstance(item, Step):
                 assert item.output.read_text() == item.name, "dependency not done"
@@ -127,5 +132,4 @@ class Evaluate(Task):
     log: Meta[str]
 
     def execute(self) -> None:
-        record(self.log, event="eval", weights=self.trained.weights.read_text(),
-               tags=self.__tags__)
+        record(self.log, event="eval", weights=self.trained.weights.read_text(), tags=self.__tags__)

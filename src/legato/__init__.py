@@ -25,7 +25,7 @@ from ._task import Task
 if TYPE_CHECKING:
     from ._experiment import Experiment, experiment
     from ._job import Job, JobState
-    from ._launcher import Exit, LaunchSpec, Launcher
+    from ._launcher import Exit, Launcher, LaunchSpec
     from ._load import load
     from ._local import LocalLauncher
     from ._progress import progress

@@ -10,13 +10,13 @@ from __future__ import annotations
 import sys
 import typing
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 from msgspec.structs import force_setattr
 
 from ._errors import ConfigError
-from ._fields import FieldKind, Tagged, _FieldSpec, pathgenerator
+from ._fields import FieldKind, Tagged, _FieldSpec, field, pathgenerator
 from ._identity import (
     _NO_FAST,
     encode_default,
@@ -129,6 +129,17 @@ def _is_pathgen(ann: Any, globalns: dict[str, Any], ns: dict[str, Any]) -> bool:
     return any(isinstance(m, pathgenerator) for m in typing.get_args(ann)[1:])
 
 
+if TYPE_CHECKING:
+    from typing_extensions import dataclass_transform
+else:
+
+    def dataclass_transform(**kwargs: Any) -> Any:
+        return lambda cls: cls
+
+
+@dataclass_transform(
+    frozen_default=True, kw_only_default=True, field_specifiers=(msgspec.field, field)
+)
 class ConfigMeta(msgspec.StructMeta):
     """Adds the `name=` class keyword and legato's field options to msgspec's Structs."""
 

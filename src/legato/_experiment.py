@@ -134,7 +134,7 @@ class Experiment:
                 batch, self._pending = self._pending, []
                 done = await anyio.to_thread.run_sync(self._check_batch, batch)
                 assert self._tg is not None
-                for i, (job, is_done) in enumerate(zip(batch, done)):
+                for i, (job, is_done) in enumerate(zip(batch, done, strict=True)):
                     if i % 256 == 255:
                         await anyio.lowlevel.checkpoint()  # keep the loop responsive
                     if is_done:
@@ -192,9 +192,7 @@ class Experiment:
     async def _write_state(self, status: str) -> None:
         state = self._state(status)
         self.path.mkdir(parents=True, exist_ok=True)
-        await anyio.to_thread.run_sync(
-            lambda: write_json(self.path / STATE, state, durable=False)
-        )
+        await anyio.to_thread.run_sync(lambda: write_json(self.path / STATE, state, durable=False))
 
     def __repr__(self) -> str:
         return f"<Experiment {self.name!r} at {self.workdir} ({len(self._jobs)} jobs)>"
@@ -247,7 +245,7 @@ async def experiment(
         )
     if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
         raise ValueError(f"experiment name must be a plain non-empty name, got {name!r}")
-    root = Path(workdir).expanduser().absolute()
+    root = Path(workdir).expanduser().absolute()  # noqa: ASYNC240 - no I/O
     launcher = launcher if launcher is not None else LocalLauncher()
     if not isinstance(launcher, Launcher):
         raise TypeError(f"launcher must implement legato.Launcher, got {launcher!r}")
@@ -270,7 +268,7 @@ async def experiment(
                 yield xp
                 await xp.wait()
                 status = "failed" if xp.failed() else "done"
-            except BaseException as exc:  # noqa: BLE001 - re-raised below, ungrouped
+            except BaseException as exc:
                 body_error = exc
             tg.cancel_scope.cancel()
         if body_error is not None:

@@ -7,7 +7,8 @@ The kinds are `Annotated` markers so that type checkers see the plain value type
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any, Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 
@@ -41,7 +42,7 @@ Param = Annotated[T, FieldKind.PARAM]
 Meta = Annotated[T, FieldKind.META]
 """A field outside the identity: devices, verbosity, paths of convenience."""
 
-Option = Meta
+Option = Annotated[T, FieldKind.META]
 """Alias of `Meta`, the name experimaestro users know."""
 
 Constant = Annotated[T, FieldKind.CONSTANT]

@@ -37,9 +37,7 @@ class JobState(enum.Enum):
         return self in _FINAL
 
 
-_FINAL = frozenset(
-    {JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.DEPENDENCY_FAILED}
-)
+_FINAL = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.DEPENDENCY_FAILED})
 
 
 class Job:

@@ -56,8 +56,7 @@ class ResourcePool:
                 )
             if amount > self.totals[name]:
                 raise ResourceError(
-                    f"requires {amount} {name!r} but the experiment has only "
-                    f"{self.totals[name]}"
+                    f"requires {amount} {name!r} but the experiment has only {self.totals[name]}"
                 )
             amounts[name] = amount
         return amounts

@@ -18,8 +18,18 @@ import anyio
 
 from ._job import Job, JobState
 from ._launcher import Exit, LaunchSpec
-from ._workdir import CANCEL, DONE, FAILED, LOCK, PARAMS, PROGRESS, STATE, atomic_write, read_json
-from ._workdir import write_json
+from ._workdir import (
+    CANCEL,
+    DONE,
+    FAILED,
+    LOCK,
+    PARAMS,
+    PROGRESS,
+    STATE,
+    atomic_write,
+    read_json,
+    write_json,
+)
 
 if TYPE_CHECKING:
     from ._experiment import Experiment
@@ -73,8 +83,15 @@ def _verdict(job_dir: Path, exit: Exit) -> tuple[JobState, str | None]:
             return JobState.CANCELLED, str(record.get("reason") or "cancelled")
         return JobState.FAILED, str(record.get("reason") or "failed")
     if os.path.exists(job_dir / CANCEL):
-        write_json(job_dir / FAILED, {"state": "cancelled", "reason": "cancelled by request",
-                                      "signal": exit.signal, "ended": time.time()})
+        write_json(
+            job_dir / FAILED,
+            {
+                "state": "cancelled",
+                "reason": "cancelled by request",
+                "signal": exit.signal,
+                "ended": time.time(),
+            },
+        )
         return JobState.CANCELLED, "cancelled by request"
     if exit.reason is not None:
         reason = exit.reason
@@ -193,11 +210,11 @@ async def _run_locked(xp: Experiment, job: Job, fd: int, gpus: list[int]) -> Non
             exit = await launcher.adopt(spec, previous)
         if exit is None:
             params = xp._params(job)
-            state = {"experiment": xp.name, "launcher": launcher.name, "submitted": time.time()}
-            await anyio.to_thread.run_sync(_start_run, job.path, params, state)
+            info = {"experiment": xp.name, "launcher": launcher.name, "submitted": time.time()}
+            await anyio.to_thread.run_sync(_start_run, job.path, params, info)
             exit = await launcher.launch(spec)
-        state, reason = await anyio.to_thread.run_sync(_verdict, job.path, exit)
-        job._finish(state, reason)
+        verdict, reason = await anyio.to_thread.run_sync(_verdict, job.path, exit)
+        job._finish(verdict, reason)
     except anyio.get_cancelled_exc_class():
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(_record_cancelled, job.path)

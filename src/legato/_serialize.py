@@ -116,9 +116,7 @@ def dumps(config: ConfigBase) -> bytes:
         raise TypeError(f"dumps() takes a Config or Task, not {type(config).__name__}")
     dumper = _Dumper()
     root = dumper.config(config)
-    return _encoder.encode(
-        {"version": FORMAT_VERSION, "root": root, "objects": dumper.objects}
-    )
+    return _encoder.encode({"version": FORMAT_VERSION, "root": root, "objects": dumper.objects})
 
 
 def _import_script(module: str, file: str) -> None:

@@ -125,7 +125,9 @@ def _fixed_tuple(items: list[Coercer], expected: Any) -> Coercer:
     def coerce(value: Any, path: str) -> Any:
         if not isinstance(value, (list, tuple)) or len(value) != len(items):
             raise ValidationError(path, expected, value, f"needs {len(items)} items")
-        return tuple(c(v, f"{path}[{i}]") for i, (c, v) in enumerate(zip(items, value)))
+        return tuple(
+            c(v, f"{path}[{i}]") for i, (c, v) in enumerate(zip(items, value, strict=True))
+        )
 
     return coerce
 

@@ -20,7 +20,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ._workdir import CANCEL, DONE, FAILED, LOCK, PARAMS, STATE, STDERR, STDOUT, read_json, write_json
+from ._workdir import (
+    CANCEL,
+    DONE,
+    FAILED,
+    LOCK,
+    PARAMS,
+    STATE,
+    STDERR,
+    STDOUT,
+    read_json,
+    write_json,
+)
 
 EXIT_FAILED = 1
 EXIT_BUSY = 75
@@ -93,7 +104,7 @@ def run(job_dir: Path) -> int:
                 return await result
 
             asyncio.run(_await())
-    except BaseException as exc:  # noqa: BLE001 - every way out must leave a verdict
+    except BaseException as exc:
         tb = traceback.format_exc()
         sys.stderr.write(tb)
         sys.stderr.flush()
