@@ -33,6 +33,8 @@ from ._workdir import DONE, JOBS_LIST, STATE, experiment_dir, job_dir, write_jso
 
 __all__ = ["Experiment", "current_experiment", "experiment"]
 
+_LOG_LEVELS = {JobState.DONE: logging.DEBUG, JobState.FAILED: logging.WARNING}
+
 _current: contextvars.ContextVar[Experiment | None] = contextvars.ContextVar(
     "legato_experiment", default=None
 )
@@ -154,7 +156,7 @@ class Experiment:
 
     def _job_finished(self, job: Job) -> None:
         self._unfinished -= 1
-        level = logging.WARNING if job.state is not JobState.DONE else logging.DEBUG
+        level = _LOG_LEVELS.get(job.state, logging.INFO)
         self._log.log(level, "%s/%s %s", job.type_name, job.identifier[:12], job.state.name)
         if self._unfinished == 0:
             self._idle.set()
