@@ -83,10 +83,13 @@ async def _live(xp: Experiment) -> None:
 
     last_state = time.monotonic()
     with Live(_render(xp), refresh_per_second=4, transient=False) as live:
-        while True:
-            await anyio.sleep(0.25)
-            live.update(_render(xp))
-            now = time.monotonic()
-            if now - last_state >= _STATE_INTERVAL:
-                last_state = now
-                await xp._write_state("running")
+        try:
+            while True:
+                await anyio.sleep(0.25)
+                live.update(_render(xp))
+                now = time.monotonic()
+                if now - last_state >= _STATE_INTERVAL:
+                    last_state = now
+                    await xp._write_state("running")
+        finally:
+            live.update(_render(xp), refresh=True)  # leave the final counts on screen

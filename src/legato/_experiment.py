@@ -193,8 +193,12 @@ class Experiment:
 
     async def _write_state(self, status: str) -> None:
         state = self._state(status)
-        self.path.mkdir(parents=True, exist_ok=True)
-        await anyio.to_thread.run_sync(lambda: write_json(self.path / STATE, state, durable=False))
+
+        def write() -> None:
+            self.path.mkdir(parents=True, exist_ok=True)
+            write_json(self.path / STATE, state, durable=False)
+
+        await anyio.to_thread.run_sync(write)
 
     def __repr__(self) -> str:
         return f"<Experiment {self.name!r} at {self.workdir} ({len(self._jobs)} jobs)>"

@@ -1,0 +1,87 @@
+"""Following an experiment: the live view on a terminal, log lines elsewhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+SCRIPT = Path(__file__).with_name("xp_script.py")
+
+
+def run(tmp_path: Path, env: dict[str, str], tty: bool) -> str:
+    args = [
+        sys.executable,
+        str(SCRIPT),
+        str(tmp_path / "wd"),
+        str(tmp_path / "log"),
+        str(tmp_path / "gate"),
+        "3",
+        "0",
+    ]
+    full_env = {**os.environ, **env, "COLUMNS": "120"}
+    if not tty:
+        done = subprocess.run(args, env=full_env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout + done.stderr
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(args, env=full_env, stdout=follower, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert process.wait(timeout=120) == 0
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_live_view_on_a_terminal(tmp_path: Path) -> None:
+    out = run(tmp_path, {}, tty=True)
+    assert "crash: 3 done, 0 running, 0 failed, 0 waiting (3 jobs)" in out
+    assert "\x1b[" in out  # rich drew on the terminal
+
+
+def test_log_lines_when_not_a_terminal(tmp_path: Path) -> None:
+    script = tmp_path / "logged.py"
+    script.write_text(
+        "import logging, runpy, sys\n"
+        "logging.basicConfig(level=logging.INFO, format='%(name)s %(message)s')\n"
+        f"sys.argv = [{str(SCRIPT)!r}] + sys.argv[1:]\n"
+        f"runpy.run_path({str(SCRIPT)!r}, run_name='__main__')\n"
+    )
+    args = [
+        sys.executable,
+        str(script),
+        str(tmp_path / "wd"),
+        str(tmp_path / "log"),
+        str(tmp_path / "gate"),
+        "2",
+        "1",
+    ]
+    env = {**os.environ, "LEGATO_LOG_INTERVAL": "0.1", "PYTHONPATH": str(SCRIPT.parent)}
+    process = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    watchdog = threading.Timer(60, (tmp_path / "gate").touch)  # never hang the suite
+    watchdog.start()
+    found = False
+    for line in process.stderr:  # log lines arrive while the gated job runs
+        if "legato crash:" in line and "1 running" in line:
+            found = True
+            break
+    watchdog.cancel()
+    (tmp_path / "gate").touch()
+    process.stderr.read()
+    assert process.wait(timeout=120) == 0
+    assert found, "no periodic log line while a job was running"
+    state = json.loads((tmp_path / "wd" / "experiments" / "crash" / "state.json").read_text())
+    assert state["status"] == "done" and state["counts"]["done"] == 3
