@@ -79,7 +79,7 @@ def test_sets_and_dicts_of_strings_agree_across_seeds(
     string_runs: dict[str, dict[str, Any]],
 ) -> None:
     results = [
-        {k: v for k, v in run.items() if not k.startswith("_")} for run in string_runs.values()
+        {k: v for k, v in out.items() if not k.startswith("_")} for out in string_runs.values()
     ]
     assert all(result == results[0] for result in results)
     assert len(set(results[0].values())) == len(results[0])

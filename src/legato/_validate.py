@@ -33,7 +33,8 @@ def _exact(tp: type) -> Coercer:
         if type(value) is tp:
             return value
         if tp is not bool and isinstance(value, tp) and not isinstance(value, bool):
-            return tp(value)
+            # str.__str__ keeps the characters; str() of a (str, Enum) member is "Cls.NAME".
+            return str.__str__(value) if tp is str else tp(value)
         raise ValidationError(path, tp, value)
 
     return coerce
@@ -43,7 +44,10 @@ def _float(value: Any, path: str) -> Any:
     if type(value) is float:
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValidationError(path, float, value, "too large for a float") from None
     raise ValidationError(path, float, value)
 
 
