@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import os
+import re
+import subprocess
+import sys
+import textwrap
 import types
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -164,6 +169,34 @@ def test_name_keyword_must_be_a_non_empty_string() -> None:
 
         class Bad(Config, name=""):
             x: Param[int] = 0
+
+
+def test_a_script_class_is_named_after_the_script_however_it_is_started(tmp_path: Path) -> None:
+    """`__main__` stands for the script's module name, so identifiers agree."""
+    script = tmp_path / "mylab_script.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            from legato import Config, Param
+
+            class Exp(Config):
+                x: Param[int] = 0
+
+            if __name__ == "__main__":
+                print(Exp(x=1).__identifier__)
+            """
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    show = "import mylab_script; print(mylab_script.Exp(x=1).__identifier__)"
+    ways = [[str(script)], ["-m", "mylab_script"], ["-c", show]]
+    out = {
+        subprocess.run(
+            [sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True
+        ).stdout
+        for args in ways
+    }
+    assert len(out) == 1 and re.fullmatch(r"[0-9a-f]{64}\n", out.pop())
 
 
 def test_option_is_an_alias_of_meta() -> None:

@@ -19,6 +19,7 @@ from ._errors import ConfigError
 from ._fields import FieldKind, Tagged, _FieldSpec, field, pathgenerator
 from ._identity import (
     _NO_FAST,
+    WorkdirDefault,
     encode_default,
     fast_default,
     identifier_digest,
@@ -65,7 +66,7 @@ class Plan:
         self.type_name = cls.__legato_type_name__
         opts = cls.__legato_field_options__
         checks: list[_FieldPlan] = []
-        identity: list[tuple[str, bool, Any, bytes | None, str]] = []
+        identity: list[tuple[str, bool, Any, bytes | WorkdirDefault | None, str]] = []
         self.pathgens: dict[str, pathgenerator] = {}
         self.constants: dict[str, Any] = {}
         for info in msgspec.structs.fields(cls):

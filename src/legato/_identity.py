@@ -118,8 +118,31 @@ def _path(value: PurePath) -> str:
     return value.as_posix()
 
 
-def encode_default(value: Any) -> bytes:
+class WorkdirDefault:
+    """A default holding an absolute Path: its identity form depends on the workdir current
+    when an identifier is computed, so it is encoded then rather than once per class."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _holds_absolute_path(value: Any) -> bool:
+    if isinstance(value, PurePath):
+        return value.is_absolute()
+    t = type(value)
+    if t is list or t is tuple or t is set or t is frozenset:
+        return any(_holds_absolute_path(v) for v in value)
+    if t is dict:
+        return any(_holds_absolute_path(v) for v in value.values())
+    return False
+
+
+def encode_default(value: Any) -> bytes | WorkdirDefault:
     """The encoded identity form of a default, compared against field values."""
+    if _holds_absolute_path(value):
+        return WorkdirDefault(value)
     return _encode(canon(value, "default"))
 
 
@@ -142,6 +165,8 @@ def identifier_digest(config: ConfigBase) -> bytes:
                     continue
             elif default_bytes is not None:
                 c = canon(value, errpath)
+                if type(default_bytes) is WorkdirDefault:
+                    default_bytes = _encode(canon(default_bytes.value, errpath))
                 if _encode(c) != default_bytes:
                     fields.append(fname)
                     fields.append(c)
