@@ -1,0 +1,59 @@
+"""Developer sessions; CI runs the same commands (see .ci/run).
+
+nox                 # tests, lint, types, docs
+nox -s bench        # benchmarks (installs experimaestro for the comparison)
+nox -s tests -- -k identity
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "types", "docs"]
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = Path(__file__).parent
+LINTED = ["src", "tests", "benchmarks", "noxfile.py"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite (pass pytest arguments after `--`)."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", "-q", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff lint and format checks."""
+    session.install("ruff")
+    session.run("ruff", "check", *LINTED)
+    session.run("ruff", "format", "--check", *LINTED)
+
+
+@nox.session
+def types(session: nox.Session) -> None:
+    """mypy --strict on src/ (settings in pyproject.toml)."""
+    session.install("-e", ".", "mypy")
+    session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Every benchmarks/bench_*.py; each prints its figures."""
+    session.install("-e", ".[bench]")
+    scripts = sorted((ROOT / "benchmarks").glob("bench_*.py"))
+    if not scripts:
+        session.error("no benchmarks/bench_*.py found")
+    for script in scripts:
+        session.log(f"--- {script.name}")
+        session.run("python", str(script), *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the MkDocs site, failing on any warning."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict")
