@@ -195,3 +195,21 @@ def test_two_experiment_processes_run_a_job_once(tmp_path: Path) -> None:
         out, _ = process.communicate(timeout=120)
         assert process.returncode == 0 and "['DONE']" in out
     assert [e["event"] for e in events(log)] == ["start", "end"]
+
+
+async def test_a_run_that_fails_elsewhere_is_taken_as_is(tmp_path: Path) -> None:
+    log, gate = str(tmp_path / "log"), tmp_path / "gate"
+    one_step = Step(name="s", log=log, gate=str(gate), fail="raise")
+    two_step = Step(name="s", log=log, gate=str(gate), fail="raise")
+    async with (
+        experiment(tmp_path, "one", raise_on_failure=False) as one,
+        experiment(tmp_path, "two", raise_on_failure=False) as two,
+    ):
+        await one.submit(one_step)
+        await poll(lambda: len(events(tmp_path / "log")) == 1)
+        await two.submit(two_step)
+        await poll(lambda: two_step.__job__.state is JobState.RUNNING)
+        gate.touch()
+    assert one_step.__job__.state is two_step.__job__.state is JobState.FAILED
+    assert "failed on purpose" in (two_step.__job__.failure_reason or "")
+    assert [e["event"] for e in events(tmp_path / "log")] == ["start"]  # not run again

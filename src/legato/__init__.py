@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import logging
 from typing import TYPE_CHECKING, Any
 
 from ._config import Config
@@ -57,7 +56,6 @@ def __getattr__(name: str) -> Any:
 
 __version__ = "0.1.0"
 
-logging.getLogger("legato").addHandler(logging.NullHandler())
 
 __all__ = [
     "ENCODING_VERSION",

@@ -33,6 +33,7 @@ from ._workdir import DONE, JOBS_LIST, STATE, experiment_dir, job_dir, write_jso
 
 __all__ = ["Experiment", "current_experiment", "experiment"]
 
+logging.getLogger("legato").addHandler(logging.NullHandler())
 _LOG_LEVELS = {JobState.DONE: logging.DEBUG, JobState.FAILED: logging.WARNING}
 
 _current: contextvars.ContextVar[Experiment | None] = contextvars.ContextVar(

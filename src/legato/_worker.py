@@ -12,10 +12,8 @@ from __future__ import annotations
 import inspect
 import os
 import signal
-import socket
 import sys
 import time
-import traceback
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -105,6 +103,8 @@ def run(job_dir: Path) -> int:
 
             asyncio.run(_await())
     except BaseException as exc:
+        import traceback
+
         tb = traceback.format_exc()
         sys.stderr.write(tb)
         sys.stderr.flush()
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BUSY
     _redirect_output(job_dir)
     info = read_json(job_dir / STATE) or {}
-    info.update(pid=os.getpid(), host=socket.gethostname(), started=time.time())
+    info.update(pid=os.getpid(), host=os.uname().nodename, started=time.time())
     write_json(job_dir / STATE, info, durable=False)
     os.chdir(job_dir)
     signal.signal(signal.SIGTERM, _on_sigterm)
