@@ -2,6 +2,7 @@
 
 nox                 # tests, lint, types, docs
 nox -s bench        # benchmarks (installs experimaestro for the comparison)
+nox -s bench -- identity   # only benchmarks/bench_*identity*.py
 nox -s tests -- -k identity
 """
 
@@ -42,14 +43,17 @@ def types(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Every benchmarks/bench_*.py; each prints its figures."""
+    """Every benchmarks/bench_*.py, each printing its figures; `-- identity` runs only
+    the scripts whose name contains `identity`."""
     session.install("-e", ".[bench]")
     scripts = sorted((ROOT / "benchmarks").glob("bench_*.py"))
+    if session.posargs:
+        scripts = [s for s in scripts if any(word in s.stem for word in session.posargs)]
     if not scripts:
-        session.error("no benchmarks/bench_*.py found")
+        session.error("no benchmarks/bench_*.py to run")
     for script in scripts:
         session.log(f"--- {script.name}")
-        session.run("python", str(script), *session.posargs)
+        session.run("python", str(script))
 
 
 @nox.session
