@@ -91,11 +91,7 @@ class Plan:
                 self.constants[info.name] = default
             checks.append(_FieldPlan(info.name, kind, coerce, default, errpath))
             if kind in (FieldKind.PARAM, FieldKind.CONSTANT):
-                always = (
-                    kind is FieldKind.CONSTANT
-                    or has_factory
-                    or not opts.get(info.name, True)
-                )
+                always = kind is FieldKind.CONSTANT or has_factory or not opts.get(info.name, True)
                 if always or default is msgspec.NODEFAULT:
                     identity.append((info.name, always, _NO_FAST, None, errpath))
                 else:
@@ -208,9 +204,7 @@ class ConfigBase(msgspec.Struct, metaclass=ConfigMeta, frozen=True, dict=True, k
                     )
                 continue
             new = coerce(value, errpath)
-            if kind is FieldKind.CONSTANT and not (
-                type(new) is type(default) and new == default
-            ):
+            if kind is FieldKind.CONSTANT and not (type(new) is type(default) and new == default):
                 raise ConfigError(f"{errpath} is a Constant ({default!r}) and cannot be set")
             if new is not original:
                 force_setattr(self, name, new)

@@ -81,6 +81,4 @@ class ExperimentFailed(LegatoError):
             f"  {type_name}/{ident[:12]}: {reason or 'failed'} (see {log})"
             for type_name, ident, log, reason in failed
         ]
-        super().__init__(
-            f"experiment {name!r}: {len(failed)} job(s) failed\n" + "\n".join(lines)
-        )
+        super().__init__(f"experiment {name!r}: {len(failed)} job(s) failed\n" + "\n".join(lines))
