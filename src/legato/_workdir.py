@@ -47,7 +47,9 @@ __all__ = [
     "atomic_write",
     "cache_dir",
     "experiment_dir",
+    "experiments_root",
     "job_dir",
+    "jobs_root",
     "read_json",
     "write_json",
 ]
@@ -64,12 +66,22 @@ STDERR = "stderr.log"
 JOBS_LIST = "jobs.txt"
 
 
+def jobs_root(workdir: Path) -> Path:
+    """The directory holding `<type name>/<identifier>/` job directories."""
+    return workdir / "jobs"
+
+
+def experiments_root(workdir: Path) -> Path:
+    """The directory holding one `<name>/` directory per experiment."""
+    return workdir / "experiments"
+
+
 def job_dir(workdir: Path, type_name: str, identifier: str) -> Path:
-    return workdir / "jobs" / type_name / identifier
+    return jobs_root(workdir) / type_name / identifier
 
 
 def experiment_dir(workdir: Path, name: str) -> Path:
-    return workdir / "experiments" / name
+    return experiments_root(workdir) / name
 
 
 def cache_dir(workdir: Path, type_name: str, identifier: str) -> Path:
