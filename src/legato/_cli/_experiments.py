@@ -1,0 +1,179 @@
+"""`legato experiments ls` and `legato status` (a live view of running experiments)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import msgspec
+import typer
+
+from ._common import format_duration, format_time, open_workdir, table
+from ._jobs import tag_text
+from ._procs import Locks
+from ._scan import (
+    ExperimentEntry,
+    experiment_jobs,
+    list_experiments,
+    progress,
+    scan_jobs,
+)
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+__all__ = ["app", "status"]
+
+app = typer.Typer(help="List experiments.", no_args_is_help=True, add_completion=False)
+
+_MAX_ROWS = 20
+
+
+def _summary(counts: dict[str, int]) -> dict[str, int]:
+    return {
+        "done": counts.get("done", 0),
+        "running": counts.get("running", 0),
+        "failed": counts.get("failed", 0)
+        + counts.get("cancelled", 0)
+        + counts.get("dependency_failed", 0),
+        "waiting": counts.get("waiting", 0) + counts.get("ready", 0),
+    }
+
+
+def _number(info: dict[str, Any] | None, key: str) -> float | None:
+    value = (info or {}).get(key)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _experiment_json(xp: ExperimentEntry) -> dict[str, Any]:
+    info = xp.info or {}
+    return {
+        "name": xp.name,
+        "status": xp.status,
+        "counts": xp.counts,
+        "pid": info.get("pid"),
+        "host": info.get("host"),
+        "started": _number(info, "started"),
+        "updated": _number(info, "updated"),
+        "path": str(xp.path),
+    }
+
+
+@app.command("ls")
+def ls(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List experiments: status, job counts, start and last update."""
+    workdir = open_workdir(ctx.obj)
+    experiments = list_experiments(workdir)
+    if as_json:
+        for xp in experiments:
+            sys.stdout.write(msgspec.json.encode(_experiment_json(xp)).decode() + "\n")
+        return
+    if not experiments:
+        sys.stderr.write("no experiments\n")
+        return
+    rows = []
+    for xp in experiments:
+        s = _summary(xp.counts)
+        rows.append(
+            (
+                xp.name,
+                xp.status,
+                str(sum(s.values())),
+                str(s["done"]),
+                str(s["running"]),
+                str(s["failed"]),
+                str(s["waiting"]),
+                format_time(_number(xp.info, "started")),
+                format_time(_number(xp.info, "updated")),
+            )
+        )
+    headers = ("NAME", "STATUS", "JOBS", "DONE", "RUNNING", "FAILED", "WAITING", "STARTED",
+               "UPDATED")  # fmt: skip
+    sys.stdout.write(table(headers, rows, colour_column=1) + "\n")
+
+
+# -- status ---------------------------------------------------------------------------
+
+
+def render(workdir: Path) -> RenderableType:
+    """The running experiments, their counts and their running jobs' progress."""
+    from rich.console import Group
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
+    running = [xp for xp in list_experiments(workdir) if xp.status == "running"]
+    if not running:
+        return Text(f"no running experiment in {workdir}")
+    now = time.time()
+    parts: list[RenderableType] = []
+    locks = Locks()
+    for xp in running:
+        info = xp.info or {}
+        started = _number(info, "started")
+        s = _summary(xp.counts)
+        head = Text.assemble(
+            (xp.name, "bold"),
+            f"  pid {info.get('pid')} on {info.get('host')}, started {format_time(started)}"
+            f" ({format_duration(now - started if started else None)} ago)\n",
+            (f"{s['done']} done", "green"),
+            ", ",
+            (f"{s['running']} running", "cyan"),
+            ", ",
+            (f"{s['failed']} failed", "red" if s["failed"] else ""),
+            f", {s['waiting']} waiting",
+        )
+        parts.append(head)
+        jobs = [
+            e
+            for e in scan_jobs(workdir, only=experiment_jobs(workdir, xp.name), locks=locks)
+            if e.state == "running"
+        ]
+        if jobs:
+            grid = Table(box=None, padding=(0, 1), show_header=True, header_style="dim")
+            for column in ("JOB", "TAGS", "PROGRESS", "", "ELAPSED"):
+                grid.add_column(column)
+            for entry in jobs[:_MAX_ROWS]:
+                report = progress(entry)
+                bar: RenderableType = Text("")
+                label = ""
+                if report is not None:
+                    bar = ProgressBar(total=1.0, completed=report[0], width=20)
+                    label = f"{report[0]:.0%}" + (f" {report[1]}" if report[1] else "")
+                tags = " ".join(f"{k}={tag_text(v)}" for k, v in entry.tags().items())
+                grid.add_row(entry.short, tags, bar, label, format_duration(entry.duration))
+            parts.append(grid)
+            if len(jobs) > _MAX_ROWS:
+                parts.append(Text(f"  … and {len(jobs) - _MAX_ROWS} more running", "dim"))
+        parts.append(Text(""))
+    return Group(*parts)
+
+
+def status(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="Print the view once and exit.")] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.1, help="Seconds between refreshes.")
+    ] = 1.0,
+) -> None:
+    """Live view of running experiments, refreshed until Ctrl-C (printed once off a terminal)."""
+    from rich.console import Console
+    from rich.live import Live
+
+    workdir = open_workdir(ctx.obj)
+    console = Console()
+    if once or not console.is_terminal:
+        console.print(render(workdir))
+        return
+    try:
+        with Live(render(workdir), console=console, auto_refresh=False) as live:
+            while True:
+                time.sleep(interval)
+                live.update(render(workdir), refresh=True)
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,348 @@
+"""`legato jobs ls | show | log`: what is in the workdir, one job in detail, its output."""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import typer
+
+from .._workdir import STDERR, STDOUT, job_dir
+from ._common import EXIT_USAGE, CliError, format_duration, format_time, open_workdir, table
+from ._params import Params, ParamsError, ParamsMissing
+from ._procs import Locks
+from ._scan import (
+    JobEntry,
+    experiment_jobs,
+    progress,
+    read_job,
+    resolve,
+    scan_jobs,
+)
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="List, inspect, follow, cancel and remove jobs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+_FOLLOW_POLL = 0.25
+
+
+class State(str, enum.Enum):
+    done = "done"
+    failed = "failed"
+    cancelled = "cancelled"
+    running = "running"
+    incomplete = "incomplete"
+
+
+# -- jobs ls --------------------------------------------------------------------------
+
+
+def tag_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, (bool, int, float)):
+        return str(value)
+    return msgspec.json.encode(value).decode()
+
+
+def _parse_tag_filter(text: str) -> tuple[str, str | None]:
+    key, eq, value = text.partition("=")
+    if not key:
+        raise CliError(f"--tag {text!r}: expected KEY=VALUE or KEY", EXIT_USAGE)
+    return key, (value if eq else None)
+
+
+def _tag_matches(tags: dict[str, Any], key: str, wanted: str | None) -> bool:
+    if key not in tags:
+        return False
+    if wanted is None:
+        return True
+    value = tags[key]
+    if isinstance(value, bool):
+        return wanted.lower() == str(value).lower()
+    if isinstance(value, (int, float)):
+        try:
+            number = float(wanted)
+        except ValueError:
+            return False
+        return number == value or (math.isnan(number) and math.isnan(value))
+    return tag_text(value) == wanted
+
+
+def _name_matcher(pattern: str) -> Any:
+    def matches(type_name: str) -> bool:
+        short = type_name.rsplit(".", 1)[-1]
+        return fnmatch.fnmatchcase(type_name, pattern) or fnmatch.fnmatchcase(short, pattern)
+
+    return matches
+
+
+def _sort_key(entry: JobEntry) -> tuple[float, str, str]:
+    start = entry.started
+    if start is None:
+        submitted = entry.info.get("submitted")
+        start = submitted if isinstance(submitted, (int, float)) else math.inf
+    return (float(start), entry.type_name, entry.identifier)
+
+
+def job_json(entry: JobEntry) -> dict[str, Any]:
+    return {
+        "type": entry.type_name,
+        "id": entry.identifier,
+        "state": entry.state,
+        "tags": entry.tags(),
+        "started": entry.started,
+        "ended": entry.ended,
+        "duration": entry.duration,
+        "reason": entry.reason,
+        "path": entry.dir,
+    }
+
+
+def _warn_params(entries: list[JobEntry]) -> None:
+    bad = [e for e in entries if e.params_error]
+    if bad:
+        first = bad[0]
+        sys.stderr.write(
+            f"legato: warning: {len(bad)} job(s) have unreadable params, their tags are not "
+            f"shown (e.g. {first.short}: {first.params_error})\n"
+        )
+
+
+@app.command("ls")
+def ls(
+    ctx: typer.Context,
+    state: Annotated[
+        list[State] | None,
+        typer.Option("--state", "-s", help="Only jobs in this state (repeatable)."),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", "-n", help="Only types matching this glob (full or class name)."),
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", "-t", help="Only jobs with this tag: KEY=VALUE or KEY (repeatable)."),
+    ] = None,
+    experiment: Annotated[
+        str | None,
+        typer.Option("--experiment", "-x", help="Only jobs this experiment submitted."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List jobs: type, short ID, state, tags, start and duration."""
+    workdir = open_workdir(ctx.obj)
+    filters = [_parse_tag_filter(t) for t in tag or ()]
+    only = experiment_jobs(workdir, experiment) if experiment is not None else None
+    entries = scan_jobs(
+        workdir, type_filter=_name_matcher(name) if name else None, only=only, locks=Locks()
+    )
+    if state:
+        wanted = {s.value for s in state}
+        entries = [e for e in entries if e.state in wanted]
+    if filters:
+        entries = [e for e in entries if all(_tag_matches(e.tags(), k, v) for k, v in filters)]
+    entries.sort(key=_sort_key)
+    if as_json:
+        encode = msgspec.json.Encoder(enc_hook=str).encode
+        sys.stdout.buffer.write(b"".join(encode(job_json(e)) + b"\n" for e in entries))
+        sys.stdout.flush()
+    else:
+        rows = [
+            (
+                e.type_name,
+                e.identifier[:12],
+                e.state,
+                " ".join(f"{k}={tag_text(v)}" for k, v in e.tags().items()),
+                format_time(e.started),
+                format_duration(e.duration),
+            )
+            for e in entries
+        ]
+        if rows:
+            headers = ("TYPE", "ID", "STATE", "TAGS", "START", "DURATION")
+            sys.stdout.write(table(headers, rows, colour_column=2) + "\n")
+        else:
+            sys.stderr.write("no jobs\n")
+    _warn_params(entries)
+
+
+# -- jobs show ------------------------------------------------------------------------
+
+
+def _details(workdir: Path, entry: JobEntry) -> tuple[dict[str, Any], Params | None]:
+    """Everything `jobs show` prints, as builtins, and the decoded params."""
+    try:
+        params: Params | None = entry.params()
+    except ParamsMissing:
+        params = None
+    except ParamsError as exc:
+        raise CliError(f"cannot read the params of {entry.short}: {exc} ({entry.dir})") from None
+    deps = []
+    for type_name, ident in params.dependencies() if params else ():
+        dep = read_job(type_name, ident, str(job_dir(workdir, type_name, ident)), Locks())
+        deps.append({"type": type_name, "id": ident, "state": dep.state if dep else "missing"})
+    info = entry.info
+    details: dict[str, Any] = {
+        "type": entry.type_name,
+        "id": entry.identifier,
+        "state": entry.state,
+        "reason": entry.reason,
+        "started": entry.started,
+        "ended": entry.ended,
+        "duration": entry.duration,
+        "experiment": info.get("experiment"),
+        "launcher": info.get("launcher"),
+        "host": info.get("host"),
+        "pid": info.get("pid"),
+        "slurm_id": info.get("slurm_id"),
+        "progress": None,
+        "tags": params.tags() if params else {},
+        "params": ({k: params.builtins(v) for k, v in params.fields().items()} if params else None),
+        "paths": params.paths() if params else {},
+        "dependencies": deps,
+        "path": entry.dir,
+        "stdout": os.path.join(entry.dir, STDOUT),
+        "stderr": os.path.join(entry.dir, STDERR),
+    }
+    if entry.state == "running":
+        report = progress(entry)
+        if report:
+            details["progress"] = {"fraction": report[0], "desc": report[1]}
+    return details, params
+
+
+def _show_text(entry: JobEntry, d: dict[str, Any], params: Params | None) -> str:
+    lines = [f"{entry.type_name}/{entry.identifier}"]
+
+    def row(key: str, value: Any) -> None:
+        if value is not None and value != "":
+            lines.append(f"  {key:<12}{value}")
+
+    row("state", d["state"])
+    row("reason", d["reason"])
+    if d["progress"]:
+        p = d["progress"]
+        row("progress", f"{p['fraction']:.0%}" + (f" {p['desc']}" if p["desc"] else ""))
+    row("started", format_time(d["started"]) if d["started"] else None)
+    row("ended", format_time(d["ended"]) if d["ended"] else None)
+    row("duration", format_duration(d["duration"]) if d["duration"] is not None else None)
+    row("experiment", d["experiment"])
+    run = d["launcher"]
+    if run:
+        where = [f"pid {d['pid']}" if d["pid"] else "", f"on {d['host']}" if d["host"] else ""]
+        if d["slurm_id"]:
+            where.insert(0, f"SLURM job {d['slurm_id']}")
+        extra = " ".join(w for w in where if w)
+        row("launcher", f"{run} ({extra})" if extra else run)
+    row("directory", d["path"])
+    row("stdout", d["stdout"])
+    row("stderr", d["stderr"])
+    lines.append("tags")
+    for key, value in d["tags"].items():
+        lines.append(f"  {key} = {tag_text(value)}")
+    if not d["tags"]:
+        lines.append("  (none)")
+    lines.append("params")
+    if params is None:
+        lines.append("  (no params file yet: the job has not started)")
+    else:
+        for key, value in params.fields().items():
+            text = f"  {key} = {params.render(value)}"
+            source = params.output_of(value)
+            if source:
+                type_name, _, ident = source.rpartition("/")
+                text += f"  # output of {type_name}/{ident[:12]}"
+            lines.append(text)
+    if d["paths"]:
+        lines.append("paths")
+        for key, value in d["paths"].items():
+            lines.append(f"  {key} = {value}")
+    lines.append("dependencies")
+    for dep in d["dependencies"]:
+        lines.append(f"  {dep['type']}/{dep['id'][:12]}  {dep['state']}")
+    if not d["dependencies"]:
+        lines.append("  (none)")
+    return "\n".join(lines)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    job: Annotated[str, typer.Argument(help="Identifier prefix, optionally TYPE/PREFIX.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Show a job: state, tags, params, paths, dependencies and failure reason."""
+    workdir = open_workdir(ctx.obj)
+    entry = resolve(workdir, job)
+    details, params = _details(workdir, entry)
+    if as_json:
+        encoded = msgspec.json.encode(details, enc_hook=str)
+        sys.stdout.write(encoded.decode() + "\n")
+    else:
+        sys.stdout.write(_show_text(entry, details, params) + "\n")
+
+
+# -- jobs log -------------------------------------------------------------------------
+
+
+def _copy(path: str, offset: int) -> int:
+    """Write the file's bytes from `offset` to stdout; the new offset (0 after a rerun
+    truncated the file)."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return offset
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        if size < offset:
+            offset = 0
+        f.seek(offset)
+        out = sys.stdout.buffer
+        while chunk := f.read(1 << 16):
+            out.write(chunk)
+            offset += len(chunk)
+        out.flush()
+    return offset
+
+
+@app.command("log")
+def log(
+    ctx: typer.Context,
+    job: Annotated[str, typer.Argument(help="Identifier prefix, optionally TYPE/PREFIX.")],
+    err: Annotated[bool, typer.Option("--err", "-e", help="Standard error instead.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing output until the job ends.")
+    ] = False,
+) -> None:
+    """Print a job's standard output (or error)."""
+    workdir = open_workdir(ctx.obj)
+    entry = resolve(workdir, job)
+    path = os.path.join(entry.dir, STDERR if err else STDOUT)
+    if not follow:
+        if not os.path.exists(path):
+            raise CliError(f"{entry.short} has no {os.path.basename(path)} yet ({entry.state})")
+        _copy(path, 0)
+        return
+    offset = 0
+    try:
+        while True:
+            current = read_job(entry.type_name, entry.identifier, entry.dir, Locks())
+            offset = _copy(path, offset)
+            if current is None or current.state != "running":
+                return
+            time.sleep(_FOLLOW_POLL)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
