@@ -1,0 +1,163 @@
+"""Command-line benchmark (issue #5): `legato jobs ls` over a 10,000-job workdir, timed as a
+whole process (interpreter start, imports, reading every job directory, printing).
+
+    python benchmarks/bench_cli.py [--jobs 10000] [--runs 5] [--workdir DIR]
+
+The workdir is fake but valid: real params files written by `legato.dumps` (tagged fields,
+a nested configuration), state.json files as a worker writes them, `done` markers (and a
+few failure records), and an experiment listing every job. Figures are printed next to
+the floor, `python -c "import legato"`, measured in the same run. Target: under 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from legato import Config, Param, Task, dumps, tag
+from legato._identity import current_workdir
+from legato._workdir import (
+    DONE,
+    FAILED,
+    JOBS_LIST,
+    PARAMS,
+    STATE,
+    atomic_write,
+    experiment_dir,
+    job_dir,
+    jobs_root,
+    write_json,
+)
+
+TARGET = 1.0
+
+
+class Model(Config, name="bench.Model"):
+    hidden: Param[int] = 128
+    dropout: Param[float] = 0.1
+
+
+class Train(Task, name="bench.Train"):
+    model: Param[Model]
+    lr: Param[float]
+    seed: Param[int] = 0
+    epochs: Param[int] = 10
+
+    def execute(self) -> None:
+        pass
+
+
+def make_workdir(root: Path, n: int) -> None:
+    """`n` finished jobs (one in 20 failed) of one experiment."""
+    token = current_workdir.set(root)
+    lines = []
+    now = time.time()
+    try:
+        for i in range(n):
+            task = Train(
+                model=Model(hidden=tag(64 * (1 + i % 8))), lr=tag(10.0 ** -(1 + i % 5)), seed=i
+            )
+            ident = task.__identifier__
+            type_name = type(task).__legato_type_name__
+            path = job_dir(root, type_name, ident)
+            path.mkdir(parents=True)
+            atomic_write(path / PARAMS, dumps(task), durable=False)
+            started = now - (n - i) * 2.0
+            state = {
+                "experiment": "bench",
+                "launcher": "local",
+                "submitted": started - 0.1,
+                "pid": 10_000 + i,
+                "host": "bench-host",
+                "started": started,
+            }
+            write_json(path / STATE, state, durable=False)
+            if i % 20 == 19:
+                record = {"state": "failed", "reason": "ValueError: diverged", "ended": started + 1}
+                write_json(path / FAILED, record, durable=False)
+            else:
+                write_json(path / DONE, {"ended": started + 1.5, "duration": 1.4}, durable=False)
+            lines.append(f"{type_name}/{ident}\n")
+    finally:
+        current_workdir.reset(token)
+    xp = experiment_dir(root, "bench")
+    xp.mkdir(parents=True)
+    (xp / JOBS_LIST).write_text("".join(lines))
+    write_json(
+        xp / STATE,
+        {"name": "bench", "pid": 1, "host": "bench-host", "started": now - 2 * n,
+         "status": "done", "updated": now, "counts": {"done": n - n // 20, "failed": n // 20}},
+        durable=False,
+    )  # fmt: skip
+
+
+def legato_script() -> str:
+    beside = Path(sys.executable).parent / "legato"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("legato")
+    if found is None:
+        sys.exit("the `legato` console script is not installed: pip install -e .")
+    return found
+
+
+def timed(argv: list[str], runs: int, env: dict[str, str] | None = None) -> list[float]:
+    """Wall-clock seconds of each run, after one run that warms the page cache."""
+    subprocess.run(argv, check=True, stdout=subprocess.PIPE, env=env)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, stdout=subprocess.PIPE, env=env)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--workdir", help="build (or reuse) the workdir here, and keep it")
+    args = parser.parse_args()
+
+    tmp = None if args.workdir else tempfile.mkdtemp(prefix="legato-bench-cli-")
+    root = Path(args.workdir or tmp or ".").absolute()
+    try:
+        if not jobs_root(root).exists():
+            start = time.perf_counter()
+            make_workdir(root, args.jobs)
+            print(f"built a {args.jobs:,}-job workdir in {time.perf_counter() - start:.1f} s")
+        script = legato_script()
+        env = {**os.environ, "LEGATO_WORKDIR": str(root)}
+        floor = statistics.median(timed([sys.executable, "-c", "import legato"], args.runs))
+        print(f"floor: python -c 'import legato'          {floor:.3f} s")
+        cases = [
+            ("legato jobs ls", ["jobs", "ls"]),
+            ("legato jobs ls --json", ["jobs", "ls", "--json"]),
+            ("legato jobs ls --state failed", ["jobs", "ls", "--state", "failed"]),
+            ("legato jobs ls --tag lr=0.01", ["jobs", "ls", "--tag", "lr=0.01"]),
+        ]
+        worst = 0.0
+        for label, argv in cases:
+            times = timed([script, *argv], args.runs, env)
+            median = statistics.median(times)
+            worst = max(worst, median)
+            print(
+                f"{label:<40} {median:.3f} s median of {args.runs} (min {min(times):.3f} s), "
+                f"{median / floor:.1f}x the floor, {args.jobs / median:,.0f} jobs/s"
+            )
+        verdict = "OK" if worst < TARGET else "TOO SLOW"
+        print(f"target: < {TARGET:.1f} s over {args.jobs:,} jobs: {verdict}")
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
