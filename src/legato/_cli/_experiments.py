@@ -116,24 +116,23 @@ def render(workdir: Path) -> RenderableType:
     for xp in running:
         info = xp.info or {}
         started = _number(info, "started")
-        s = _summary(xp.counts)
+        # Counts from the job directories: the experiment's own refresh every few seconds.
+        jobs = scan_jobs(workdir, only=experiment_jobs(workdir, xp.name), locks=locks)
+        states = [e.state for e in jobs]
+        failed = states.count("failed") + states.count("cancelled")
         head = Text.assemble(
             (xp.name, "bold"),
             f"  pid {info.get('pid')} on {info.get('host')}, started {format_time(started)}"
             f" ({format_duration(now - started if started else None)} ago)\n",
-            (f"{s['done']} done", "green"),
+            (f"{states.count('done')} done", "green"),
             ", ",
-            (f"{s['running']} running", "cyan"),
+            (f"{states.count('running')} running", "cyan"),
             ", ",
-            (f"{s['failed']} failed", "red" if s["failed"] else ""),
-            f", {s['waiting']} waiting",
+            (f"{failed} failed", "red" if failed else ""),
+            f", {states.count('incomplete')} pending",
         )
         parts.append(head)
-        jobs = [
-            e
-            for e in scan_jobs(workdir, only=experiment_jobs(workdir, xp.name), locks=locks)
-            if e.state == "running"
-        ]
+        jobs = [e for e in jobs if e.state == "running"]
         if jobs:
             grid = Table(box=None, padding=(0, 1), show_header=True, header_style="dim")
             for column in ("JOB", "TAGS", "PROGRESS", "", "ELAPSED"):
