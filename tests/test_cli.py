@@ -143,7 +143,7 @@ def test_show_failed_job(workdir: Path) -> None:
     deps = out.split("dependencies\n", 1)[1].splitlines()
     assert len(deps) == 1 and deps[0].split()[1] == "done"
     assert deps[0].strip().startswith("cli_tasks.Learn/")
-    assert f"stderr      {job['path']}/stderr.log" in out
+    assert f"directory   {job['path']}" in out
 
 
 def test_show_json(workdir: Path) -> None:

@@ -248,8 +248,7 @@ def _show_text(entry: JobEntry, d: dict[str, Any], params: Params | None) -> str
         extra = " ".join(w for w in where if w)
         row("launcher", f"{run} ({extra})" if extra else run)
     row("directory", d["path"])
-    row("stdout", d["stdout"])
-    row("stderr", d["stderr"])
+    row("logs", f"{STDOUT}, {STDERR} (in the directory)")
     lines.append("tags")
     for key, value in d["tags"].items():
         lines.append(f"  {key} = {tag_text(value)}")

@@ -52,7 +52,7 @@ def remove_jobs(entries: list[JobEntry], *, dry_run: bool, yes: bool) -> None:
         return
     for entry in entries:
         reason = f"  {entry.reason}" if entry.reason else ""
-        verb = "would remove" if dry_run else "remove"
+        verb = "would remove" if dry_run else "removing"
         sys.stdout.write(f"{verb} {entry.short}  {entry.state}{reason}\n")
     if dry_run:
         sys.stdout.write(f"{len(entries)} job(s) would be removed (dry run)\n")
