@@ -21,6 +21,7 @@ app = typer.Typer(
     help="Inspect, follow and tidy a legato workdir.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 
@@ -33,6 +34,7 @@ def _root(
         typer.Option(
             "--workdir",
             "-w",
+            metavar="DIR",
             envvar="LEGATO_WORKDIR",
             show_envvar=True,
             help="The workdir (default: $LEGATO_WORKDIR, else the current directory).",

@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = ["app", "status"]
 
-app = typer.Typer(help="List experiments.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="List experiments.", no_args_is_help=True, add_completion=False, rich_markup_mode=None
+)
 
 _MAX_ROWS = 20
 
@@ -157,7 +159,8 @@ def status(
     ctx: typer.Context,
     once: Annotated[bool, typer.Option("--once", help="Print the view once and exit.")] = False,
     interval: Annotated[
-        float, typer.Option("--interval", min=0.1, help="Seconds between refreshes.")
+        float,
+        typer.Option("--interval", min=0.1, metavar="SECONDS", help="Seconds between refreshes."),
     ] = 1.0,
 ) -> None:
     """Live view of running experiments, refreshed until Ctrl-C (printed once off a terminal)."""

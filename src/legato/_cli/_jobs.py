@@ -33,6 +33,7 @@ app = typer.Typer(
     help="List, inspect, follow, cancel and remove jobs.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
 
 _FOLLOW_POLL = 0.25
@@ -126,19 +127,37 @@ def ls(
     ctx: typer.Context,
     state: Annotated[
         list[State] | None,
-        typer.Option("--state", "-s", help="Only jobs in this state (repeatable)."),
+        typer.Option(
+            "--state",
+            "-s",
+            metavar="STATE",
+            help="Only jobs in this state: done, failed, cancelled, running, incomplete "
+            "(repeatable).",
+        ),
     ] = None,
     name: Annotated[
         str | None,
-        typer.Option("--name", "-n", help="Only types matching this glob (full or class name)."),
+        typer.Option(
+            "--name",
+            "-n",
+            metavar="GLOB",
+            help="Only types matching this glob (full or class name).",
+        ),
     ] = None,
     tag: Annotated[
         list[str] | None,
-        typer.Option("--tag", "-t", help="Only jobs with this tag: KEY=VALUE or KEY (repeatable)."),
+        typer.Option(
+            "--tag",
+            "-t",
+            metavar="KEY[=VALUE]",
+            help="Only jobs with this tag: KEY=VALUE or KEY (repeatable).",
+        ),
     ] = None,
     experiment: Annotated[
         str | None,
-        typer.Option("--experiment", "-x", help="Only jobs this experiment submitted."),
+        typer.Option(
+            "--experiment", "-x", metavar="NAME", help="Only jobs this experiment submitted."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
@@ -280,7 +299,9 @@ def _show_text(entry: JobEntry, d: dict[str, Any], params: Params | None) -> str
 @app.command("show")
 def show(
     ctx: typer.Context,
-    job: Annotated[str, typer.Argument(help="Identifier prefix, optionally TYPE/PREFIX.")],
+    job: Annotated[
+        str, typer.Argument(metavar="ID", help="Identifier prefix, optionally TYPE/PREFIX.")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Show a job: state, tags, params, paths, dependencies and failure reason."""
@@ -320,7 +341,9 @@ def _copy(path: str, offset: int) -> int:
 @app.command("log")
 def log(
     ctx: typer.Context,
-    job: Annotated[str, typer.Argument(help="Identifier prefix, optionally TYPE/PREFIX.")],
+    job: Annotated[
+        str, typer.Argument(metavar="ID", help="Identifier prefix, optionally TYPE/PREFIX.")
+    ],
     err: Annotated[bool, typer.Option("--err", "-e", help="Standard error instead.")] = False,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing output until the job ends.")

@@ -159,10 +159,15 @@ def kill_job(entry: JobEntry, grace: float) -> str:
 @app.command("kill")
 def kill(
     ctx: typer.Context,
-    jobs: Annotated[list[str], typer.Argument(help="Identifier prefixes, optionally TYPE/PREFIX.")],
+    jobs: Annotated[
+        list[str],
+        typer.Argument(metavar="ID", help="Identifier prefixes, optionally TYPE/PREFIX."),
+    ],
     grace: Annotated[
         float,
-        typer.Option("--grace", min=0.0, help="Seconds between SIGTERM and SIGKILL."),
+        typer.Option(
+            "--grace", min=0.0, metavar="SECONDS", help="Seconds between SIGTERM and SIGKILL."
+        ),
     ] = 5.0,
 ) -> None:
     """Cancel running jobs: SIGTERM (SIGKILL after --grace), or scancel; mark them CANCELLED."""

@@ -82,7 +82,10 @@ _YES = typer.Option("--yes", "-y", help="Do not ask for confirmation.")
 @jobs_app.command("rm")
 def rm(
     ctx: typer.Context,
-    jobs: Annotated[list[str], typer.Argument(help="Identifier prefixes, optionally TYPE/PREFIX.")],
+    jobs: Annotated[
+        list[str],
+        typer.Argument(metavar="ID", help="Identifier prefixes, optionally TYPE/PREFIX."),
+    ],
     dry_run: Annotated[bool, _DRY_RUN] = False,
     yes: Annotated[bool, _YES] = False,
 ) -> None:
