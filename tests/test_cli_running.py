@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import signal
 import stat
 import subprocess
@@ -248,3 +250,44 @@ def cli_argv(workdir: Path) -> list[str]:
     from cli_support import legato_script
 
     return [legato_script(), "--workdir", str(workdir)]
+
+
+def test_status_refreshes_on_a_terminal_until_ctrl_c(
+    project: Path, tmp_path: Path, experiments: list[subprocess.Popen[str]]
+) -> None:
+    workdir = tmp_path / "runs"
+    experiments.append(start_wait(project, workdir, "s2", tmp_path / "never"))
+    job = running_job(workdir)
+    primary, secondary = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEGATO_")}
+    status = subprocess.Popen(
+        [*cli_argv(workdir), "status", "--interval", "0.2"],
+        stdout=secondary,
+        stderr=subprocess.PIPE,
+        env={**env, "COLUMNS": "200", "TERM": "xterm"},
+        text=True,
+    )
+    os.close(secondary)
+    seen = b""
+    try:
+
+        def redrawn() -> bool:
+            nonlocal seen
+            while select.select([primary], [], [], 0.1)[0]:
+                try:
+                    seen += os.read(primary, 65536)
+                except OSError:
+                    break
+            return seen.count(job["id"][:12].encode()) >= 3  # drawn, then redrawn
+
+        wait_until(redrawn, 30, "the live view to refresh")
+        assert status.poll() is None
+        status.send_signal(signal.SIGINT)
+        assert status.wait(timeout=30) == 0
+        assert status.stderr is not None
+        assert "Traceback" not in status.stderr.read()
+    finally:
+        if status.poll() is None:
+            status.kill()
+            status.wait()
+        os.close(primary)
