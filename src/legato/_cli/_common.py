@@ -54,10 +54,17 @@ def open_workdir(value: str | None) -> Path:
     return path
 
 
+_times: dict[int, str] = {}
+
+
 def format_time(timestamp: float | None) -> str:
     if timestamp is None:
         return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+    second = int(timestamp)
+    text = _times.get(second)
+    if text is None:
+        text = _times[second] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+    return text
 
 
 def format_duration(seconds: float | None) -> str:
@@ -92,24 +99,35 @@ def use_colour() -> bool:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], colour_column: int = -1) -> str:
-    """Left-aligned columns two spaces apart; the last column is not padded."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row):
-            if len(cell) > widths[i]:
-                widths[i] = len(cell)
-    last = len(headers) - 1
-    colour = colour_column >= 0 and use_colour()
+    """Left-aligned columns two spaces apart; the last column is not padded.
 
-    def line(cells: Sequence[str]) -> str:
-        parts = []
-        for i, cell in enumerate(cells):
-            text = cell if i == last else cell.ljust(widths[i])
-            if colour and i == colour_column and cell in _COLOURS:
-                text = f"\x1b[{_COLOURS[cell]}m{text}\x1b[0m"
-            parts.append(text)
-        return "  ".join(parts).rstrip()
-
-    out = [line(headers)]
-    out.extend(line(row) for row in rows)
+    One format string for every row: `jobs ls` prints thousands of them."""
+    widths = [max(map(len, column)) for column in zip(headers, *rows, strict=True)]
+    header_fmt = "  ".join([*(f"{{:<{w}}}" for w in widths[:-1]), "{}"])
+    fmt = header_fmt
+    if 0 <= colour_column < len(widths) - 1 and use_colour():
+        # An escape sequence takes no room on screen: pad for it.
+        pad = len("\x1b[00m\x1b[0m")
+        fmt = "  ".join(
+            [
+                *(
+                    f"{{:<{w + (pad if i == colour_column else 0)}}}"
+                    for i, w in enumerate(widths[:-1])
+                ),
+                "{}",
+            ]
+        )
+        rows = [
+            [
+                f"\x1b[{_COLOURS[cell]}m{cell}\x1b[0m"
+                if i == colour_column and cell in _COLOURS
+                else cell + " " * pad
+                if i == colour_column
+                else cell
+                for i, cell in enumerate(row)
+            ]
+            for row in rows
+        ]
+    out = [header_fmt.format(*headers).rstrip()]
+    out.extend(fmt.format(*row).rstrip() for row in rows)
     return "\n".join(out)

@@ -90,8 +90,12 @@ class Params:
         then the configuration's own tags), kept tight: `jobs ls` runs it for every job.
         """
         objects = self.objects
-        if not any(r.tags for r in objects):
+        tagged = [r for r in objects if r.tags]
+        if not tagged:
             return {}
+        if len(tagged) == 1:  # every object is reachable from the root: no walk needed
+            fields = tagged[0].fields
+            return {n: self.builtins(fields[n]) for n in tagged[0].tags if n in fields}
         tags: dict[str, Any] = {}
         seen: set[int] = set()
         builtins = self.builtins
