@@ -152,7 +152,8 @@ def test_kill_a_slurm_job_calls_scancel(tmp_path: Path) -> None:
     here, which records its arguments and, as SLURM would, lets the job record its end)."""
     job = tmp_path / "runs" / "jobs" / "m.T" / ("ab" * 32)
     job.mkdir(parents=True)
-    (job / "state.json").write_text(json.dumps({"launcher": "slurm", "slurm_id": "4242"}))
+    info = {"launcher": "slurm", "slurm_id": "4242", "pid": 77, "host": "node-1"}
+    (job / "state.json").write_text(json.dumps(info))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     scancel = bin_dir / "scancel"

@@ -108,9 +108,10 @@ def _end_slurm(entry: JobEntry, grace: float) -> str:
         lines = (done.stderr or done.stdout).strip().splitlines()
         why = lines[-1] if lines else f"exit status {done.returncode}"
         raise CliError(f"{entry.short}: scancel {slurm_id} failed: {why}")
-    # The worker records the verdict when SLURM's SIGTERM reaches it; give it time.
-    _wait(lambda: _reread(entry).final, grace + 30.0)
-    return f"scancel {slurm_id}"
+    if "pid" in entry.info:
+        # The worker runs: it records the verdict when SLURM's SIGTERM reaches it.
+        _wait(lambda: _reread(entry).final, grace + 30.0)
+    return f"scancel {slurm_id}"  # a job still queued never started: nothing to wait for
 
 
 def kill_job(entry: JobEntry, grace: float) -> str:

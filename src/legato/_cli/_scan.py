@@ -40,7 +40,6 @@ from ._params import Params, ParamsError, ParamsMissing
 from ._procs import HOST, Locks, job_process, process_alive
 
 __all__ = [
-    "JOB_STATES",
     "ExperimentEntry",
     "JobEntry",
     "experiment_jobs",
@@ -54,7 +53,6 @@ __all__ = [
     "type_matcher",
 ]
 
-JOB_STATES = ("done", "failed", "cancelled", "running", "incomplete")
 _IDENTIFIER = re.compile(r"[0-9a-f]{64}")
 _json = msgspec.json.Decoder().decode
 
