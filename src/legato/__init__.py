@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._cache import cache
 from ._config import Config
 from ._errors import (
     ConfigError,
@@ -82,6 +83,7 @@ __all__ = [
     "Task",
     "ValidationError",
     "__version__",
+    "cache",
     "dumps",
     "experiment",
     "field",
