@@ -483,3 +483,15 @@ def test_subdirectory_names_and_extra_arguments(workdir: Path) -> None:
 
     got = Sub(n=1).load(suffix=".x")
     assert got.parent.name == "parts" and got.name == "part.bin.x"
+
+
+async def test_sync_call_that_would_deadlock_raises(workdir: Path) -> None:
+    value = Value(key="dead")
+    entered, release = anyio.Event(), anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(value.hold_async, entered, release)
+        await entered.wait()
+        with pytest.raises(RuntimeError, match="worker thread"):
+            value.get_sync()  # on the loop's thread, while a coroutine of it holds the lock
+        release.set()
+    assert value.get_sync() == "dead"

@@ -54,10 +54,6 @@ _POLL_MIN, _POLL_MAX = 0.001, 0.1
 _REWAIT = 1.0  # a queued coroutine also retries this often, as a safety net
 
 
-# ---------------------------------------------------------------------------------------
-# Where: the workdir and the path of a cached method
-
-
 def resolve_workdir() -> str:
     """The current experiment's workdir, else `$LEGATO_WORKDIR`, else the user cache
     directory (`platformdirs.user_cache_dir("legato")`), as an absolute path."""
@@ -102,15 +98,12 @@ def _target(config: Any, name: str) -> tuple[Path, str]:
     return target
 
 
-# ---------------------------------------------------------------------------------------
-# The in-process slot
-
-
 class _Slot:
-    __slots__ = ("lock", "users", "wakers")
+    __slots__ = ("lock", "owner", "users", "wakers")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.owner: int | None = None  # the holder's thread
         self.users = 0  # holders and waiters: the slot leaves the registry at zero
         self.wakers: deque[Callable[[], None]] = deque()
 
@@ -142,6 +135,7 @@ def _leave(key: str, slot: _Slot, *, release: bool) -> None:
     wake = None
     with _guard:
         if release:
+            slot.owner = None
             slot.lock.release()
             if slot.wakers:
                 wake = slot.wakers.popleft()
@@ -210,10 +204,6 @@ def _dequeue(slot: _Slot, wake: Callable[[], None] | None, *, leaving: bool) -> 
         following()
 
 
-# ---------------------------------------------------------------------------------------
-# The cross-process lock file
-
-
 class _FlockFile:
     """`fcntl.flock` on an open lock file; the directory is created when missing."""
 
@@ -275,18 +265,19 @@ class _PortableFile:
 _LockFile: type[_FlockFile] | type[_PortableFile] = _FlockFile if fcntl else _PortableFile
 
 
-# ---------------------------------------------------------------------------------------
-# Taking and releasing both
-
-
 def _lock_sync(key: str) -> tuple[_Slot, _FlockFile | _PortableFile]:
-    slot = _enter(key)
+    slot, held = _enter(key), False
     try:
-        slot.lock.acquire()
-    except BaseException:
-        _leave(key, slot, release=False)
-        raise
-    try:
+        if not slot.lock.acquire(blocking=False):
+            if slot.owner == threading.get_ident():
+                raise RuntimeError(
+                    f"@cache: the lock {key} is held in this thread, by a coroutine of its "
+                    "event loop or by this call's caller; waiting would deadlock. Call the "
+                    "sync method from a worker thread (anyio.to_thread.run_sync)."
+                )
+            slot.lock.acquire()
+        held = True
+        slot.owner = threading.get_ident()
         file = _LockFile(key)
         try:
             file.acquire()
@@ -294,36 +285,31 @@ def _lock_sync(key: str) -> tuple[_Slot, _FlockFile | _PortableFile]:
             file.close()
             raise
     except BaseException:
-        _leave(key, slot, release=True)
+        _leave(key, slot, release=held)
         raise
     return slot, file
 
 
 async def _lock_async(key: str) -> tuple[_Slot, _FlockFile | _PortableFile]:
-    slot = _enter(key)
+    slot, held = _enter(key), False
     try:
         if not slot.lock.acquire(blocking=False):
             await _take_slot(slot)
-    except BaseException:
-        _leave(key, slot, release=False)
-        raise
-    try:
+        held = True
+        slot.owner = threading.get_ident()
         file = _LockFile(key)
         try:
-            if not file.try_acquire():
+            delay = _POLL_MIN
+            while not file.try_acquire():  # another process holds it
                 import anyio
 
-                delay = _POLL_MIN
-                while True:
-                    await anyio.sleep(delay)
-                    if file.try_acquire():
-                        break
-                    delay = min(delay * 2, _POLL_MAX)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, _POLL_MAX)
         except BaseException:
             file.close()
             raise
     except BaseException:
-        _leave(key, slot, release=True)
+        _leave(key, slot, release=held)
         raise
     return slot, file
 
@@ -333,10 +319,6 @@ def _unlock(key: str, slot: _Slot, file: _FlockFile | _PortableFile) -> None:
         file.close()
     finally:
         _leave(key, slot, release=True)
-
-
-# ---------------------------------------------------------------------------------------
-# The decorator
 
 
 def _check_name(name: object) -> str:
@@ -358,27 +340,25 @@ def cache(
     workdir is the current experiment's, else `$LEGATO_WORKDIR`, else the per-user cache
     directory. Callers pass the other arguments; `path` is filled in:
 
-        class Terms(Config):
-            corpus: Param[str]
-
-            @cache("terms.npy")
-            def load(self, path: Path) -> np.ndarray:
-                if path.exists():
-                    return np.load(path)
-                terms = compute(self.corpus)
-                tmp = path.with_name(path.name + ".tmp")
-                with tmp.open("wb") as f:
-                    np.save(f, terms)
-                os.replace(tmp, path)  # atomic: `path` exists only when complete
-                return terms
+        @cache("terms.npy")
+        def load(self, path: Path) -> np.ndarray:
+            if path.exists():
+                return np.load(path)
+            terms = compute(self.corpus)
+            with open(tmp := path.with_name(path.name + ".tmp"), "wb") as f:
+                np.save(f, terms)
+            os.replace(tmp, path)  # atomic: `path` exists only once complete
+            return terms
 
     Calls for the same path run one at a time across coroutines, threads and processes;
     different paths never wait on each other. An async method waits for the lock without
     blocking the event loop; call a sync method from a worker thread when inside async
     code. The method decides whether to load or compute: write to a temporary name and
     rename, so a crash or an exception never leaves a partial file that looks complete.
-    The lock is released when the method returns, raises or is cancelled. A cached method
-    must not call itself (same configuration, same name): it would wait on its own lock.
+    The lock is released when the method returns, raises or is cancelled. A sync call that
+    would wait for a lock held in its own thread (by a coroutine of the thread's event loop,
+    or by its caller) raises RuntimeError instead of deadlocking; an async method must not
+    await itself for the same configuration.
     """
     name = _check_name(name)
 
