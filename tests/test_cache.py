@@ -495,3 +495,16 @@ async def test_sync_call_that_would_deadlock_raises(workdir: Path) -> None:
             value.get_sync()  # on the loop's thread, while a coroutine of it holds the lock
         release.set()
     assert value.get_sync() == "dead"
+
+
+def test_how_to_page_examples_run(workdir: Path) -> None:
+    """docs/how-to/cache.md runs as written, block after block, in a temporary workdir."""
+    import re
+
+    page = Path(__file__).parent.parent / "docs" / "how-to" / "cache.md"
+    blocks = re.findall(r"^```python\n(.*?)^```", page.read_text(), flags=re.M | re.S)
+    assert len(blocks) >= 5
+    namespace = {"__name__": "docs_how_to_cache"}
+    for block in blocks:
+        exec(compile(block, str(page), "exec", dont_inherit=True), namespace)
+    assert (workdir / "cache" / "docs.Embeddings").is_dir()
