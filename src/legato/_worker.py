@@ -41,6 +41,7 @@ class Terminated(BaseException):
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: let the verdict be written
     raise Terminated(f"terminated by signal {signum} ({signal.Signals(signum).name})")
 
 
