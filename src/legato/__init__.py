@@ -12,6 +12,7 @@ from ._errors import (
     DeserializationError,
     ExperimentFailed,
     JobFailed,
+    LauncherError,
     LegatoError,
     LockTimeout,
     NoExperimentError,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from ._load import load
     from ._local import LocalLauncher
     from ._progress import progress
+    from ._slurm import SlurmLauncher
 
 # Heavier parts load on first use, so a job's process (which imports legato) starts fast.
 _LAZY = {
@@ -43,6 +45,7 @@ _LAZY = {
     "load": "_load",
     "LocalLauncher": "_local",
     "progress": "_progress",
+    "SlurmLauncher": "_slurm",
 }
 
 
@@ -73,6 +76,7 @@ __all__ = [
     "DeserializationError",
     "ExperimentFailed",
     "JobFailed",
+    "LauncherError",
     "LegatoError",
     "LockTimeout",
     "Meta",
@@ -80,6 +84,7 @@ __all__ = [
     "Option",
     "Param",
     "ResourceError",
+    "SlurmLauncher",
     "Task",
     "ValidationError",
     "__version__",

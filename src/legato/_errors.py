@@ -13,6 +13,7 @@ __all__ = [
     "DeserializationError",
     "ExperimentFailed",
     "JobFailed",
+    "LauncherError",
     "LegatoError",
     "LockTimeout",
     "NoExperimentError",
@@ -53,6 +54,10 @@ class NoExperimentError(LegatoError, RuntimeError):
 
 class ResourceError(LegatoError, ValueError):
     """A job requires more of a counted resource than the experiment declares."""
+
+
+class LauncherError(LegatoError, RuntimeError):
+    """A launcher cannot work here (e.g. `sbatch` is not on PATH); raised at experiment start."""
 
 
 class LockTimeout(LegatoError, TimeoutError):

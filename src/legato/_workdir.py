@@ -15,6 +15,10 @@
     progress.json    the last `legato.progress()` report: {"fraction", "desc", "time"}
     stdout.log       the job's standard output
     stderr.log       the job's standard error
+    slurm.out        SLURM's own output file of the job (SlurmLauncher; the job's: stdout.log)
+    slurm.err        SLURM's own error file of the job (time limits, scancel) (SlurmLauncher)
+<workdir>/slurm/<batch>/   one `sbatch --array` (SlurmLauncher): jobs.txt (one job directory a
+                     line), and <task index> -> job directory links for SLURM's output files
 <workdir>/experiments/<name>/
     jobs.txt         one "<type name>/<identifier>" line per job the experiment submitted
     state.json       {"pid", "host", "started", "ended", "status", "counts"}
@@ -44,6 +48,8 @@ __all__ = [
     "STATE",
     "STDERR",
     "STDOUT",
+    "SLURM_ERR",
+    "SLURM_OUT",
     "atomic_write",
     "cache_dir",
     "experiment_dir",
@@ -51,6 +57,7 @@ __all__ = [
     "job_dir",
     "jobs_root",
     "read_json",
+    "slurm_root",
     "write_json",
 ]
 
@@ -63,6 +70,8 @@ PROGRESS = "progress.json"
 CANCEL = "cancel"
 STDOUT = "stdout.log"
 STDERR = "stderr.log"
+SLURM_OUT = "slurm.out"
+SLURM_ERR = "slurm.err"
 JOBS_LIST = "jobs.txt"
 
 
@@ -74,6 +83,11 @@ def jobs_root(workdir: Path) -> Path:
 def experiments_root(workdir: Path) -> Path:
     """The directory holding one `<name>/` directory per experiment."""
     return workdir / "experiments"
+
+
+def slurm_root(workdir: Path) -> Path:
+    """The directory holding SlurmLauncher's `<batch>/` array directories."""
+    return workdir / "slurm"
 
 
 def job_dir(workdir: Path, type_name: str, identifier: str) -> Path:
