@@ -117,11 +117,31 @@ async def test_failure_propagates_and_independent_jobs_go_on(tmp_path: Path) -> 
     assert str(bad.__job__.stderr_path) in message
     assert "ValueError" in bad.__job__.stderr_path.read_text()
     assert not (bad.__job__.path / "done").exists()
+    # the skipped job never ran: its error log is the failed dependency's
+    assert after.__job__.error_log == bad.__job__.stderr_path
+    assert str(after.__job__.stderr_path) not in message
     # FAILED on disk runs again
     async with experiment(tmp_path, "xp", raise_on_failure=False):
         again = Step(name="bad", log=log, fail="raise")
         await again.submit()
     assert [e["name"] for e in events(tmp_path / "log") if e["event"] == "start"].count("bad") == 2
+
+
+async def test_skipped_job_points_at_the_log_of_the_first_failure_up_the_chain(
+    tmp_path: Path,
+) -> None:
+    log = str(tmp_path / "log")
+    async with experiment(tmp_path, "xp", raise_on_failure=False):
+        bad = await Step(name="bad", log=log, fail="raise").submit()
+        middle = await Step(name="middle", log=log, inputs=[bad]).submit()
+        last = Step(name="last", log=log, inputs=[middle])
+        await last.submit()
+        with pytest.raises(legato.JobFailed) as info:
+            await last.__job__.wait()
+    assert last.__job__.state is JobState.DEPENDENCY_FAILED
+    assert last.__job__.error_log == bad.__job__.stderr_path
+    assert str(bad.__job__.stderr_path) in str(info.value)
+    assert bad.__job__.error_log == bad.__job__.stderr_path
 
 
 @pytest.mark.parametrize(("fail", "reason"), [("exit", "code 3"), ("kill", "SIGKILL")])

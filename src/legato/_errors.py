@@ -73,7 +73,7 @@ class JobFailed(LegatoError):
         super().__init__(
             f"job {job.type_name}/{job.identifier[:12]} ended {job.state.name}"
             + (f": {reason}" if reason else "")
-            + f" (error log: {job.stderr_path})"
+            + f" (error log: {job.error_log})"
         )
 
 

@@ -290,5 +290,5 @@ async def experiment(
     if failed and raise_on_failure:
         raise ExperimentFailed(
             name,
-            [(j.type_name, j.identifier, j.stderr_path, j.failure_reason or "") for j in failed],
+            [(j.type_name, j.identifier, j.error_log, j.failure_reason or "") for j in failed],
         )

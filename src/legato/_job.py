@@ -45,6 +45,7 @@ class Job:
 
     __slots__ = (
         "_amounts",
+        "_cause",
         "_done",
         "dependencies",
         "failure_reason",
@@ -83,6 +84,7 @@ class Job:
         self.pid: int | None = None
         self._done = anyio.Event()
         self._amounts: dict[str, int] = {}
+        self._cause: Job | None = None
 
     @property
     def tags(self) -> dict[str, Any]:
@@ -96,6 +98,15 @@ class Job:
     @property
     def stderr_path(self) -> Path:
         return self.path / STDERR
+
+    @property
+    def error_log(self) -> Path:
+        """Where to look first when the job did not end DONE.
+
+        A job skipped because a dependency failed never ran and has no log of its own: the
+        log that explains it is the one of the job that failed first up the chain.
+        """
+        return (self._cause or self).stderr_path
 
     def _finish(self, state: JobState, reason: str | None = None) -> None:
         self.state = state

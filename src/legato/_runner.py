@@ -134,6 +134,7 @@ async def run_job(xp: Experiment, job: Job) -> None:
             await dep._done.wait()
         for dep in job.dependencies:
             if dep.state is not JobState.DONE:
+                job._cause = dep._cause or dep
                 job._finish(
                     JobState.DEPENDENCY_FAILED,
                     f"dependency {dep.type_name}/{dep.identifier[:12]} ended {dep.state.name}",
