@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -102,11 +102,17 @@ def cache_dir(workdir: Path, type_name: str, identifier: str) -> Path:
     return workdir / "cache" / type_name / identifier
 
 
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
 def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write to a temporary sibling, rename: readers never see a partial file.
 
-    `durable` fsyncs first, for verdicts that must survive a machine crash."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    `durable` fsyncs first, for verdicts that must survive a machine crash. The file is
+    created by hand rather than by `tempfile.mkstemp`, whose 0600 mode would hide job
+    files from the other users of a shared workdir: this way the umask decides."""
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
