@@ -21,7 +21,7 @@
                      line), and <task index> -> job directory links for SLURM's output files
 <workdir>/experiments/<name>/
     jobs.txt         one "<type name>/<identifier>" line per job the experiment submitted
-    state.json       {"pid", "host", "started", "ended", "status", "counts"}
+    state.json       {"name", "pid", "host", "started", "status", "updated", "counts"}
 <workdir>/cache/<type name>/<identifier>/   @cache directories
 ```
 
