@@ -157,6 +157,14 @@ def test_kill_9_of_the_experiment_then_rerun_completes(tmp_path: Path) -> None:
     wait_until(lambda: not any(alive(pid) for pid in running), timeout=20)  # they end with it
     jobs = tmp_path / "wd" / "jobs" / "xp_tasks.Step"
     assert sum((d / "done").exists() for d in jobs.iterdir()) == 2
+    # the interrupted jobs said so on their way out (the worker outlives the first SIGTERM)
+    records = [
+        json.loads((d / "failed.json").read_text())
+        for d in jobs.iterdir()
+        if (d / "failed.json").exists()
+    ]
+    assert len(records) == 2, records
+    assert all(r["state"] == "failed" and "SIGTERM" in r["reason"] for r in records), records
     (tmp_path / "gate").touch()
     rerun = run_script(tmp_path, quick=2, gated=3)
     out, _ = rerun.communicate(timeout=120)
