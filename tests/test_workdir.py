@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from legato import experiment
-from xp_tasks import Step
+import legato
+from legato import JobState, experiment
+from xp_tasks import Evaluate, Learn, Model, Step, events
 
 pytestmark = pytest.mark.anyio
 
@@ -42,3 +43,29 @@ def file_modes(root: Path) -> dict[str, int]:
         for p in root.rglob("*")
         if p.is_file() and p.name != "log"
     }
+
+
+async def test_a_moved_workdir_keeps_paths_and_identifiers(tmp_path: Path) -> None:
+    """Paths inside the workdir follow it: `load` after a move, and a rerun there, agree."""
+    log = str(tmp_path / "log")
+    async with experiment(tmp_path / "before", "xp"):
+        trained = await Learn(model=Model()).submit()
+        evaluate = Evaluate(trained=trained, log=log)
+        await evaluate.submit()
+    identifier = evaluate.__identifier__
+    before, after = tmp_path / "before", tmp_path / "moved" / "after"
+    (tmp_path / "moved").mkdir()
+    before.rename(after)
+
+    loaded = legato.load(after / "jobs" / "xp_tasks.Evaluate" / identifier)
+    assert loaded.__identifier__ == identifier
+    assert loaded.trained.weights.is_relative_to(after)
+    assert loaded.trained.weights.read_text() == "16"
+    assert loaded.__taskdir__ == after / "jobs" / "xp_tasks.Evaluate" / identifier
+
+    async with experiment(after, "xp") as xp:
+        again = Evaluate(trained=await Learn(model=Model()).submit(), log=log)
+        await again.submit()
+    assert again.__identifier__ == identifier
+    assert {job.state for job in xp.jobs} == {JobState.DONE}
+    assert [e["event"] for e in events(Path(log))] == ["eval"], "nothing ran twice"

@@ -26,11 +26,13 @@ def load(job_dir: str | os.PathLike[str]) -> Any:
         data = (path / PARAMS).read_bytes()
     except FileNotFoundError:
         raise DeserializationError(f"{path} is not a job directory (no {PARAMS})") from None
-    task = loads(data)
-    prepare_task(task, path)
-    # Paths count relative to the workdir (<workdir>/jobs/<type>/<id>): fix the identity now.
+    # The workdir is the one the job directory lies in (<workdir>/jobs/<type>/<id>), wherever
+    # it was when the params were written: paths inside it are rebuilt here, and the
+    # identity, fixed now, counts them relative to it.
     token = current_workdir.set(path.parent.parent.parent)
     try:
+        task = loads(data)
+        prepare_task(task, path)
         identifier_digest(task)
     finally:
         current_workdir.reset(token)

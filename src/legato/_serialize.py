@@ -5,6 +5,10 @@ stay shared), each with its class's module and qualname, its field values (ident
 Meta alike), its tags, resolved path generators and, for outputs of submitted tasks, the
 producing task. Classes defined in a script run as `__main__` also record the script's
 file, so a job process can import it under its module name.
+
+Paths inside the workdir are written relative to it, and rebuilt under the workdir of the
+reader (the one a job directory lies in, for `load`): a workdir moved or mounted elsewhere
+keeps its paths and so its identifiers (SPEC §2).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import datetime as dt
 import enum
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path, PurePath
 from typing import Any
@@ -23,6 +28,7 @@ from msgspec.structs import force_setattr
 from ._config import ConfigBase, main_module_name, module_name, registry
 from ._errors import DeserializationError, ValidationError
 from ._fields import FieldKind
+from ._identity import current_workdir
 
 __all__ = ["FORMAT_VERSION", "dumps", "loads", "resolve_class"]
 
@@ -31,10 +37,28 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder()
 
 
+def _active_workdir() -> Path | None:
+    """The workdir paths are relative to: the experiment's, a job process's, or none."""
+    workdir = current_workdir.get()
+    if workdir is None:
+        env = os.environ.get("LEGATO_WORKDIR")
+        workdir = Path(env) if env else None
+    return workdir
+
+
 class _Dumper:
-    def __init__(self) -> None:
+    def __init__(self, workdir: Path | None) -> None:
         self.objects: list[dict[str, Any]] = []
         self.index: dict[int, int] = {}
+        self.workdir = workdir
+
+    def path(self, value: PurePath) -> list[str]:
+        if self.workdir is not None and value.is_absolute():
+            try:
+                return ["W", value.relative_to(self.workdir).as_posix()]
+            except ValueError:
+                pass
+        return ["P", str(value)]
 
     def config(self, config: ConfigBase) -> int:
         key = id(config)
@@ -54,12 +78,12 @@ class _Dumper:
             if main_file:
                 record["file"] = str(Path(main_file).resolve())
         fields: dict[str, Any] = {}
-        paths: dict[str, str] = {}
+        paths: dict[str, list[str]] = {}
         for name, kind, *_ in plan.checks:
             value = getattr(config, name)
             if kind is FieldKind.PATH:
                 if value is not None:
-                    paths[name] = str(value)
+                    paths[name] = self.path(value)
             elif kind is not FieldKind.CONSTANT:
                 fields[name] = self.value(value)
         record["fields"] = fields
@@ -74,7 +98,7 @@ class _Dumper:
             record["producer"] = self.config(producer)
         taskdir = d.get("__legato_taskdir__")
         if taskdir is not None:
-            record["taskdir"] = str(taskdir)
+            record["taskdir"] = self.path(taskdir)
         return idx
 
     def value(self, value: Any) -> Any:
@@ -102,7 +126,7 @@ class _Dumper:
             cls = type(value)
             return ["E", module_name(cls), cls.__qualname__, value.name]
         if isinstance(value, PurePath):
-            return ["P", str(value)]
+            return self.path(value)
         if isinstance(value, dt.datetime):
             return ["T", value.isoformat()]
         if isinstance(value, dt.date):
@@ -114,9 +138,13 @@ def dumps(config: ConfigBase) -> bytes:
     """Encode a configuration (and everything it refers to) for `loads`."""
     if not isinstance(config, ConfigBase):
         raise TypeError(f"dumps() takes a Config or Task, not {type(config).__name__}")
-    dumper = _Dumper()
+    workdir = _active_workdir()
+    dumper = _Dumper(workdir)
     root = dumper.config(config)
-    return _encoder.encode({"version": FORMAT_VERSION, "root": root, "objects": dumper.objects})
+    doc: dict[str, Any] = {"version": FORMAT_VERSION, "root": root, "objects": dumper.objects}
+    if workdir is not None:
+        doc["workdir"] = str(workdir)
+    return _encoder.encode(doc)
 
 
 def _import_script(module: str, file: str) -> None:
@@ -169,9 +197,18 @@ def _getattr_path(obj: Any, qualname: str) -> Any:
 
 
 class _Loader:
-    def __init__(self, objects: list[dict[str, Any]]) -> None:
+    def __init__(self, objects: list[dict[str, Any]], workdir: Path | None) -> None:
         self.objects = objects
         self.built: dict[int, ConfigBase] = {}
+        self.workdir = workdir
+
+    def path(self, value: Any) -> Path:
+        if type(value) is str:  # written before paths were tagged
+            return Path(value)
+        path = self.value(value)
+        if not isinstance(path, Path):
+            raise DeserializationError(f"not a path: {value!r}")
+        return path
 
     def config(self, idx: int) -> ConfigBase:
         if idx in self.built:
@@ -188,14 +225,14 @@ class _Loader:
                 f"cannot rebuild {record['type']}: {exc} (did the class change?)"
             ) from exc
         for name, path in record.get("paths", {}).items():
-            force_setattr(config, name, Path(path))
+            force_setattr(config, name, self.path(path))
         d = config.__dict__
         if record.get("tags"):
             d["__legato_tags__"] = {k: fields[k] for k in record["tags"] if k in fields}
         if record.get("producer") is not None:
             d["__legato_producer__"] = self.config(record["producer"])
         if record.get("taskdir"):
-            d["__legato_taskdir__"] = Path(record["taskdir"])
+            d["__legato_taskdir__"] = self.path(record["taskdir"])
         self.built[idx] = config
         return config
 
@@ -223,6 +260,10 @@ class _Loader:
             return cls[rest[2]]
         if kind == "P":
             return Path(rest[0])
+        if kind == "W":
+            if self.workdir is None:
+                raise DeserializationError(f"path {rest[0]!r} is relative to an unknown workdir")
+            return self.workdir / rest[0]
         if kind == "T":
             return dt.datetime.fromisoformat(rest[0])
         if kind == "D":
@@ -242,7 +283,9 @@ def loads(data: bytes) -> Any:
     if version != FORMAT_VERSION:
         raise DeserializationError(f"params format {version} is not supported")
     try:
-        return _Loader(objects).config(root)
+        recorded = doc.get("workdir")
+        workdir = _active_workdir() or (Path(recorded) if recorded else None)
+        return _Loader(objects, workdir).config(root)
     except DeserializationError:
         raise
     except (KeyError, IndexError, TypeError, ValueError) as exc:
