@@ -257,7 +257,8 @@ async def experiment(
     if not isinstance(launcher, Launcher):
         raise TypeError(f"launcher must implement legato.Launcher, got {launcher!r}")
     if max_jobs is None:
-        max_jobs = os.cpu_count() or 1
+        # Local jobs share this machine's CPUs; a cluster launcher says what suits it.
+        max_jobs = getattr(launcher, "default_max_jobs", None) or os.cpu_count() or 1
     xp = Experiment(root, name, max_jobs, resources, launcher)
     await launcher.check()
     await xp._write_state("running")
