@@ -33,7 +33,9 @@ from ._workdir import (
 
 EXIT_FAILED = 1
 EXIT_BUSY = 75
-"""Another process holds the job's lock (only with `--lock`): nothing was run."""
+"""Another process holds the job's lock (only with `--lock`), or another SLURM job runs
+it: nothing was run."""
+_SLURM_RECORD_WAIT = 60.0
 
 
 class Terminated(BaseException):
@@ -84,6 +86,32 @@ def _take_lock(job_dir: Path) -> bool:
         return False
     os.environ["LEGATO_LOCK_FD"] = str(fd)
     return True
+
+
+def _run_state(job_dir: Path) -> dict[str, Any] | None:
+    """state.json to extend with this run's pid and host; None if this run must not go on.
+
+    Under SlurmLauncher the experiment records the SLURM id in state.json once sbatch has
+    answered, which may be after this job started: wait for that record, so that neither
+    write loses the other's keys. A different id there means another submission owns the job.
+    """
+    info = read_json(job_dir / STATE) or {}
+    if os.environ.get("LEGATO_LAUNCHER") != "slurm" or "SLURM_JOB_ID" not in os.environ:
+        return info
+    array = os.environ.get("SLURM_ARRAY_JOB_ID")
+    task = os.environ.get("SLURM_ARRAY_TASK_ID")
+    mine = f"{array}_{task}" if array and task else os.environ["SLURM_JOB_ID"]
+    deadline = time.monotonic() + _SLURM_RECORD_WAIT
+    while info.get("slurm_id") != mine:
+        if time.monotonic() > deadline:
+            if "slurm_id" not in info:
+                break  # its experiment died before recording it: run, and say who we are
+            sys.stderr.write(f"legato: SLURM job {info['slurm_id']} runs this job, not {mine}\n")
+            return None
+        time.sleep(0.05)
+        info = read_json(job_dir / STATE) or {}
+    info["slurm_id"] = mine
+    return info
 
 
 def run(job_dir: Path) -> int:
@@ -157,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     if "--lock" in args[1:] and not _take_lock(job_dir):
         return EXIT_BUSY
     _redirect_output(job_dir)
-    info = read_json(job_dir / STATE) or {}
+    info = _run_state(job_dir)
+    if info is None:
+        return EXIT_BUSY
     info.update(pid=os.getpid(), host=os.uname().nodename, started=time.time())
     write_json(job_dir / STATE, info, durable=False)
     os.chdir(job_dir)
