@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from cli_support import (
@@ -30,6 +31,8 @@ from cli_support import (
     start_wait,
     wait_until,
 )
+from legato import JobState, experiment
+from xp_tasks import Step, events
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
 
@@ -292,3 +295,33 @@ def test_status_refreshes_on_a_terminal_until_ctrl_c(
             status.kill()
             status.wait()
         os.close(primary)
+
+
+@pytest.mark.anyio
+async def test_kill_a_job_that_waits_for_its_dependencies(tmp_path: Path) -> None:
+    """A job killed before it starts never starts in this run, and runs in the next."""
+    workdir, log, gate = tmp_path / "runs", str(tmp_path / "log"), tmp_path / "gate"
+    async with experiment(workdir, "xp", raise_on_failure=False):
+        first = await Step(name="first", log=log, gate=str(gate)).submit()
+        second = Step(name="second", log=log, inputs=[first])
+        await second.submit()
+        with anyio.fail_after(60):
+            while not second.__job__.path.is_dir():
+                await anyio.sleep(0.01)
+        listed = await anyio.to_thread.run_sync(lambda: jobs_json(workdir, "--state", "incomplete"))
+        assert second.__identifier__ in [job["id"] for job in listed]
+        done = await anyio.to_thread.run_sync(
+            lambda: cli("jobs", "kill", second.__identifier__[:12], workdir=workdir)
+        )
+        assert done.returncode == 0, done.stderr
+        assert "cancelled" in done.stdout
+        gate.touch()
+    assert first.__job__.state is JobState.DONE
+    assert second.__job__.state is JobState.CANCELLED
+    assert "before it started" in (second.__job__.failure_reason or "")
+    assert [e["name"] for e in events(Path(log)) if e["event"] == "start"] == ["first"]
+
+    async with experiment(workdir, "xp"):  # a later run is not bound by that request
+        again = Step(name="second", log=log, inputs=[await Step(name="first", log=log).submit()])
+        await again.submit()
+    assert again.__job__.state is JobState.DONE

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 import legato
+from cli_support import cli
 from legato import JobState, experiment
 from xp_tasks import Evaluate, Learn, Model, Step, events
 
@@ -62,6 +65,12 @@ async def test_a_moved_workdir_keeps_paths_and_identifiers(tmp_path: Path) -> No
     assert loaded.trained.weights.is_relative_to(after)
     assert loaded.trained.weights.read_text() == "16"
     assert loaded.__taskdir__ == after / "jobs" / "xp_tasks.Evaluate" / identifier
+    shown = await anyio.to_thread.run_sync(
+        lambda: cli("jobs", "show", "--json", identifier[:12], workdir=after)
+    )
+    assert shown.returncode == 0, shown.stderr
+    params = json.loads(shown.stdout)["params"]
+    assert params["trained"]["weights"] == str(loaded.trained.weights)
 
     async with experiment(after, "xp") as xp:
         again = Evaluate(trained=await Learn(model=Model()).submit(), log=log)

@@ -153,7 +153,11 @@ class Experiment:
         with open(self.path / JOBS_LIST, "a", encoding="utf-8") as f:
             f.writelines(f"{job.type_name}/{job.identifier}\n" for job in batch)
         exists = os.path.exists
-        return [exists(job.path / DONE) for job in batch]
+        done = [exists(job.path / DONE) for job in batch]
+        for job, is_done in zip(batch, done, strict=True):
+            if not is_done:  # the directory shows the job to `legato jobs` while it waits
+                os.makedirs(job.path, exist_ok=True)
+        return done
 
     def _job_finished(self, job: Job) -> None:
         self._unfinished -= 1

@@ -63,6 +63,21 @@ def _try_lock(job_dir: Path) -> tuple[str, Any]:
     return "locked", fd
 
 
+def _cancelled_since(job_dir: Path, since: float) -> bool:
+    """Whether `legato jobs kill` asked, after `since`, that the job not run.
+
+    Older markers are from earlier runs: a job cancelled then runs again now."""
+    marker = job_dir / CANCEL
+    try:
+        when = os.stat(marker).st_mtime
+    except FileNotFoundError:
+        return False
+    record = read_json(marker)
+    if record is not None and isinstance(record.get("time"), (int, float)):
+        when = float(record["time"])
+    return when >= since
+
+
 def _start_run(job_dir: Path, params: bytes, state: dict[str, Any]) -> None:
     """With the lock held: a fresh run's params and state; old verdicts go."""
     atomic_write(job_dir / PARAMS, params, durable=False)
@@ -119,12 +134,12 @@ def _signame(sig: int) -> str:
         return "unknown"
 
 
-def _record_cancelled(job_dir: Path) -> None:
-    if not os.path.exists(job_dir / DONE):
-        write_json(
-            job_dir / FAILED,
-            {"state": "cancelled", "reason": "cancelled", "ended": time.time()},
-        )
+def _record_cancelled(job_dir: Path, reason: str = "cancelled", overwrite: bool = True) -> None:
+    if os.path.exists(job_dir / DONE):
+        return
+    if not overwrite and read_json(job_dir / FAILED) is not None:
+        return  # `legato jobs kill` recorded it already
+    write_json(job_dir / FAILED, {"state": "cancelled", "reason": reason, "ended": time.time()})
 
 
 async def run_job(xp: Experiment, job: Job) -> None:
@@ -209,6 +224,11 @@ async def _run_locked(xp: Experiment, job: Job, fd: int, gpus: list[int]) -> Non
         exit: Exit | None = None
         if previous and previous.get("launcher") == launcher.name:
             exit = await launcher.adopt(spec, previous)
+        if exit is None and await anyio.to_thread.run_sync(_cancelled_since, job.path, xp.started):
+            why = "cancelled by `legato jobs kill` before it started"
+            await anyio.to_thread.run_sync(_record_cancelled, job.path, why, False)
+            job._finish(JobState.CANCELLED, why)
+            return
         if exit is None:
             params = xp._params(job)
             info = {"experiment": xp.name, "launcher": launcher.name, "submitted": time.time()}

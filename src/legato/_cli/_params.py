@@ -9,6 +9,7 @@ them) and the submitted tasks the params depend on.
 
 from __future__ import annotations
 
+import os
 from pathlib import PurePath
 from typing import Any
 
@@ -26,14 +27,15 @@ class _Record(msgspec.Struct):
     fields: dict[str, Any]
     tags: list[str] = []
     producer: int | None = None
-    taskdir: str | None = None
-    paths: dict[str, str] = {}
+    taskdir: str | list[str] | None = None
+    paths: dict[str, str | list[str]] = {}
 
 
 class _Document(msgspec.Struct):
     version: int
     root: int
     objects: list[_Record]
+    workdir: str | None = None
 
 
 _decode = msgspec.msgpack.Decoder(_Document).decode
@@ -63,7 +65,9 @@ def _explain(data: bytes, exc: msgspec.DecodeError) -> str:
 class Params:
     """One decoded params file: the root task and every configuration it refers to."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, workdir: str | None = None) -> None:
+        """`workdir`: the one the job directory lies in now, under which the paths written
+        relative to the workdir are shown (default: where the params were written)."""
         try:
             doc = _decode(data)
         except msgspec.DecodeError as exc:
@@ -72,6 +76,7 @@ class Params:
             raise ParamsError(f"params format {doc.version!r} is not supported")
         self.objects = doc.objects
         self.root = doc.root
+        self.workdir = workdir or doc.workdir
         self._record(doc.root)
 
     def _record(self, index: Any) -> _Record:
@@ -161,7 +166,18 @@ class Params:
 
     def paths(self) -> dict[str, str]:
         """The root's path generators, as resolved when the job was submitted."""
-        return dict(self._record(self.root).paths)
+        return {k: self._path(v) for k, v in self._record(self.root).paths.items()}
+
+    def _path(self, value: Any) -> str:
+        """A path as `legato._serialize` writes it: a string, ["P", path] or ["W", relative]."""
+        if type(value) is str:
+            return value
+        if type(value) is list and len(value) == 2 and type(value[1]) is str:
+            if value[0] == "P":
+                return value[1]
+            if value[0] == "W":
+                return os.path.join(self.workdir, value[1]) if self.workdir else value[1]
+        raise ParamsError(f"corrupt params file: not a path: {value!r}")
 
     def builtins(self, value: Any, _depth: int = 0) -> Any:
         """A JSON-friendly form of an encoded value; configurations become dicts with a
@@ -192,7 +208,9 @@ class Params:
             return int(rest[0])
         if kind == "E" and len(rest) == 3:
             return f"{rest[1]}.{rest[2]}"
-        if kind in ("P", "T", "D") and rest:
+        if kind in ("P", "W"):
+            return self._path(value)
+        if kind in ("T", "D") and rest:
             return str(rest[0])
         raise ParamsError(f"corrupt params file: unknown value tag {kind!r}")
 
@@ -229,8 +247,8 @@ class Params:
             return str(rest[0])
         if kind == "E" and len(rest) == 3:
             return f"{rest[1]}.{rest[2]}"
-        if kind == "P" and rest:
-            return f"Path({rest[0]!r})"
+        if kind in ("P", "W"):
+            return f"Path({self._path(value)!r})"
         if kind == "T" and rest:
             return f"datetime.fromisoformat({rest[0]!r})"
         if kind == "D" and rest:
@@ -249,7 +267,7 @@ class Params:
 
     def _job_name(self, index: int) -> str:
         record = self._record(index)
-        identifier = PurePath(record.taskdir).name if record.taskdir else "?"
+        identifier = PurePath(self._path(record.taskdir)).name if record.taskdir else "?"
         return f"{record.type}/{identifier}"
 
 

@@ -160,7 +160,8 @@ class JobEntry:
                     raise ParamsMissing("no params file yet (the job has not started)")
                 if isinstance(data, OSError):
                     raise ParamsError(f"cannot read {PARAMS}: {data.strerror}")
-                self._params = Params(data)
+                workdir = os.path.dirname(os.path.dirname(os.path.dirname(self.dir)))
+                self._params = Params(data, workdir)
             except ParamsError as exc:
                 self._params_error = exc
                 raise
