@@ -10,7 +10,13 @@ import sys
 import threading
 from pathlib import Path
 
+from legato import Param, Task
+
 SCRIPT = Path(__file__).with_name("xp_script.py")
+
+
+class Train(Task, name="display.Train"):
+    size: Param[int]
 
 
 def run(tmp_path: Path, env: dict[str, str], tty: bool) -> str:
@@ -85,3 +91,25 @@ def test_log_lines_when_not_a_terminal(tmp_path: Path) -> None:
     assert found, "no periodic log line while a job was running"
     state = json.loads((tmp_path / "wd" / "experiments" / "crash" / "state.json").read_text())
     assert state["status"] == "done" and state["counts"]["done"] == 3
+
+
+def test_each_running_job_has_its_own_line(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from legato._display import _render
+    from legato._experiment import Experiment
+    from legato._job import Job, JobState
+    from legato._local import LocalLauncher
+
+    xp = Experiment(tmp_path, "live", 2, None, LocalLauncher())
+    for size, fraction in ((1, 0.1), (2, 0.55)):
+        task = Train(size=size)
+        job = Job(task, task.__identifier__, tmp_path / str(size), [], {}, None)
+        job.state, job.progress, job.progress_desc = JobState.RUNNING, fraction, "epoch 3"
+        xp._jobs[job.identifier] = job
+    console = Console(width=80, force_terminal=True)
+    lines = ["".join(s.text for s in line) for line in console.render_lines(_render(xp))]
+    assert lines[0].startswith("live: 0 done, 2 running, 0 failed, 0 waiting (2 jobs)")
+    assert set(lines[1].strip()) <= set("━╺╸")  # the bar, alone on its line
+    rows = [line.split()[1:] for line in lines[2:]]
+    assert rows == [["10.0%", "epoch", "3"], ["55.0%", "epoch", "3"]]

@@ -55,7 +55,7 @@ async def _plain(xp: Experiment) -> None:
 
 
 def _render(xp: Experiment) -> Any:
-    from rich.console import Group
+    from rich.console import Group, NewLine
     from rich.progress_bar import ProgressBar
     from rich.table import Table
     from rich.text import Text
@@ -75,7 +75,9 @@ def _render(xp: Experiment) -> Any:
         table.add_row(f"{job.type_name}/{job.identifier[:8]}", pct, job.progress_desc or "")
     if len(running) > 20:
         table.add_row(f"... and {len(running) - 20} more", "", "")
-    return Group(header, bar, table)
+    # A progress bar ends without a newline: without one, the first job's row would
+    # continue the bar's line and be cut at the terminal's width.
+    return Group(header, bar, NewLine(), table)
 
 
 async def _live(xp: Experiment) -> None:
