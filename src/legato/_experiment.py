@@ -52,7 +52,11 @@ def current_experiment() -> Experiment:
 
 
 class Experiment:
-    """What `async with experiment(...) as xp` gives: submitted jobs and their states."""
+    """What `async with experiment(...) as xp` gives: submitted jobs and their states.
+
+    Created by `experiment()`, never directly. It outlives its block: after the block,
+    `xp.jobs` holds every job in its final state.
+    """
 
     def __init__(
         self,
@@ -63,9 +67,13 @@ class Experiment:
         launcher: Launcher,
     ) -> None:
         self.workdir = workdir
+        """The absolute workdir that job directories are under."""
         self.name = name
+        """The experiment's name: its record is `<workdir>/experiments/<name>/`."""
         self.launcher = launcher
+        """The launcher of every job submitted without one of its own."""
         self.path = experiment_dir(workdir, name)
+        """The experiment's record directory (`jobs.txt`, `state.json`)."""
         self._pool = ResourcePool(max_jobs, resources)
         self._jobs: dict[str, Job] = {}
         self._pending: list[Job] = []
@@ -76,6 +84,7 @@ class Experiment:
         self._tg: TaskGroup | None = None
         self._log = logging.getLogger("legato")
         self.started = time.time()
+        """When the experiment was opened (seconds since the epoch)."""
         self._job_env = _job_env(workdir, name)
 
     @property
@@ -84,6 +93,8 @@ class Experiment:
         return list(self._jobs.values())
 
     def counts(self) -> dict[str, int]:
+        """How many jobs are in each state, keyed by `JobState` value (`"done"`), zeros
+        included: what the live view and `legato status` show."""
         counts = {state.value: 0 for state in JobState}
         for job in self._jobs.values():
             counts[job.state.value] += 1
@@ -96,7 +107,12 @@ class Experiment:
         launcher: Launcher | None = None,
         requires: Mapping[str, int] | None = None,
     ) -> Any:
-        """Register `task` (see `Task.submit`) and return its output configuration."""
+        """Submit `task` to this experiment rather than to the innermost open one.
+
+        `await task.submit()` is the usual spelling; this one names the experiment, for
+        code that keeps several open or submits from a task the experiment's block did not
+        start. Arguments and result are those of `Task.submit`.
+        """
         if not isinstance(task, Task):
             raise TypeError(f"submit() takes a Task, not {type(task).__name__}")
         if self._tg is None:
@@ -182,6 +198,8 @@ class Experiment:
         return [sys.executable, "-m", "legato._worker", str(path)]
 
     def failed(self) -> list[Job]:
+        """The jobs that ended FAILED, DEPENDENCY_FAILED or CANCELLED so far, in submission
+        order: those that `ExperimentFailed` names."""
         bad = (JobState.FAILED, JobState.DEPENDENCY_FAILED, JobState.CANCELLED)
         return [job for job in self._jobs.values() if job.state in bad]
 
@@ -243,11 +261,35 @@ async def experiment(
     launcher: Launcher | None = None,
     raise_on_failure: bool = True,
 ) -> AsyncIterator[Experiment]:
-    """Open an experiment: submitted tasks run as jobs under `workdir` until the block ends.
+    """Open an experiment, `async with experiment(workdir, name) as xp:`, that runs the
+    tasks submitted in its block as jobs under `workdir`.
 
-    Leaving the block waits for every job; an exception or a cancellation in the block
-    cancels running jobs instead. With `raise_on_failure`, failed jobs raise
-    `ExperimentFailed` on exit.
+    The block owns the jobs: leaving it normally waits for every job, and an exception or
+    a cancellation in it (Ctrl-C, a timeout) terminates the running ones instead, so no
+    job outlives it. It runs in any anyio event loop (asyncio or trio) and never blocks it.
+
+    Args:
+        workdir: Where job directories go (`jobs/<type name>/<identifier>`): experiments
+            that share a workdir share finished jobs. `~` is expanded.
+        name: Names the experiment's record, `<workdir>/experiments/<name>/`; a plain
+            name (no `/`, not starting with `.`).
+        max_jobs: How many jobs run at once; `os.cpu_count()` when None.
+        resources: Counted resources that jobs take with `submit(requires=...)`, as
+            `{"gpu": 2, "mem_gb": 64}`; `"gpu"` units are device indices, handed to jobs
+            in `CUDA_VISIBLE_DEVICES`.
+        launcher: Where jobs run unless `submit(launcher=...)` says otherwise; a
+            `LocalLauncher()` when None. Its `check()` runs here, so a launcher that cannot
+            work fails before anything is submitted.
+        raise_on_failure: Raise `ExperimentFailed` on leaving the block if any job did not
+            end DONE; with False, look at `xp.jobs` instead.
+
+    Raises:
+        ExperimentFailed: On leaving the block, when jobs failed and `raise_on_failure`.
+        LauncherError: When the launcher cannot work here.
+        ResourceError: When `max_jobs` or `resources` are not positive/non-negative ints.
+        ValueError: When `name` is not a plain name.
+        LegatoError: When opened inside a running job (a script without a
+            `if __name__ == "__main__":` guard).
     """
     if os.environ.get("LEGATO_WORKER"):
         raise LegatoError(

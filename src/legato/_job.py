@@ -28,12 +28,18 @@ class JobState(enum.Enum):
     RUNNING = "running"
     """Its process runs (here, or in another experiment that this one waits for)."""
     DONE = "done"
+    """`execute` returned and the `done` marker is written; never run again."""
     FAILED = "failed"
+    """`execute` raised, or the process exited non-zero or was killed; runs again next time."""
     CANCELLED = "cancelled"
+    """Its experiment was cancelled (Ctrl-C, a cancelled scope) or `legato jobs kill` ended
+    it; runs again next time."""
     DEPENDENCY_FAILED = "dependency_failed"
+    """A task whose output it holds did not end DONE, so it never ran."""
 
     @property
     def final(self) -> bool:
+        """True for the states a job never leaves in this experiment."""
         return self in _FINAL
 
 
@@ -41,7 +47,12 @@ _FINAL = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState
 
 
 class Job:
-    """One task's run in an experiment: its identity, directory, state and outcome."""
+    """One task's run in an experiment: its identity, directory, state and outcome.
+
+    The experiment creates it at `submit()` (as `task.__job__`, and in `xp.jobs`) and
+    updates it as the job runs; read it, never build or change it. Everything it knows that
+    outlives the experiment is in the job directory, `path`.
+    """
 
     __slots__ = (
         "_amounts",
@@ -71,17 +82,31 @@ class Job:
         launcher: Launcher | None,
     ) -> None:
         self.task = task
+        """The submitted task (the first one, when the same job was submitted twice)."""
         self.type_name: str = type(task).__legato_type_name__
+        """The task's type name, the parent directory of `path` (`first.Learn`)."""
         self.identifier = identifier
+        """The task's 64-hex-digit identifier, the name of `path`."""
         self.path = path
+        """The job directory, `<workdir>/jobs/<type name>/<identifier>`."""
         self.dependencies = dependencies
+        """The jobs of the tasks whose outputs the task holds; it starts once they are DONE."""
         self.requires = requires
+        """The counted resources it takes while it runs (`submit(requires=...)`)."""
         self.launcher = launcher
+        """The launcher given to `submit()`, or None for the experiment's."""
         self.state = JobState.WAITING
+        """Where the job is; final states (`state.final`) do not change any more."""
         self.failure_reason: str | None = None
+        """Why it did not end DONE (`"ValueError: diverged"`, `"killed by signal 9
+        (SIGKILL)"`); None while it runs and when it is DONE."""
         self.progress: float | None = None
+        """The last fraction the job reported with `legato.progress()`, or None."""
         self.progress_desc: str | None = None
+        """The description that came with `progress`."""
         self.pid: int | None = None
+        """The process id its launcher reported when the job started (a local job's), else
+        None."""
         self._done = anyio.Event()
         self._amounts: dict[str, int] = {}
         self._cause: Job | None = None
@@ -93,10 +118,12 @@ class Job:
 
     @property
     def stdout_path(self) -> Path:
+        """What `execute` printed to standard output."""
         return self.path / STDOUT
 
     @property
     def stderr_path(self) -> Path:
+        """Standard error of the job's process; a failed job's traceback ends it."""
         return self.path / STDERR
 
     @property
@@ -114,7 +141,11 @@ class Job:
         self._done.set()
 
     async def wait(self) -> Job:
-        """Return once the job is final; raise `JobFailed` unless it is DONE."""
+        """Return the job once it is final; raise `JobFailed` unless it is DONE.
+
+        For code inside the experiment's block that needs a result before submitting
+        more; leaving the block waits for every job anyway.
+        """
         await self._done.wait()
         if self.state is not JobState.DONE:
             raise JobFailed(self)

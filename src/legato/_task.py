@@ -35,9 +35,24 @@ class Task(ConfigBase):
         launcher: Launcher | None = None,
         requires: dict[str, int] | None = None,
     ) -> Any:
-        """Register this task with the current experiment and return its output config.
+        """Make this task a job of the current experiment; return what later tasks hold.
 
-        Never waits for the job to run; dependencies are read from the task's fields.
+        Returns at once and never waits for the job to run: the experiment starts it once
+        the tasks whose outputs its fields hold (at any depth) are DONE. Hand on the value
+        returned here, not `self.config()` called again: only the returned value carries the
+        dependency on this job.
+
+        Args:
+            launcher: Run this job with this launcher rather than the experiment's.
+            requires: Counted resources the job holds while it runs, among those the
+                experiment declares, as `{"gpu": 1}`.
+
+        Returns:
+            `self.config()` when the class defines `config()`, else the task itself.
+
+        Raises:
+            NoExperimentError: Outside `async with experiment(...)`.
+            ResourceError: When `requires` asks for more than the experiment declares.
         """
         from ._experiment import current_experiment
 
