@@ -273,7 +273,9 @@ async def experiment(
             that share a workdir share finished jobs. `~` is expanded.
         name: Names the experiment's record, `<workdir>/experiments/<name>/`; a plain
             name (no `/`, not starting with `.`).
-        max_jobs: How many jobs run at once; `os.cpu_count()` when None.
+        max_jobs: How many jobs run (or wait in a cluster's queue) at once; when None,
+            the launcher's `default_max_jobs` if it has one (500 for `SlurmLauncher`),
+            else `os.cpu_count()`.
         resources: Counted resources that jobs take with `submit(requires=...)`, as
             `{"gpu": 2, "mem_gb": 64}`; `"gpu"` units are device indices, handed to jobs
             in `CUDA_VISIBLE_DEVICES`.
