@@ -22,7 +22,9 @@ class Exit:
     """How a job's process ended, as far as the launcher knows."""
 
     exit_code: int | None = None
+    """The process's exit status, when it exited."""
     signal: int | None = None
+    """The signal that killed it, when one did."""
     reason: str | None = None
     """Set when the launcher knows better than the exit status (sbatch rejected the job)."""
 
@@ -32,15 +34,24 @@ class LaunchSpec:
     """Everything a launcher needs to start one job."""
 
     job_dir: Path
+    """The job directory: the process's working directory."""
     argv: list[str]
+    """The command to run, `python -m legato._worker <job dir>`, with the experiment's
+    interpreter."""
     env: dict[str, str]
+    """The process's whole environment: the experiment's, its import path as `PYTHONPATH`,
+    `LEGATO_WORKDIR`, `LEGATO_EXPERIMENT`, and `CUDA_VISIBLE_DEVICES` when the experiment
+    declares GPUs."""
     requires: dict[str, int]
+    """The counted resources the job holds (`submit(requires=...)`), for a launcher that
+    asks its own scheduler for them."""
     lock_fd: int | None = None
     """An fd holding the job's flock; a local child inherits it so the lock outlives a
     killed experiment for as long as the job runs."""
     on_started: Callable[[dict[str, Any]], None] = field(default=lambda info: None)
     """Call once the job is queued or running, with what identifies the run (pid, SLURM id)."""
     on_progress: Callable[[float, str | None], None] = field(default=lambda f, d: None)
+    """Call with each `legato.progress()` report the job makes (fraction, description)."""
 
 
 @runtime_checkable

@@ -21,6 +21,11 @@ class LocalLauncher:
 
     The child inherits the job's lock and dies with the experiment (SIGTERM on parent
     death), so a killed experiment leaves neither orphans nor a job running unlocked.
+
+    Args:
+        grace_period: Seconds a cancelled job has between SIGTERM and SIGKILL, to run its
+            `finally:` blocks; give a job that saves a large checkpoint on the way out
+            its own launcher with more (`submit(launcher=LocalLauncher(grace_period=60))`).
     """
 
     name = "local"

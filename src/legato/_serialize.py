@@ -135,7 +135,13 @@ class _Dumper:
 
 
 def dumps(config: ConfigBase) -> bytes:
-    """Encode a configuration (and everything it refers to) for `loads`."""
+    """Encode a configuration, and every configuration it refers to, for `loads`.
+
+    This is the format of a job's `params.msgpack`. Unlike the identity, it keeps `Meta`
+    fields, tags and resolved path generators, so that what `loads` rebuilds in another
+    process is the task as it was submitted; paths inside the current workdir are written
+    relative to it, so a moved workdir still loads.
+    """
     if not isinstance(config, ConfigBase):
         raise TypeError(f"dumps() takes a Config or Task, not {type(config).__name__}")
     workdir = _active_workdir()
@@ -272,7 +278,16 @@ class _Loader:
 
 
 def loads(data: bytes) -> Any:
-    """Rebuild a configuration written by `dumps`, with its tags and identifier."""
+    """Rebuild a configuration written by `dumps`, with its tags and identifier.
+
+    Classes are imported by module name (a class of a script run as `__main__` from the
+    script's file), so they must still exist. Workdir paths are rebuilt under the current
+    workdir if there is one, else under the one recorded by `dumps`.
+
+    Raises:
+        DeserializationError: When `data` is not a params file, is of an unknown version,
+            or names a class that cannot be imported.
+    """
     try:
         doc = _decoder.decode(data)
         version = doc["version"]
