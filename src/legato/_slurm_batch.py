@@ -82,6 +82,7 @@ _RESERVED = {
 }
 _MEM = re.compile(r"[0-9]+[KMGTkmgt]?")
 _JOB_ID = re.compile(r"[0-9]+")
+_SBATCH_ERROR = re.compile(r"^sbatch: error: ")
 _ARRAY_RANGE = re.compile(r"([0-9]+)_\[([0-9,\-%]+)\]")
 
 
@@ -222,11 +223,11 @@ def parse_job_id(stdout: bytes) -> str | None:
 
 
 def sbatch_message(stderr: bytes, returncode: int) -> str:
-    """sbatch's own words for a rejection, its error lines first."""
+    """sbatch's own words for a rejection: its error lines, without their "sbatch: error:"."""
     lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()]
     lines = [line for line in lines if line]
     errors = [line for line in lines if "error" in line.lower()]
-    text = "; ".join(errors or lines)
+    text = "; ".join(_SBATCH_ERROR.sub("", line) for line in errors or lines)
     return text or f"sbatch exited with status {returncode} and no message"
 
 

@@ -1,0 +1,118 @@
+"""Helpers of the tests against a real SLURM cluster (scripts/slurm-cluster.sh start).
+
+`SlurmCalls` puts logging wrappers of sbatch, squeue and scancel first on PATH: each call
+is appended to a log, then the real command runs. Used as an experiment script,
+`python slurm_support.py WORKDIR LOG GATE N CPUS` runs N gated steps through SLURM (the
+restart tests kill it with -9 and run it again).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+COMMANDS = ("sbatch", "squeue", "scancel")
+REQUIRE = "LEGATO_REQUIRE_SLURM"
+"""Set to 1 (CI does) to make the tests fail, not skip, when no cluster is reachable."""
+
+
+def cluster_problem() -> str | None:
+    """Why the SLURM tests cannot run here, or None when a cluster answers."""
+    missing = [cmd for cmd in ("sinfo", *COMMANDS) if shutil.which(cmd) is None]
+    if missing:
+        return f"{', '.join(missing)} not on PATH (scripts/slurm-cluster.sh install && start)"
+    try:
+        done = subprocess.run(
+            ["sinfo", "--noheader", "--format=%T"], capture_output=True, text=True, timeout=15
+        )
+    except subprocess.TimeoutExpired:
+        return "sinfo did not answer within 15 s (is slurmctld running?)"
+    states = done.stdout.split()
+    if done.returncode != 0:
+        return f"sinfo failed: {done.stderr.strip()[:300]} (scripts/slurm-cluster.sh start)"
+    if not any(state.rstrip("*~#") in ("idle", "mixed", "allocated") for state in states):
+        return f"no SLURM node is up (sinfo: {' '.join(states) or 'nothing'})"
+    return None
+
+
+def node_cpus() -> int:
+    """CPUs of the first node (the test cluster has one)."""
+    done = subprocess.run(
+        ["sinfo", "--noheader", "--format=%c"], capture_output=True, text=True, check=True
+    )
+    return int(done.stdout.split()[0].rstrip("+"))
+
+
+def queued(ids: list[str]) -> dict[str, str]:
+    """{id: SLURM state} of those of `ids` that squeue still lists."""
+    done = subprocess.run(
+        ["squeue", "--noheader", "--array", "--format=%i %T", f"--user={os.getuid()}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    listed = dict(line.split() for line in done.stdout.splitlines() if line.strip())
+    return {i: listed[i] for i in ids if i in listed}
+
+
+class SlurmCalls:
+    """Logging wrappers of the SLURM commands in `directory`, which goes first on PATH."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.bin = directory
+        self.log = directory / "calls.log"
+        self.path = f"{directory}{os.pathsep}{os.environ['PATH']}"
+        """PATH with the wrappers first."""
+        for command in COMMANDS:
+            real = shutil.which(command)
+            assert real is not None, command
+            wrapper = directory / command
+            wrapper.write_text(
+                "#!/bin/sh\n"
+                f'printf "%s %s %s\\n" {command} "$(date +%s.%N)" "$*" >> "{self.log}"\n'
+                f'exec "{real}" "$@"\n'
+            )
+            wrapper.chmod(0o755)
+
+    def calls(self, command: str) -> list[tuple[float, str]]:
+        """(time, arguments) of each call of `command` so far."""
+        if not self.log.exists():
+            return []
+        found = []
+        for line in self.log.read_text().splitlines():
+            name, when, args = [*line.split(" ", 2), ""][:3]
+            if name == command:
+                found.append((float(when), args))
+        return found
+
+    def args(self, command: str) -> list[str]:
+        return [args for _, args in self.calls(command)]
+
+    def count(self, command: str) -> int:
+        return len(self.calls(command))
+
+
+def main(workdir: str, log: str, gate: str, n: int, cpus: int) -> None:
+    import anyio
+
+    from legato import SlurmLauncher, experiment
+    from xp_tasks import Step
+
+    async def run() -> None:
+        launcher = SlurmLauncher(cpus=cpus, poll_interval=0.2)
+        async with experiment(workdir, "restart", launcher=launcher) as xp:
+            for i in range(n):
+                await Step(name=f"gated{i}", log=log, gate=gate).submit()
+            print("submitted", flush=True)
+        print("finished", " ".join(job.state.name for job in xp.jobs), flush=True)
+
+    anyio.run(run)
+
+
+if __name__ == "__main__":
+    workdir, log, gate, n, cpus = sys.argv[1:]
+    main(workdir, log, gate, int(n), int(cpus))

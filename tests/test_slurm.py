@@ -1,0 +1,320 @@
+"""SlurmLauncher against a real SLURM cluster (scripts/slurm-cluster.sh start): real
+sbatch, squeue and scancel, counted through logging wrappers first on PATH.
+
+Skipped when no cluster answers, unless LEGATO_REQUIRE_SLURM=1 (CI), which fails them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import legato
+from cli_support import cli, wait_until
+from legato import ExperimentFailed, JobState, LauncherError, SlurmLauncher, experiment
+from slurm_support import REQUIRE, SlurmCalls, cluster_problem, node_cpus, queued
+from xp_tasks import Reporter, Step, events
+
+pytestmark = [pytest.mark.slurm, pytest.mark.anyio]
+SCRIPT = Path(__file__).with_name("slurm_support.py")
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> None:
+    problem = cluster_problem()
+    if problem is not None:
+        if os.environ.get(REQUIRE) == "1":
+            pytest.fail(f"{REQUIRE}=1 but the SLURM cluster is not reachable: {problem}")
+        pytest.skip(f"no SLURM cluster reachable: {problem}")
+
+
+@pytest.fixture
+def calls(cluster: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SlurmCalls:
+    """The SLURM commands that the test's experiments run, logged."""
+    wrappers = SlurmCalls(tmp_path / "bin")
+    monkeypatch.setenv("PATH", wrappers.path)
+    return wrappers
+
+
+def fast(**resources: Any) -> SlurmLauncher:
+    return SlurmLauncher(poll_interval=0.2, max_poll_interval=1.0, **resources)
+
+
+async def poll(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(0.02)
+
+
+def state(step: Step) -> dict[str, Any]:
+    path = step.__job__.path / "state.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def array_size(args: str) -> int:
+    """The number of tasks of `sbatch ... --array=0-N ...`, 1 for a single job."""
+    for arg in args.split():
+        if arg.startswith("--array=0-"):
+            return int(arg.removeprefix("--array=0-")) + 1
+    return 1
+
+
+async def test_sweep_of_20_jobs_with_dependencies(tmp_path: Path, calls: SlurmCalls) -> None:
+    log = str(tmp_path / "log")
+    async with experiment(tmp_path / "wd", "sweep", launcher=fast()) as xp:
+        a = [await Step(name=f"a{i}", log=log).submit() for i in range(10)]
+        pairs = [a[2 * i : 2 * i + 2] for i in range(5)]
+        b = [
+            await Step(name=f"b{i}", log=log, inputs=pair).submit() for i, pair in enumerate(pairs)
+        ]
+        c = [await Step(name=f"c{i}", log=log, inputs=b[i : i + 2]).submit() for i in range(4)]
+        await Step(name="d", log=log, inputs=c).submit()
+    assert len(xp.jobs) == 20
+    assert {job.state for job in xp.jobs} == {JobState.DONE}
+    # A job started only after every job it depends on ended (the log's line order).
+    lines = [(e["event"], e["name"]) for e in events(tmp_path / "log")]
+    for step in (*b, *c):
+        start = lines.index(("start", step.name))
+        assert all(lines.index(("end", dep.name)) < start for dep in step.inputs)
+    for step in a:
+        info = state(step)
+        assert info["launcher"] == "slurm" and info["host"] and info["pid"]
+        assert (step.__job__.path / "stdout.log").read_text() == f"hello from {step.name}\n"
+        assert (step.__job__.path / "slurm.err").exists()
+    # The ten independent jobs went out as one array; every level in few sbatch calls.
+    assert len({state(step)["slurm_id"].split("_")[0] for step in a}) == 1
+    assert array_size(calls.args("sbatch")[0]) == 10
+    assert sum(array_size(args) for args in calls.args("sbatch")) == 20
+    assert calls.count("sbatch") <= 8
+    assert not list((tmp_path / "wd" / "slurm").iterdir())  # array directories removed
+
+
+async def test_jobs_ready_together_go_out_as_one_array_per_set_of_resources(
+    tmp_path: Path, calls: SlurmCalls
+) -> None:
+    log = str(tmp_path / "log")
+    debug, other = fast(partition="debug", time=5), fast(partition="other", time=5)
+    async with experiment(tmp_path / "wd", "arrays", launcher=debug) as xp:
+        for i in range(12):
+            await Step(name=f"d{i}", log=log).submit()
+        for i in range(6):
+            await Step(name=f"o{i}", log=log).submit(launcher=other)
+    assert {job.state for job in xp.jobs} == {JobState.DONE}
+    sbatch = sorted(calls.args("sbatch"))
+    assert len(sbatch) == 2, sbatch
+    assert "--array=0-11" in sbatch[0] and "--partition=debug" in sbatch[0]
+    assert "--array=0-5" in sbatch[1] and "--partition=other" in sbatch[1]
+    assert all("--time=5" in args for args in sbatch)
+    ids = [json.loads((job.path / "state.json").read_text())["slurm_id"] for job in xp.jobs]
+    array = ids[0].split("_")[0]
+    assert sorted(ids[:12]) == sorted(f"{array}_{i}" for i in range(12))
+    # Both launchers' jobs were followed by one squeue call per poll, without job lists.
+    assert calls.count("squeue") >= 1
+    assert all(str(array) not in args for args in calls.args("squeue"))
+
+
+async def test_failing_jobs(tmp_path: Path, calls: SlurmCalls) -> None:
+    log = str(tmp_path / "log")
+    with pytest.raises(ExperimentFailed) as caught:
+        async with experiment(tmp_path / "wd", "failing", launcher=fast()) as xp:
+            raising = await Step(name="raises", log=log, fail="raise").submit()
+            killed = await Step(name="killed", log=log, fail="kill").submit()
+            fine = await Step(name="fine", log=log).submit()
+    assert fine.__job__.state is JobState.DONE
+    assert raising.__job__.state is JobState.FAILED
+    assert raising.__job__.failure_reason == "ValueError: step raises failed on purpose"
+    assert "ValueError" in (raising.__job__.path / "stderr.log").read_text()
+    # SIGKILL leaves no verdict: the job is out of the queue without one.
+    assert killed.__job__.state is JobState.FAILED
+    reason = killed.__job__.failure_reason or ""
+    assert reason.startswith("vanished from the SLURM queue without a verdict"), reason
+    record = json.loads((killed.__job__.path / "failed.json").read_text())
+    assert record["reason"] == reason
+    assert len(caught.value.failed) == 2
+    assert len(xp.jobs) == 3
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        ({"partition": "nope"}, "invalid partition specified: nope"),
+        ({"time": "bogus"}, "Invalid --time specification"),
+    ],
+)
+async def test_sbatch_rejection_fails_the_job_with_its_message(
+    tmp_path: Path, calls: SlurmCalls, resources: dict[str, Any], message: str
+) -> None:
+    log = str(tmp_path / "log")
+    async with experiment(
+        tmp_path / "wd", "rejected", launcher=fast(**resources), raise_on_failure=False
+    ) as xp:
+        steps = [await Step(name=f"s{i}", log=log).submit() for i in range(2)]
+        after = await Step(name="after", log=log, inputs=steps).submit()
+    for step in steps:
+        assert step.__job__.state is JobState.FAILED
+        assert message in (step.__job__.failure_reason or "")
+        assert message in json.loads((step.__job__.path / "failed.json").read_text())["reason"]
+    assert after.__job__.state is JobState.DEPENDENCY_FAILED
+    assert calls.count("sbatch") == 1  # the two went together, and nothing ran
+    assert events(tmp_path / "log") == []
+    assert len(xp.jobs) == 3
+
+
+async def test_cancellation_scancels_running_and_pending_jobs(
+    tmp_path: Path, calls: SlurmCalls
+) -> None:
+    log, never = str(tmp_path / "log"), str(tmp_path / "never")
+    later = fast(options=("--begin=now+1hour",))  # pending in SLURM until cancelled
+    with anyio.CancelScope() as scope:
+        async with experiment(tmp_path / "wd", "cancelled", launcher=fast()):
+            running = [await Step(name=f"r{i}", log=log, gate=never).submit() for i in range(2)]
+            pending = await Step(name="p", log=log, gate=never).submit(launcher=later)
+            await poll(lambda: len(events(tmp_path / "log")) == 2)
+            await poll(lambda: "slurm_id" in state(pending))
+            scope.cancel()
+    assert scope.cancelled_caught
+    steps = [*running, pending]
+    assert [step.__job__.state for step in steps] == [JobState.CANCELLED] * 3
+    ids = [state(step)["slurm_id"] for step in steps]
+    cancelled = " ".join(calls.args("scancel")).split()
+    assert sorted(cancelled) == sorted(ids)
+    assert queued(ids) == {}
+    for step in steps:
+        record = json.loads((step.__job__.path / "failed.json").read_text())
+        assert record["state"] == "cancelled"
+        assert not (step.__job__.path / "done").exists()
+    assert [e["event"] for e in events(tmp_path / "log")] == ["start", "start"]
+
+
+async def test_legato_jobs_kill_uses_scancel(tmp_path: Path, calls: SlurmCalls) -> None:
+    log, never = str(tmp_path / "log"), str(tmp_path / "never")
+    workdir = tmp_path / "wd"
+    async with experiment(workdir, "killed", launcher=fast(), raise_on_failure=False):
+        step = await Step(name="k", log=log, gate=never).submit()
+        await poll(lambda: len(events(tmp_path / "log")) == 1 and "pid" in state(step))
+        done = await anyio.to_thread.run_sync(
+            lambda: cli("jobs", "kill", step.__job__.identifier[:10], workdir=workdir)
+        )
+        assert done.returncode == 0, done.stderr
+    slurm_id = state(step)["slurm_id"]
+    assert f"scancel {slurm_id}" in done.stdout
+    assert calls.args("scancel") == [slurm_id]
+    assert step.__job__.state is JobState.CANCELLED
+    assert queued([slurm_id]) == {}
+
+
+async def test_squeue_calls_follow_poll_intervals_not_jobs(
+    tmp_path: Path, calls: SlurmCalls
+) -> None:
+    log = str(tmp_path / "log")
+    launcher = SlurmLauncher(poll_interval=0.5, max_poll_interval=2.0)
+    started = time.monotonic()
+    async with experiment(tmp_path / "wd", "polls", launcher=launcher) as xp:
+        for i in range(40):
+            await Step(name=f"s{i}", log=log).submit()
+    elapsed = time.monotonic() - started
+    assert {job.state for job in xp.jobs} == {JobState.DONE}
+    squeue = calls.count("squeue")
+    assert squeue <= elapsed / 0.5 + 2, (squeue, elapsed)
+    assert squeue < 40 / 2, "one squeue call per poll, not per job"
+    assert calls.count("sbatch") == 1
+
+
+async def test_squeue_backs_off_while_nothing_changes(tmp_path: Path, calls: SlurmCalls) -> None:
+    log, gate = str(tmp_path / "log"), tmp_path / "gate"
+    launcher = SlurmLauncher(poll_interval=0.1, max_poll_interval=0.4)
+    async with experiment(tmp_path / "wd", "backoff", launcher=launcher):
+        step = await Step(name="s", log=log, gate=str(gate)).submit()
+        await poll(lambda: len(events(tmp_path / "log")) == 1)
+        await poll(lambda: step.__job__.state is JobState.RUNNING and "pid" in state(step))
+        seen = calls.count("squeue")
+        await poll(lambda: calls.count("squeue") >= seen + 7)
+        times = [when for when, _ in calls.calls("squeue")[seen:]]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+        assert gaps[-1] > 1.5 * gaps[0] and gaps[-1] >= 0.35, gaps
+        assert max(gaps) < 0.4 + 0.2, gaps
+        gate.touch()
+    assert step.__job__.state is JobState.DONE
+
+
+async def test_progress_of_a_running_slurm_job(tmp_path: Path, calls: SlurmCalls) -> None:
+    gate = tmp_path / "gate"
+    async with experiment(tmp_path / "wd", "progress", launcher=fast()):
+        reporter = Reporter(gate=str(gate))
+        await reporter.submit()
+        await poll(lambda: reporter.__job__.progress == 0.5)
+        assert reporter.__job__.progress_desc == "halfway"
+        assert reporter.__job__.state is JobState.RUNNING
+        gate.touch()
+    assert reporter.__job__.state is JobState.DONE
+
+
+async def test_missing_sbatch_is_a_launcher_error_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no SLURM command there
+    with pytest.raises(LauncherError, match="sbatch, squeue, scancel not found on PATH"):
+        async with experiment(tmp_path / "wd", "nosbatch", launcher=SlurmLauncher()):
+            pytest.fail("the experiment started")
+    assert isinstance(LauncherError("x"), legato.LegatoError)
+
+
+def test_restart_after_kill_9_adopts_queued_and_running_jobs(
+    cluster: None, tmp_path: Path, calls: SlurmCalls
+) -> None:
+    """kill -9 of the experiment leaves its SLURM jobs running or queued; the next run of
+    the experiment follows them instead of submitting them again."""
+    workdir, log, gate = tmp_path / "wd", tmp_path / "log", tmp_path / "gate"
+    cpus = node_cpus() // 2 + 1  # one job at a time: one runs, the others queue
+    argv = [sys.executable, str(SCRIPT), str(workdir), str(log), str(gate), "3", str(cpus)]
+    env = {**os.environ, "PATH": calls.path}
+    first = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+    states = workdir / "jobs" / "xp_tasks.Step"
+
+    def slurm_ids() -> dict[str, str]:
+        found = {}
+        for path in states.glob("*/state.json"):
+            info = json.loads(path.read_text())
+            if "slurm_id" in info:
+                found[path.parent.name] = info["slurm_id"]
+        return found
+
+    try:
+        wait_until(lambda: len(slurm_ids()) == 3 and len(events(log)) == 1, 60, "one job running")
+    finally:
+        first.kill()
+        first.wait()
+    ids = slurm_ids()
+    # They outlive the experiment: one runs, the others wait for the node's CPUs.
+    listed = queued(list(ids.values()))
+    assert sorted(listed.values()) == ["PENDING", "PENDING", "RUNNING"], listed
+    submitted = calls.count("sbatch")
+
+    second = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert second.stdout is not None
+        assert second.stdout.readline() == "submitted\n"
+        gate.touch()
+        out, _ = second.communicate(timeout=120)
+    finally:
+        second.kill()
+    assert second.returncode == 0
+    assert out.splitlines()[-1] == "finished DONE DONE DONE"
+    assert calls.count("sbatch") == submitted  # adopted, not submitted again
+    assert slurm_ids() == ids
+    starts = [e["name"] for e in events(log) if e["event"] == "start"]
+    assert sorted(starts) == ["gated0", "gated1", "gated2"]  # each ran once
