@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from legato import SlurmLauncher
 from legato._slurm_batch import (
     array_script,
+    look,
     make_batch,
     parse_job_id,
     parse_squeue,
@@ -134,3 +136,33 @@ def test_array_script_runs_the_job_directory_of_its_task(tmp_path: Path) -> None
             check=True,
         )
         assert done.stdout == f"worker {directory}\n"
+
+
+def test_slurms_reason_is_added_to_a_failure_record(tmp_path: Path) -> None:
+    """A job ended by SLURM (time limit) records the SIGTERM it caught; slurm.err says why."""
+    timed_out, cancelled, vanished_job, done = (tmp_path / name for name in ("t", "c", "v", "d"))
+    line = (
+        "slurmstepd-vm: error: *** JOB 788 ON vm CANCELLED AT 2026-11-25T11:59:46 "
+        "DUE TO TIME LIMIT ***"
+    )
+    for job_dir in (timed_out, cancelled, vanished_job, done):
+        job_dir.mkdir()
+        (job_dir / "slurm.err").write_text(f"some output\n{line}\n")
+    sigterm = "Terminated: terminated by signal 15 (SIGTERM)"
+    (timed_out / "failed.json").write_text(json.dumps({"state": "failed", "reason": sigterm}))
+    (cancelled / "failed.json").write_text(json.dumps({"state": "cancelled", "reason": "x"}))
+    (done / "done").write_text("{}")
+    found, reports = look([timed_out, cancelled, vanished_job, done], [timed_out])
+    assert [(d, f) for d, f, _ in found] == [
+        (False, True),
+        (False, True),
+        (False, False),
+        (True, False),
+    ]
+    assert found[2][2] == line and found[3][2] == ""
+    reason = json.loads((timed_out / "failed.json").read_text())["reason"]
+    assert reason == f"{sigterm}; SLURM: {line.split(': error: ', 1)[1]}"
+    assert json.loads((cancelled / "failed.json").read_text())["reason"] == "x"
+    look([timed_out], [])  # a second look adds nothing
+    assert json.loads((timed_out / "failed.json").read_text())["reason"] == reason
+    assert reports == [None]

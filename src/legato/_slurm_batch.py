@@ -31,6 +31,7 @@ from ._workdir import (
 
 __all__ = [
     "ARRAY_LIST",
+    "STARTED",
     "TERMINAL",
     "VANISHED",
     "array_script",
@@ -69,6 +70,10 @@ TERMINAL = frozenset(
     }
 )
 """squeue states of a job that has ended (listed while younger than MinJobAge)."""
+STARTED = frozenset(
+    {"CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT"}
+)
+"""squeue states of a job whose process was started."""
 
 # Options that legato sets itself: a user's value would break submission or the job directory.
 _RESERVED = {
@@ -83,6 +88,7 @@ _RESERVED = {
 _MEM = re.compile(r"[0-9]+[KMGTkmgt]?")
 _JOB_ID = re.compile(r"[0-9]+")
 _SBATCH_ERROR = re.compile(r"^sbatch: error: ")
+_SLURMSTEPD = re.compile(r"^slurmstepd(-[^:]*)?: error: ")
 _ARRAY_RANGE = re.compile(r"([0-9]+)_\[([0-9,\-%]+)\]")
 
 
@@ -280,13 +286,29 @@ def look(
     left: Sequence[Path], running: Sequence[Path]
 ) -> tuple[list[tuple[bool, bool, str]], list[dict[str, Any] | None]]:
     """For jobs that left the queue: (done marker, failure record, last line of slurm.err);
-    for running jobs: their last progress report."""
+    for running jobs: their last progress report.
+
+    A job that SLURM ended (time limit, memory) records only the SIGTERM it caught;
+    SLURM's own line in slurm.err, which says why, is added to the record's reason."""
     found = []
     for job_dir in left:
         done = os.path.exists(job_dir / DONE)
         failed = os.path.exists(job_dir / FAILED)
-        found.append((done, failed, "" if done or failed else _last_line(job_dir / SLURM_ERR)))
+        slurm_err = "" if done else _last_line(job_dir / SLURM_ERR)
+        if failed and _SLURMSTEPD.match(slurm_err):
+            _add_slurm_reason(job_dir / FAILED, _SLURMSTEPD.sub("", slurm_err))
+        found.append((done, failed, slurm_err))
     return found, [read_json(job_dir / PROGRESS) for job_dir in running]
+
+
+def _add_slurm_reason(path: Path, line: str) -> None:
+    record = read_json(path)
+    if record is None or record.get("state") != "failed":
+        return  # unreadable, or cancelled on purpose: the record says enough
+    reason = str(record.get("reason") or "failed")
+    if line not in reason:
+        record["reason"] = f"{reason}; SLURM: {line}"
+        write_json(path, record)
 
 
 def vanished(last_state: str | None, slurm_err: str) -> str:

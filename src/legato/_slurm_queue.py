@@ -24,6 +24,7 @@ import anyio
 
 from ._launcher import Exit, LaunchSpec
 from ._slurm_batch import (
+    STARTED,
     TERMINAL,
     array_script,
     job_name,
@@ -75,6 +76,7 @@ class _Entry:
     slurm_id: str | None = None
     status: str = _NEW
     adopting: bool = False  # adopted, not yet seen in squeue
+    started: bool = False  # seen running
     arrived: float = field(default_factory=anyio.current_time)
     wake: anyio.Event = field(default_factory=anyio.Event)
     state: str | None = None  # last squeue state
@@ -283,13 +285,16 @@ class SlurmQueue:
                 await anyio.to_thread.run_sync(remove_batches, [batch])
             return
         ids = [job_id] if batch is None else [f"{job_id}_{i}" for i in range(len(entries))]
+        if batch is None:
+            _log.info("%s: SLURM job %s", _short(spec.job_dir), job_id)
+        else:
+            _log.info("%d jobs: SLURM job array %s", len(entries), job_id)
         # Each job's worker waits for this record before it adds its own keys to state.json.
         await anyio.to_thread.run_sync(record_ids, list(zip(dirs, ids, strict=True)))
         if batch is not None:
             self._batches[batch] = len(entries)
         for entry, slurm_id in zip(entries, ids, strict=True):
             entry.slurm_id, entry.batch, entry.status = slurm_id, batch, _QUEUED
-            entry.spec.on_started({"launcher": "slurm", "slurm_id": slurm_id})
             entry.wake.set()
 
     async def _scancel(self, entries: list[_Entry]) -> None:
@@ -327,9 +332,14 @@ class SlurmQueue:
                 entry.state = state or entry.state
                 left.append(entry)
                 continue
+            if state in STARTED and not entry.started:  # READY while SLURM queues it
+                entry.started = True
+                entry.spec.on_started({"launcher": "slurm", "slurm_id": entry.slurm_id})
             if entry.adopting:
                 entry.adopting = False
-                entry.spec.on_started({"launcher": "slurm", "slurm_id": entry.slurm_id})
+                _log.info(
+                    "%s: following SLURM job %s again", _short(entry.spec.job_dir), entry.slurm_id
+                )
             if state != entry.state:
                 entry.state, changed = state, True
             if state == "RUNNING":
@@ -379,6 +389,11 @@ class SlurmQueue:
             for batch in ended:
                 del self._batches[batch]
             await anyio.to_thread.run_sync(remove_batches, ended)
+
+
+def _short(job_dir: Path) -> str:
+    """A job as the experiment's log names it: type/identifier prefix."""
+    return f"{job_dir.parent.name}/{job_dir.name[:12]}"
 
 
 def _job_env(env: dict[str, str]) -> dict[str, str]:
