@@ -1,0 +1,213 @@
+"""Identity benchmark (issue #2): construction + identifier of 10,000 configurations.
+
+    python benchmarks/bench_identity.py [--n 10000] [--repeats 5] [--no-xpm] [--json FILE]
+
+The representative class has 8 identity fields: an int, a float, a str, a bool, a list of
+10 floats, a dict of 5 entries, an Enum and a nested configuration of 3 fields. Each of the
+`n` configurations is distinct (and so is its nested configuration); the timed part builds
+both and reads the outer identifier as a hex string. The input values (lists, dicts) are
+made before the clock starts, the same for both systems.
+
+experimaestro (`pip install -e '.[bench]'`) runs the same workload in the same process,
+through its public API: `Model.C(...)` to build, `config.__identifier__().all.hex()` to read
+the identifier. Throughput is the best of `repeats` runs.
+
+Memory: tracemalloc's peak of Python allocations while building and holding the `n`
+configurations with their identifiers (inputs excluded), in a separate, untimed run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import gc
+import json
+import os
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from legato import Config, Param
+
+TARGET_IDS_PER_S = 100_000
+TARGET_RATIO = 20.0
+
+
+class Color(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+    BLUE = "blue"
+
+
+COLORS = list(Color)
+
+
+class Inner(Config, name="bench.Inner"):
+    size: Param[int]
+    rate: Param[float]
+    label: Param[str]
+
+
+class Model(Config, name="bench.Model"):
+    seed: Param[int]
+    lr: Param[float]
+    name: Param[str]
+    shuffle: Param[bool]
+    weights: Param[list[float]]
+    options: Param[dict[str, int]]
+    color: Param[Color]
+    inner: Param[Inner]
+
+
+Row = tuple[int, float, str, bool, list[float], dict[str, int], Color, int, float, str]
+
+
+def inputs(n: int) -> list[Row]:
+    """The values of `n` distinct configurations, made before any clock starts."""
+    rows: list[Row] = []
+    for i in range(n):
+        weights = [i + k / 10 for k in range(10)]
+        options = {f"opt{k}": i * 5 + k for k in range(5)}
+        outer = (i, 1e-3 * (i + 1), f"run-{i}", i % 2 == 0, weights, options, COLORS[i % 3])
+        rows.append((*outer, i % 97, 0.5 + i, f"inner-{i}"))
+    return rows
+
+
+def build_legato(rows: list[Row]) -> tuple[list[Any], list[str]]:
+    configs = []
+    ids = []
+    for seed, lr, name, shuffle, weights, options, color, size, rate, label in rows:
+        config = Model(
+            seed=seed,
+            lr=lr,
+            name=name,
+            shuffle=shuffle,
+            weights=weights,
+            options=options,
+            color=color,
+            inner=Inner(size=size, rate=rate, label=label),
+        )
+        configs.append(config)
+        ids.append(config.__identifier__)
+    return configs, ids
+
+
+try:  # the reference system: an optional bench dependency
+    from experimaestro import Config as XConfig
+    from experimaestro import Param as XParam
+except ImportError:
+    XConfig = None
+
+if XConfig is not None:  # experimaestro refuses classes declared inside functions
+
+    class XInner(XConfig):  # type: ignore[misc]
+        size: XParam[int]
+        rate: XParam[float]
+        label: XParam[str]
+
+    class XModel(XConfig):  # type: ignore[misc]
+        seed: XParam[int]
+        lr: XParam[float]
+        name: XParam[str]
+        shuffle: XParam[bool]
+        weights: XParam[list[float]]
+        options: XParam[dict[str, int]]
+        color: XParam[Color]
+        inner: XParam[XInner]
+
+
+def build_xpm(rows: list[Row]) -> tuple[list[Any], list[str]]:
+    """The same workload with experimaestro's classes and public API."""
+    configs = []
+    ids = []
+    for seed, lr, name, shuffle, weights, options, color, size, rate, label in rows:
+        config = XModel.C(
+            seed=seed,
+            lr=lr,
+            name=name,
+            shuffle=shuffle,
+            weights=weights,
+            options=options,
+            color=color,
+            inner=XInner.C(size=size, rate=rate, label=label),
+        )
+        configs.append(config)
+        ids.append(config.__identifier__().all.hex())
+    return configs, ids
+
+
+def throughput(
+    build: Callable[[list[Row]], tuple[list[Any], list[str]]], rows: list[Row], repeats: int
+) -> float:
+    """Identifiers per second, best of `repeats` runs over all rows."""
+    best = float("inf")
+    for _ in range(repeats):
+        gc.collect()
+        start = time.perf_counter()
+        _, ids = build(rows)
+        best = min(best, time.perf_counter() - start)
+        assert len(set(ids)) == len(rows), "configurations must be distinct"
+    return len(rows) / best
+
+
+def peak_memory(
+    build: Callable[[list[Row]], tuple[list[Any], list[str]]], rows: list[Row]
+) -> tuple[float, float]:
+    """(peak, held) MB of Python allocations for building and holding the configurations."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        configs = build(rows)
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del configs
+    return peak / 2**20, held / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=10_000, help="configurations per run")
+    parser.add_argument("--repeats", type=int, default=5, help="runs; the best counts")
+    parser.add_argument("--xpm-repeats", type=int, default=3)
+    parser.add_argument("--no-xpm", action="store_true", help="skip experimaestro")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+
+    rows = inputs(args.n)
+    print(f"{args.n:,} configurations of 8 identity fields, {os.cpu_count()} cores")
+    results: dict[str, Any] = {"n": args.n}
+
+    rate = throughput(build_legato, rows, args.repeats)
+    peak, held = peak_memory(build_legato, rows)
+    results["legato"] = {"ids_per_s": rate, "peak_mb": peak, "held_mb": held}
+    verdict = "met" if rate >= TARGET_IDS_PER_S else "NOT met"
+    print(f"legato         {rate:>10,.0f} identifiers/s  (target {TARGET_IDS_PER_S:,}: {verdict})")
+    print(
+        f"               memory (tracemalloc) peak {peak:6.1f} MB, held {held:6.1f} MB "
+        f"({held * 2**20 / args.n:,.0f} B per configuration)"
+    )
+
+    if args.no_xpm or XConfig is None:
+        print("experimaestro  skipped (not installed or --no-xpm)")
+    else:
+        xrate = throughput(build_xpm, rows, args.xpm_repeats)
+        xpeak, xheld = peak_memory(build_xpm, rows)
+        ratio = rate / xrate
+        results["experimaestro"] = {"ids_per_s": xrate, "peak_mb": xpeak, "held_mb": xheld}
+        results["ratio"] = ratio
+        verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
+        print(f"experimaestro  {xrate:>10,.0f} identifiers/s")
+        print(
+            f"               memory (tracemalloc) peak {xpeak:6.1f} MB, held {xheld:6.1f} MB "
+            f"({xheld * 2**20 / args.n:,.0f} B per configuration)"
+        )
+        print(f"ratio          {ratio:>10.1f}x  (target >= {TARGET_RATIO:.0f}x: {verdict})")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
