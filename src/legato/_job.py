@@ -24,7 +24,8 @@ class JobState(enum.Enum):
     WAITING = "waiting"
     """Submitted; some dependency is not DONE yet."""
     READY = "ready"
-    """Dependencies done; waiting for a slot, a resource or the job's lock."""
+    """Dependencies done; waiting for a slot, a resource, the job's lock, or (under
+    `SlurmLauncher`) in the cluster's queue."""
     RUNNING = "running"
     """Its process runs (here, or in another experiment that this one waits for)."""
     DONE = "done"
