@@ -1,106 +1,27 @@
 """`Config`: typed, frozen msgspec Structs whose identity fields name their work.
 
-A per-class plan (field kinds, coercers, defaults in identity form) is compiled on first
-construction rather than at class creation, so field types may name classes declared later
-in the module.
+A per-class plan (`_plan.Plan`: field kinds, coercers, defaults in identity form) is
+compiled on first construction rather than at class creation, so field types may name
+classes declared later in the module.
 """
 
 from __future__ import annotations
 
 import sys
 import typing
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
-from msgspec.structs import force_setattr
 
 from ._errors import ConfigError
-from ._fields import FieldKind, Tagged, _FieldSpec, field, pathgenerator
-from ._identity import (
-    _NO_FAST,
-    WorkdirDefault,
-    encode_default,
-    fast_default,
-    identifier_digest,
-)
-from ._validate import Coercer, compile_coercer
+from ._fields import _FieldSpec, field, pathgenerator
+from ._identity import identifier_digest, identifier_hex, main_module_name, module_name
+from ._plan import Plan
 
-__all__ = ["Config", "ConfigBase", "module_name", "registry"]
+__all__ = ["Config", "ConfigBase", "main_module_name", "module_name", "registry"]
 
 registry: dict[tuple[str, str], type[ConfigBase]] = {}
 """Every config class by (module name, qualname), for rebuilding params files."""
-
-
-def main_module_name() -> str:
-    """The name `__main__` stands for: `pkg.mod` under `-m`, else the script's file stem."""
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if spec is not None and spec.name and spec.name != "__main__":
-        return str(spec.name)
-    file = getattr(main, "__file__", None)
-    return Path(file).stem if file else "__main__"
-
-
-def module_name(cls: type) -> str:
-    """A class's module, with `__main__` replaced so identities do not depend on how a
-    script was started."""
-    module: str = cls.__module__
-    return main_module_name() if module == "__main__" else module
-
-
-class _FieldPlan(typing.NamedTuple):
-    name: str
-    kind: FieldKind
-    coerce: Coercer
-    default: Any
-    errpath: str
-
-
-class Plan:
-    """What construction and identity need to know of a class, computed once."""
-
-    __slots__ = ("checks", "constants", "identity", "pathgens", "type_name")
-
-    def __init__(self, cls: type[ConfigBase]) -> None:
-        self.type_name = cls.__legato_type_name__
-        opts = cls.__legato_field_options__
-        checks: list[_FieldPlan] = []
-        identity: list[tuple[str, bool, Any, bytes | WorkdirDefault | None, str]] = []
-        self.pathgens: dict[str, pathgenerator] = {}
-        self.constants: dict[str, Any] = {}
-        for info in msgspec.structs.fields(cls):
-            tp = info.type
-            kind = FieldKind.PARAM
-            if typing.get_origin(tp) is typing.Annotated:
-                for meta in typing.get_args(tp)[1:]:
-                    if isinstance(meta, FieldKind):
-                        kind = meta
-                    elif isinstance(meta, pathgenerator):
-                        kind = FieldKind.PATH
-                        self.pathgens[info.name] = meta
-            errpath = f"{cls.__name__}.{info.name}"
-            coerce = compile_coercer(tp, errpath)
-            default = info.default
-            has_factory = info.default_factory is not msgspec.NODEFAULT
-            if default is not msgspec.NODEFAULT and kind is not FieldKind.PATH:
-                default = coerce(default, errpath)
-            if kind is FieldKind.CONSTANT:
-                if default is msgspec.NODEFAULT:
-                    raise ConfigError(f"{errpath}: a Constant needs a default value")
-                self.constants[info.name] = default
-            checks.append(_FieldPlan(info.name, kind, coerce, default, errpath))
-            if kind in (FieldKind.PARAM, FieldKind.CONSTANT):
-                always = kind is FieldKind.CONSTANT or has_factory or not opts.get(info.name, True)
-                if always or default is msgspec.NODEFAULT:
-                    identity.append((info.name, always, _NO_FAST, None, errpath))
-                else:
-                    identity.append(
-                        (info.name, False, fast_default(default), encode_default(default), errpath)
-                    )
-        identity.sort(key=lambda item: item[0])
-        self.checks = tuple(checks)
-        self.identity = tuple(identity)
 
 
 def _annotations(ns: dict[str, Any]) -> dict[str, Any]:
@@ -191,34 +112,13 @@ class ConfigBase(msgspec.Struct, metaclass=ConfigMeta, frozen=True, dict=True, k
         return plan
 
     def __post_init__(self) -> None:
-        plan = type(self).__legato_plan__ or type(self)._legato_compile()
-        tags: dict[str, Any] | None = None
-        for name, kind, coerce, default, errpath in plan.checks:
-            value = original = getattr(self, name)
-            if type(value) is Tagged:
-                value = value.value
-            if kind is FieldKind.PATH:
-                if value is not None:
-                    raise ConfigError(
-                        f"{errpath} is a path generator: legato sets it at submission"
-                    )
-                continue
-            new = coerce(value, errpath)
-            if kind is FieldKind.CONSTANT and not (type(new) is type(default) and new == default):
-                raise ConfigError(f"{errpath} is a Constant ({default!r}) and cannot be set")
-            if new is not original:
-                force_setattr(self, name, new)
-                if original is not value:
-                    if tags is None:
-                        tags = {}
-                    tags[name] = new
-        if tags is not None:
-            self.__dict__["__legato_tags__"] = tags
+        (type(self).__legato_plan__ or type(self)._legato_compile()).check(self)
 
     @property
     def __identifier__(self) -> str:
         """The 64-hex-digit SHA-256 of the identity; computed once."""
-        return identifier_digest(self).hex()
+        ident: str | None = self.__dict__.get("__legato_identifier__")
+        return ident if ident is not None else identifier_hex(self)
 
     @property
     def __tags__(self) -> dict[str, Any]:

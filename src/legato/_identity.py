@@ -1,149 +1,95 @@
-"""The canonical encoding of a configuration's identity and its SHA-256 identifier.
+"""A configuration's identifier: the SHA-256 of its identity fields' canonical form.
 
-Every non-scalar value is encoded as a msgpack array whose first item is a one-letter tag,
-so no two kinds of value can encode alike (a list never looks like a tuple, a Path never
-looks like a str). Scalars are msgpack's own, which already keeps bool, int, float, str and
-bytes apart. Changing anything here changes identifiers: bump ENCODING_VERSION, regenerate
-tests/data/identifiers.json and write a migration note (SPEC §2 rule 8).
+The canonical form is `_canon`'s. Per class, the plan holds one `IdentityField` per identity
+field and a function generated from them (`compile_identity`) that encodes all of them in
+one pass; `identifier_digest` runs it once per configuration and keeps the digest.
 """
 
 from __future__ import annotations
 
-import contextvars
-import datetime as dt
-import enum
 import hashlib
 import math
-import os
-from pathlib import Path, PurePath
+import typing
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from msgspec.structs import astuple
 
-from ._errors import ValidationError
+from ._canon import (
+    Canon,
+    WorkdirDefault,
+    _encode,
+    _field_float,
+    canon,
+    current_workdir,
+    encode_default,
+    field_canon,
+    main_module_name,
+    module_name,
+)
 
 if TYPE_CHECKING:
     from ._config import ConfigBase
 
+__all__ = [
+    "ENCODING_VERSION",
+    "IdentityField",
+    "canon",
+    "compile_identity",
+    "current_workdir",
+    "forget_identifier",
+    "identifier_digest",
+    "identifier_hex",
+    "identity_fields",
+    "main_module_name",
+    "module_name",
+]
+
 ENCODING_VERSION = 1
 
-_encode = msgspec.msgpack.Encoder().encode
 _sha256 = hashlib.sha256
-_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
-_NAN = float("nan")
-
-current_workdir: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
-    "legato_workdir", default=None
-)
-"""The workdir that Paths are made relative to: set by an open experiment."""
 
 
-def _float(value: float) -> float:
-    if value == 0.0:
-        return 0.0  # -0.0 == 0.0
-    if value != value:
-        return _NAN  # one NaN, whatever its payload
-    return value
+class IdentityField(typing.NamedTuple):
+    """How one identity field enters the encoding; `Plan.identity` holds them by name."""
+
+    position: int
+    """The field's position in `msgspec.structs.astuple(config)`."""
+    name: str
+    mode: int
+    """ALWAYS, SKIP_EQUAL (left out when `==` to `default`, of the same type) or
+    SKIP_ENCODED (left out when its encoding is `default`'s)."""
+    default: Any
+    plain: type | None
+    canon: Canon
+    errpath: str
 
 
-def _int(value: int) -> Any:
-    if _INT_MIN <= value <= _INT_MAX:
-        return value
-    return ["I", str(value)]
+ALWAYS, SKIP_EQUAL, SKIP_ENCODED = 0, 1, 2
 
 
-def _type_name(tp: type) -> str:
-    from ._config import module_name
-
-    return f"{module_name(tp)}.{tp.__qualname__}"
-
-
-def canon(value: Any, path: str = "value") -> Any:
-    """The identity form of a value: msgpack-encodable, equal exactly when identities are."""
-    t = type(value)
-    if t is str or t is bool or value is None or t is bytes:
-        return value
-    if t is int:
-        return _int(value)
-    if t is float:
-        return _float(value)
-    from ._config import ConfigBase
-
-    if isinstance(value, ConfigBase):
-        return ["C", identifier_digest(value)]
-    if t is list:
-        return ["L", *[canon(v, path) for v in value]]
-    if t is tuple:
-        return ["U", *[canon(v, path) for v in value]]
-    if t is dict:
-        items: list[Any] = ["M"]
-        for k in sorted(value):
-            if type(k) is not str:
-                raise ValidationError(f"{path} key", str, k, "dict keys must be str")
-            items.append(k)
-            items.append(canon(value[k], path))
-        return items
-    if t is set or t is frozenset:
-        encoded = sorted(_encode(canon(v, path)) for v in value)
-        return ["S", *encoded]
-    if isinstance(value, enum.Enum):
-        return ["E", _type_name(type(value)), value.name]
-    if isinstance(value, PurePath):
-        return ["P", _path(value)]
-    if isinstance(value, dt.datetime):
-        return ["T", value.isoformat()]
-    if isinstance(value, dt.date):
-        return ["D", value.isoformat()]
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return _int(int(value))
-    if isinstance(value, float):
-        return _float(float(value))
-    if isinstance(value, str):
-        return str(value)
-    raise ValidationError(path, "a configuration value type", value, "unsupported type")
+def identity_fields(
+    position: int, name: str, tp: Any, default: Any, always: bool, errpath: str
+) -> tuple[IdentityField, IdentityField]:
+    """The plan of one identity field: specialised to its type, and with `canon` alone for
+    a value that the first cannot encode (`default` is msgspec.NODEFAULT when required)."""
+    if always or default is msgspec.NODEFAULT:
+        mode, default = ALWAYS, None
+    elif type(default) in _EQUAL_DEFAULT_TYPES or (
+        type(default) is float and not math.isnan(default)
+    ):
+        mode = SKIP_EQUAL  # `==` with the same type decides it (-0.0 == 0.0 too)
+    else:
+        mode, default = SKIP_ENCODED, encode_default(default)
+    plain, fn = field_canon(tp)
+    return (
+        IdentityField(position, name, mode, default, plain, fn, errpath),
+        IdentityField(position, name, mode, default, None, canon, errpath),
+    )
 
 
-def _path(value: PurePath) -> str:
-    workdir = current_workdir.get()
-    if workdir is None:
-        env = os.environ.get("LEGATO_WORKDIR")  # set for job processes
-        workdir = Path(env) if env else None
-    if workdir is not None and value.is_absolute():
-        try:
-            return value.relative_to(workdir).as_posix()
-        except ValueError:
-            pass
-    return value.as_posix()
-
-
-class WorkdirDefault:
-    """A default holding an absolute Path: its identity form depends on the workdir current
-    when an identifier is computed, so it is encoded then rather than once per class."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
-def _holds_absolute_path(value: Any) -> bool:
-    if isinstance(value, PurePath):
-        return value.is_absolute()
-    t = type(value)
-    if t is list or t is tuple or t is set or t is frozenset:
-        return any(_holds_absolute_path(v) for v in value)
-    if t is dict:
-        return any(_holds_absolute_path(v) for v in value.values())
-    return False
-
-
-def encode_default(value: Any) -> bytes | WorkdirDefault:
-    """The encoded identity form of a default, compared against field values."""
-    if _holds_absolute_path(value):
-        return WorkdirDefault(value)
-    return _encode(canon(value, "default"))
+_EQUAL_DEFAULT_TYPES = (bool, int, str, bytes, type(None))
 
 
 def identifier_digest(config: ConfigBase) -> bytes:
@@ -152,48 +98,101 @@ def identifier_digest(config: ConfigBase) -> bytes:
     digest: bytes | None = d.get("__legato_digest__")
     if digest is not None:
         return digest
-    plan = type(config).__legato_plan__
-    if plan is None:
-        plan = type(config)._legato_compile()
-    name = plan.type_name
-    fields: list[Any] = []
-    for fname, always, fast_default, default_bytes, errpath in plan.identity:
-        value = getattr(config, fname)
-        if not always:
-            if fast_default is not _NO_FAST:
-                if type(value) is type(fast_default) and value == fast_default:
-                    continue
-            elif default_bytes is not None:
-                c = canon(value, errpath)
-                if type(default_bytes) is WorkdirDefault:
-                    default_bytes = _encode(canon(default_bytes.value, errpath))
-                if _encode(c) != default_bytes:
-                    fields.append(fname)
-                    fields.append(c)
-                continue
-        fields.append(fname)
-        fields.append(canon(value, errpath))
-    payload: list[Any] = [ENCODING_VERSION, name, fields]
+    plan = type(config).__legato_plan__ or type(config)._legato_compile()
+    values = astuple(config)
+    payload: list[Any] = [ENCODING_VERSION, plan.type_name, None]
     producer = d.get("__legato_producer__")
     if producer is not None:
         payload.append(["O", identifier_digest(producer)])
-    digest = _sha256(_encode(payload)).digest()
-    d["__legato_digest__"] = digest
+    try:
+        payload[2] = plan.identity_fields(values)
+        data = _encode(payload)
+    except OverflowError:  # an int beyond 64 bits, taken as it is by the fast path
+        payload[2] = _fields(plan.identity, values)
+        data = _encode(payload)
+    digest = d["__legato_digest__"] = _sha256(data).digest()
     return digest
 
 
-class _NoFast:
-    __slots__ = ()
+def _fields(plan: tuple[IdentityField, ...], values: tuple[Any, ...]) -> list[Any]:
+    """`[name, identity form, ...]` of the fields not left out, in the plan's (name) order:
+    what `compile_identity`'s function returns, the slow way."""
+    fields: list[Any] = []
+    for position, name, mode, default, _, fn, errpath in plan:
+        value = values[position]
+        if mode == SKIP_EQUAL and type(value) is type(default) and value == default:
+            continue
+        c = fn(value, errpath)
+        if mode == SKIP_ENCODED and _encode(c) == _encoded_default(default, errpath):
+            continue
+        fields.append(name)
+        fields.append(c)
+    return fields
 
 
-_NO_FAST: Any = _NoFast()
-FAST_DEFAULT_TYPES = (bool, int, str, bytes, type(None))
+def _encoded_default(default: bytes | WorkdirDefault, errpath: str) -> bytes:
+    if type(default) is WorkdirDefault:
+        return _encode(canon(default.value, errpath))
+    return default  # type: ignore[return-value]
 
 
-def fast_default(value: Any) -> Any:
-    """The default itself when `==` with the same type decides equality, else a sentinel."""
-    if type(value) in FAST_DEFAULT_TYPES:
-        return value
-    if type(value) is float and not math.isnan(value):
-        return value
-    return _NO_FAST
+def compile_identity(
+    plan: tuple[IdentityField, ...],
+) -> Callable[[tuple[Any, ...]], list[Any]]:
+    """Straight-line code doing what `_fields` does for one class, made once per class.
+
+    Each field takes one short step: a type test where its value is its own identity form
+    (the value of a float field also checked for -0.0 and NaN), else a call of its
+    specialised canonicaliser. The source holds only positions and fixed names.
+    """
+    ns: dict[str, Any] = {"_encode": _encode, "_encoded_default": _encoded_default}
+    lines = ["def identity_fields(values):"]
+    everyone = all(field.mode == ALWAYS for field in plan)
+    if not everyone:
+        lines += ["    fields = []", "    append = fields.append"]
+    for i, (position, name, mode, default, plain, fn, errpath) in enumerate(plan):
+        ns.update({f"n{i}": name, f"c{i}": fn, f"e{i}": errpath, f"p{i}": plain})
+        ns.update({f"d{i}": default, f"dt{i}": type(default)})
+        x = f"x{i}"
+        step = [f"{x} = values[{position}]"]
+        if mode == SKIP_EQUAL:
+            step.append(f"if type({x}) is not dt{i} or not {x} == d{i}:")
+        body = []
+        if fn is _field_float:
+            body.append(f"if type({x}) is not float or {x} != {x} or {x} == 0.0:")
+            body.append(f"    {x} = c{i}({x}, e{i})")
+        elif plain is not None:
+            body.append(f"if type({x}) is not p{i}:")
+            body.append(f"    {x} = c{i}({x}, e{i})")
+        else:
+            body.append(f"{x} = c{i}({x}, e{i})")
+        if mode == SKIP_ENCODED:
+            body.append(f"if _encode({x}) != _encoded_default(d{i}, e{i}):")
+            body += [f"    append(n{i})", f"    append({x})"]
+        elif not everyone:
+            body += [f"append(n{i})", f"append({x})"]
+        indent = "    " if mode == SKIP_EQUAL else ""
+        lines += ["    " + line for line in step + [indent + line for line in body]]
+    if everyone:
+        lines.append("    return [" + ", ".join(f"n{i}, x{i}" for i in range(len(plan))) + "]")
+    else:
+        lines.append("    return fields")
+    exec(compile("\n".join(lines), "<legato identity>", "exec"), ns)  # noqa: S102
+    identity_fields: Callable[[tuple[Any, ...]], list[Any]] = ns["identity_fields"]
+    return identity_fields
+
+
+def identifier_hex(config: ConfigBase) -> str:
+    """`config.__identifier__`: the digest as 64 hex digits, also kept on the config."""
+    d = config.__dict__
+    ident: str | None = d.get("__legato_identifier__")
+    if ident is None:
+        ident = d["__legato_identifier__"] = identifier_digest(config).hex()
+    return ident
+
+
+def forget_identifier(config: ConfigBase) -> None:
+    """Drop a kept identifier: for the output of a task, which depends on the task."""
+    d = config.__dict__
+    d.pop("__legato_digest__", None)
+    d.pop("__legato_identifier__", None)

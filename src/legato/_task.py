@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._config import ConfigBase
+from ._identity import forget_identifier
 
 if TYPE_CHECKING:
     from ._job import Job
@@ -82,7 +83,6 @@ def has_output_config(task: Task) -> bool:
 def mark_output(output: Any, task: Task) -> Any:
     """Record that `output` stands for `task`'s result: it depends on it (SPEC §2 rule 7)."""
     if isinstance(output, ConfigBase) and output is not task:
-        d = output.__dict__
-        d["__legato_producer__"] = task
-        d.pop("__legato_digest__", None)
+        output.__dict__["__legato_producer__"] = task
+        forget_identifier(output)
     return output

@@ -110,10 +110,26 @@ def _config(tp: type) -> Coercer:
     return coerce
 
 
-def _sequence(item: Coercer, out: type, expected: Any) -> Coercer:
+def _all_of(tp: type | None) -> Callable[[Any], bool] | None:
+    """A check that every item of a collection has exactly type `tp` (which needs no
+    conversion), run in C: the fast path of collections of scalars, enums or configs."""
+    if tp is None:
+        return None
+
+    def check(items: Any) -> bool:
+        return list(map(type, items)).count(tp) == len(items)
+
+    return check
+
+
+def _sequence(item: Coercer, out: type, expected: Any, item_type: type | None) -> Coercer:
+    all_exact = _all_of(item_type)
+
     def coerce(value: Any, path: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ValidationError(path, expected, value)
+        if all_exact is not None and all_exact(value):
+            return out(value)
         try:
             items = [item(v, path) for v in value]
         except ValidationError:
@@ -145,10 +161,18 @@ def _set(item: Coercer, out: type, expected: Any) -> Coercer:
     return coerce
 
 
-def _dict(value_coercer: Coercer, expected: Any) -> Coercer:
+def _dict(value_coercer: Coercer, expected: Any, value_type: type | None) -> Coercer:
+    all_exact = _all_of(value_type)
+
     def coerce(value: Any, path: str) -> Any:
         if not isinstance(value, dict):
             raise ValidationError(path, expected, value)
+        if (
+            all_exact is not None
+            and list(map(type, value)).count(str) == len(value)
+            and all_exact(value.values())
+        ):
+            return dict(value)
         result = {}
         for k, v in value.items():
             if type(k) is not str:
@@ -220,7 +244,8 @@ def compile_coercer(tp: Any, where: str) -> Coercer:
         if tp in (list, tuple, set, frozenset, dict):
             return compile_coercer(tp[Any] if tp is not dict else dict[str, Any], where)
     if origin in (list, tuple) and (origin is list or (len(args) == 2 and args[1] is ...)):
-        return _sequence(compile_coercer(args[0] if args else Any, where), origin, tp)
+        item = args[0] if args else Any
+        return _sequence(compile_coercer(item, where), origin, tp, exact_type(item))
     if origin is tuple:
         return _fixed_tuple([compile_coercer(a, where) for a in args], tp)
     if origin in (set, frozenset):
@@ -228,12 +253,34 @@ def compile_coercer(tp: Any, where: str) -> Coercer:
     if origin is dict:
         if args and args[0] is not str:
             raise ConfigError(f"{where}: dict keys must be str, not {args[0]!r}")
-        return _dict(compile_coercer(args[1] if args else Any, where), tp)
+        value_tp = args[1] if args else Any
+        return _dict(compile_coercer(value_tp, where), tp, exact_type(value_tp))
     if origin is typing.Union or origin is types.UnionType:
         return _union(list(args), [compile_coercer(a, where) for a in args], tp)
     if origin is typing.Literal:
         return _literal(args, tp)
     raise ConfigError(f"{where}: type {tp!r} is not a supported configuration value type")
+
+
+_PATH_TYPE = type(Path())
+
+
+def exact_type(tp: Any) -> type | None:
+    """The type whose exact instances the coercer of `tp` returns unchanged, if there is one."""
+    from ._config import ConfigBase
+
+    if typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    if tp is None:
+        return type(None)
+    if tp in _SCALARS:
+        return tp  # type: ignore[no-any-return]
+    if isinstance(tp, type) and typing.get_origin(tp) is None:
+        if issubclass(tp, (ConfigBase, enum.Enum, dt.date)):
+            return tp
+        if issubclass(tp, PurePath):
+            return _PATH_TYPE
+    return None
 
 
 SUPPORTED_SCALARS = _SCALARS

@@ -1,0 +1,166 @@
+"""The per-class plan: what construction and identity need to know of a class, made once.
+
+A plan is compiled on a class's first construction rather than at class creation, so field
+types may name classes declared later in the module. Besides the field tables that other
+modules read (`checks`, `pathgens`, `constants`), it holds two functions generated for the
+class (`check`, `identity_fields`): straight-line code with one short step per field, which
+is what makes construction and identifiers cheap. The generated source holds nothing but
+field positions and fixed names; every value it uses is passed in its namespace.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from msgspec.structs import astuple, force_setattr
+
+from ._errors import ConfigError
+from ._fields import FieldKind, Tagged, pathgenerator
+from ._identity import IdentityField, compile_identity, identity_fields
+from ._validate import Coercer, compile_coercer, exact_type
+
+if TYPE_CHECKING:
+    from ._config import ConfigBase
+
+__all__ = ["FieldPlan", "Plan"]
+
+
+class FieldPlan(typing.NamedTuple):
+    name: str
+    kind: FieldKind
+    coerce: Coercer
+    default: Any
+    errpath: str
+    exact: type
+    """Values of exactly this type are valid as they are: construction checks nothing more."""
+    container: type | None
+    """For a list, tuple, set or dict field, that class: a value of exactly that class needs
+    no unwrapping of a tag, only the coercer (which copies it)."""
+
+
+class _Never:
+    """No value has this type: fields declared so are always checked in full."""
+
+
+class Plan:
+    """What construction and identity need to know of a class, computed once."""
+
+    __slots__ = (
+        "check",
+        "checks",
+        "constants",
+        "identity",
+        "identity_fields",
+        "pathgens",
+        "type_name",
+    )
+
+    def __init__(self, cls: type[ConfigBase]) -> None:
+        self.type_name: str = cls.__legato_type_name__
+        opts = cls.__legato_field_options__
+        checks: list[FieldPlan] = []
+        identity: list[tuple[IdentityField, IdentityField]] = []
+        self.pathgens: dict[str, pathgenerator] = {}
+        self.constants: dict[str, Any] = {}
+        for position, info in enumerate(msgspec.structs.fields(cls)):
+            tp = info.type
+            kind = FieldKind.PARAM
+            if typing.get_origin(tp) is typing.Annotated:
+                for meta in typing.get_args(tp)[1:]:
+                    if isinstance(meta, FieldKind):
+                        kind = meta
+                    elif isinstance(meta, pathgenerator):
+                        kind = FieldKind.PATH
+                        self.pathgens[info.name] = meta
+            errpath = f"{cls.__name__}.{info.name}"
+            coerce = compile_coercer(tp, errpath)
+            default = info.default
+            has_factory = info.default_factory is not msgspec.NODEFAULT
+            if default is not msgspec.NODEFAULT and kind is not FieldKind.PATH:
+                default = coerce(default, errpath)
+            if kind is FieldKind.CONSTANT:
+                if default is msgspec.NODEFAULT:
+                    raise ConfigError(f"{errpath}: a Constant needs a default value")
+                self.constants[info.name] = default
+            if kind is FieldKind.PATH:
+                exact: type = type(None)  # a path generator is None until submission
+            elif kind is FieldKind.CONSTANT:
+                exact = _Never
+            else:
+                exact = exact_type(tp) or _Never
+            container = _container(tp) if kind in (FieldKind.PARAM, FieldKind.META) else None
+            checks.append(FieldPlan(info.name, kind, coerce, default, errpath, exact, container))
+            if kind in (FieldKind.PARAM, FieldKind.CONSTANT):
+                always = kind is FieldKind.CONSTANT or has_factory or not opts.get(info.name, True)
+                identity.append(identity_fields(position, info.name, tp, default, always, errpath))
+        identity.sort(key=lambda pair: pair[0].name)
+        self.checks = tuple(checks)
+        self.check: Callable[[ConfigBase], None] = _compile_check(self.checks)
+        """Validates and converts a new configuration's fields (its `__post_init__`)."""
+        self.identity = tuple(generic for _, generic in identity)
+        """The identity fields by name, each encoded with `canon` alone."""
+        self.identity_fields: Callable[[tuple[Any, ...]], list[Any]] = compile_identity(
+            tuple(fast for fast, _ in identity)
+        )
+        """`[name, identity form, ...]` from `astuple(config)`, specialised to the types."""
+
+
+def _compile_check(checks: tuple[FieldPlan, ...]) -> Callable[[ConfigBase], None]:
+    """`check(config)`: a type test per field; a value that fails it gets `check_field`."""
+    ns: dict[str, Any] = {
+        "astuple": astuple,
+        "check_field": check_field,
+        "force_setattr": force_setattr,
+    }
+    lines = ["def check(self):", "    values = astuple(self)"]
+    for i, field in enumerate(checks):
+        ns[f"f{i}"] = field
+        if field.container is not None:
+            ns.update({f"k{i}": field.container, f"n{i}": field.name})
+            ns.update({f"c{i}": field.coerce, f"e{i}": field.errpath})
+            lines += [
+                f"    if type(values[{i}]) is k{i}:",
+                f"        force_setattr(self, n{i}, c{i}(values[{i}], e{i}))",
+                "    else:",
+                f"        check_field(self, f{i}, values[{i}])",
+            ]
+        elif field.exact is _Never:
+            lines.append(f"    check_field(self, f{i}, values[{i}])")
+        else:
+            ns[f"t{i}"] = field.exact
+            lines += [
+                f"    if type(values[{i}]) is not t{i}:",
+                f"        check_field(self, f{i}, values[{i}])",
+            ]
+    exec(compile("\n".join(lines), "<legato check>", "exec"), ns)  # noqa: S102 - see above
+    check: Callable[[ConfigBase], None] = ns["check"]
+    return check
+
+
+def _container(tp: Any) -> type | None:
+    if typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    origin = typing.get_origin(tp) or tp
+    return origin if origin in (list, tuple, set, frozenset, dict) else None
+
+
+def check_field(config: ConfigBase, field: FieldPlan, value: Any) -> None:
+    """Validate one field's value, convert it to the declared type and record its tag."""
+    name, kind, coerce, default, errpath, _, _ = field
+    original = value
+    if type(value) is Tagged:
+        value = value.value
+    if kind is FieldKind.PATH:
+        if value is not None:
+            raise ConfigError(f"{errpath} is a path generator: legato sets it at submission")
+        return
+    new = coerce(value, errpath)
+    if kind is FieldKind.CONSTANT and not (type(new) is type(default) and new == default):
+        raise ConfigError(f"{errpath} is a Constant ({default!r}) and cannot be set")
+    if new is not original:
+        force_setattr(config, name, new)
+        if original is not value:
+            config.__dict__.setdefault("__legato_tags__", {})[name] = new
