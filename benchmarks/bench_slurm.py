@@ -66,6 +66,25 @@ async def run(n: int, launcher: Launcher, max_jobs: int | None) -> float:
     return wall
 
 
+def slurm_floor(n: int) -> float:
+    """What SLURM alone takes: one array of `n` tasks that only import legato (no
+    experiment), until squeue no longer lists it."""
+    start = time.perf_counter()
+    script = f"#!/bin/sh\nexec {sys.executable} -c 'import legato'\n"
+    job = subprocess.run(
+        ["sbatch", "--parsable", f"--array=0-{n - 1}", "--output=/dev/null"],
+        input=script,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    while subprocess.run(
+        ["squeue", "--noheader", f"--jobs={job}"], capture_output=True, text=True, check=True
+    ).stdout.strip():
+        time.sleep(0.05)
+    return time.perf_counter() - start
+
+
 def node_cpus() -> int:
     try:
         out = subprocess.run(
@@ -92,13 +111,20 @@ def main() -> None:
             before = counts(log)
             slurm = anyio.run(run, n, launcher, None)
             calls = {k: v - before[k] for k, v in counts(log).items()}
+            floor = slurm_floor(n)
             local = anyio.run(run, n, LocalLauncher(), cores)
             local_slots = anyio.run(run, n, LocalLauncher(), slots)
+            rows = [
+                (f"SLURM, poll_interval={args.poll_interval:g} s", f"{slurm:7.2f} s"),
+                ("SLURM alone: one array, no experiment", f"{floor:7.2f} s"),
+                (f"local, max_jobs={cores}", f"{local:7.2f} s"),
+                (f"local, max_jobs={slots}", f"{local_slots:7.2f} s"),
+                (f"ratio SLURM / local, max_jobs={cores}", f"{slurm / local:7.2f}"),
+                ("ratio SLURM / SLURM alone", f"{slurm / floor:7.2f}"),
+            ]
             print(f"\n{n} trivial jobs")
-            print(f"  SLURM (poll_interval={args.poll_interval:g} s)   {slurm:7.2f} s")
-            print(f"  local, max_jobs={cores:<3}              {local:7.2f} s")
-            print(f"  local, max_jobs={slots:<3}              {local_slots:7.2f} s")
-            print(f"  ratio SLURM / local                {slurm / local:7.2f}")
+            for label, value in rows:
+                print(f"  {label:<38}{value}")
             polls = slurm / args.poll_interval
             print(
                 f"  calls: sbatch {calls['sbatch']}, squeue {calls['squeue']}, "
