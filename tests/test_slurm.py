@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ import legato
 from cli_support import cli, wait_until
 from legato import ExperimentFailed, JobState, LauncherError, SlurmLauncher, experiment
 from slurm_support import REQUIRE, SlurmCalls, cluster_problem, node_cpus, queued
+from test_docs_guides import console_output, titled_blocks
 from xp_tasks import Reporter, Step, events
 
 pytestmark = [pytest.mark.slurm, pytest.mark.anyio]
@@ -318,3 +320,32 @@ def test_restart_after_kill_9_adopts_queued_and_running_jobs(
     assert slurm_ids() == ids
     starts = [e["name"] for e in events(log) if e["event"] == "start"]
     assert sorted(starts) == ["gated0", "gated1", "gated2"]  # each ran once
+
+
+def test_how_to_page_sweep_runs_as_shown(cluster: None, tmp_path: Path) -> None:
+    """docs/how-to/slurm.md: the sweep prints what the page shows, SLURM ids and times
+    aside; the second run submits nothing."""
+    page = Path(__file__).parent.parent / "docs" / "how-to" / "slurm.md"
+    (tmp_path / "slurm_sweep.py").write_text(titled_blocks(page)["slurm_sweep.py"])
+    env = {**os.environ, "LEGATO_DISPLAY": "0"}
+    env.pop("LEGATO_WORKDIR", None)
+
+    def run() -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "slurm_sweep.py"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout
+        return done.stdout.splitlines()
+
+    def normalised(lines: list[str]) -> list[str]:
+        lines = [re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ", "", line) for line in lines]
+        return [re.sub(r"SLURM job (array )?\d+", r"SLURM job \1N", line) for line in lines]
+
+    assert normalised(run()) == normalised(console_output(page, "python slurm_sweep.py"))
+    assert run() == console_output(page, "python slurm_sweep.py", 1)
