@@ -236,6 +236,32 @@ def test_path_generator_cannot_be_set() -> None:
         Learn(model=Model(), checkpoint=Path("mine.pt"))
 
 
+def test_pathgenerator_as_a_default_is_the_same_field() -> None:
+    """`checkpoint: Path = pathgenerator(...)`, the spelling type checkers understand, makes
+    the same field as the `Annotated` one: not settable, not identity, resolved at submission,
+    inherited."""
+
+    class Typed(Task, name="config.Typed"):
+        model: Param[Model]
+        checkpoint: Path = pathgenerator("model.pt")
+
+        def execute(self) -> None:
+            pass
+
+    class Sub(Typed, name="config.Sub"):
+        extra: Param[int] = 0
+
+    assert Typed(model=Model()).checkpoint is None
+    for cls in (Typed, Sub):
+        with pytest.raises(ConfigError, match=r"\.checkpoint.*path generator"):
+            cls(model=Model(), checkpoint=Path("mine.pt"))
+    same = Typed(model=Model()).__identifier__
+    assert Typed(model=Model()).__identifier__ == same  # no path in the identity
+    assert Sub._legato_compile().pathgens["checkpoint"].name == "model.pt"
+    with pytest.raises(TypeError, match="never a constructor argument"):
+        pathgenerator("x", init=True)  # type: ignore[arg-type]
+
+
 def test_pathgenerator_takes_a_name_or_a_callable() -> None:
     with pytest.raises(TypeError):
         pathgenerator("")

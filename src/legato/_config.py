@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 
 from ._errors import ConfigError
-from ._fields import _FieldSpec, field, pathgenerator
+from ._fields import PathGenerator, _FieldSpec, field, pathgenerator
 from ._identity import identifier_digest, identifier_hex, main_module_name, module_name
 from ._plan import Plan
 
@@ -44,7 +44,7 @@ def _is_pathgen(ann: Any, globalns: dict[str, Any], ns: dict[str, Any]) -> bool:
             return False
     if typing.get_origin(ann) is not typing.Annotated:
         return False
-    return any(isinstance(m, pathgenerator) for m in typing.get_args(ann)[1:])
+    return any(isinstance(m, PathGenerator) for m in typing.get_args(ann)[1:])
 
 
 if TYPE_CHECKING:
@@ -56,7 +56,9 @@ else:
 
 
 @dataclass_transform(
-    frozen_default=True, kw_only_default=True, field_specifiers=(msgspec.field, field)
+    frozen_default=True,
+    kw_only_default=True,
+    field_specifiers=(msgspec.field, field, pathgenerator),
 )
 class ConfigMeta(msgspec.StructMeta):
     """Adds the `name=` class keyword and legato's field options to msgspec's Structs."""
@@ -72,10 +74,17 @@ class ConfigMeta(msgspec.StructMeta):
         **kwargs: Any,
     ) -> ConfigMeta:
         options: dict[str, bool] = {}
+        pathgens: dict[str, PathGenerator] = {}
         for base in bases:
             options.update(getattr(base, "__legato_field_options__", {}))
+            pathgens.update(getattr(base, "__legato_pathgens__", {}))
+        for fname in _annotations(ns):
+            pathgens.pop(fname, None)  # declared again here
         for key, value in list(ns.items()):
-            if isinstance(value, _FieldSpec):
+            if isinstance(value, PathGenerator):
+                pathgens[key] = value
+                ns[key] = None  # None until submission
+            elif isinstance(value, _FieldSpec):
                 options[key] = value.ignore_default
                 if value.default_factory is not None:
                     ns[key] = msgspec.field(default_factory=value.default_factory)
@@ -87,6 +96,7 @@ class ConfigMeta(msgspec.StructMeta):
             if fname not in ns and _is_pathgen(ann, globalns, ns):
                 ns[fname] = None
         ns["__legato_field_options__"] = options
+        ns["__legato_pathgens__"] = pathgens
         ns["__legato_plan__"] = None
         kwargs.setdefault("kw_only", True)
         cls = super().__new__(mcls, clsname, bases, ns, **kwargs)
@@ -98,12 +108,20 @@ class ConfigMeta(msgspec.StructMeta):
         return cls
 
 
+# Again on the base class: type checkers take the transform of the nearest class in the MRO,
+# which would otherwise be msgspec.Struct's (no keyword-only default, no legato specifiers).
+@dataclass_transform(
+    frozen_default=True,
+    kw_only_default=True,
+    field_specifiers=(msgspec.field, field, pathgenerator),
+)
 class ConfigBase(msgspec.Struct, metaclass=ConfigMeta, frozen=True, dict=True, kw_only=True):
     """Shared base of `Config` and `Task`; not for direct use."""
 
     __legato_type_name__: ClassVar[str]
     __legato_plan__: ClassVar[Plan | None]
     __legato_field_options__: ClassVar[dict[str, bool]]
+    __legato_pathgens__: ClassVar[dict[str, PathGenerator]]
 
     @classmethod
     def _legato_compile(cls) -> Plan:

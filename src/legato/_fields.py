@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
 
@@ -18,6 +18,7 @@ __all__ = [
     "Meta",
     "Option",
     "Param",
+    "PathGenerator",
     "Tagged",
     "field",
     "pathgenerator",
@@ -49,11 +50,8 @@ Constant = Annotated[T, FieldKind.CONSTANT]
 """Always part of the identity, never settable by users (a class version, say)."""
 
 
-class pathgenerator:  # noqa: N801 - used as a marker in Annotated, reads as a function
-    """Marks a `Path` field resolved at submission to `<job dir>/<name>`.
-
-    The name is relative to the job directory; a callable receives the task and returns it.
-    """
+class PathGenerator:
+    """What `pathgenerator()` returns: the marker of a path generator field."""
 
     __slots__ = ("name",)
     kind = FieldKind.PATH
@@ -65,6 +63,20 @@ class pathgenerator:  # noqa: N801 - used as a marker in Annotated, reads as a f
 
     def __repr__(self) -> str:
         return f"pathgenerator({self.name!r})"
+
+
+def pathgenerator(name: str | Callable[[Any], str], *, init: Literal[False] = False) -> Any:
+    """Mark a `Path` field resolved at submission to `<job dir>/<name>`.
+
+    The name is relative to the job directory; a callable receives the task and returns it.
+    Either in the annotation, `checkpoint: Annotated[Path, pathgenerator("model.pt")]`, or as
+    the field's default, `checkpoint: Path = pathgenerator("model.pt")`: the same field, but
+    type checkers understand only the second, which tells them (through `init`, which is for
+    them alone) that the field is no constructor argument.
+    """
+    if init:
+        raise TypeError("a path generator is never a constructor argument (init=False)")
+    return PathGenerator(name)
 
 
 class _FieldSpec:

@@ -18,7 +18,7 @@ import msgspec
 from msgspec.structs import astuple, force_setattr
 
 from ._errors import ConfigError
-from ._fields import FieldKind, Tagged, pathgenerator
+from ._fields import FieldKind, PathGenerator, Tagged
 from ._identity import IdentityField, compile_identity, identity_fields
 from ._validate import Coercer, compile_coercer, exact_type
 
@@ -63,7 +63,7 @@ class Plan:
         opts = cls.__legato_field_options__
         checks: list[FieldPlan] = []
         identity: list[tuple[IdentityField, IdentityField]] = []
-        self.pathgens: dict[str, pathgenerator] = {}
+        self.pathgens: dict[str, PathGenerator] = {}
         self.constants: dict[str, Any] = {}
         for position, info in enumerate(msgspec.structs.fields(cls)):
             tp = info.type
@@ -72,9 +72,12 @@ class Plan:
                 for meta in typing.get_args(tp)[1:]:
                     if isinstance(meta, FieldKind):
                         kind = meta
-                    elif isinstance(meta, pathgenerator):
+                    elif isinstance(meta, PathGenerator):
                         kind = FieldKind.PATH
                         self.pathgens[info.name] = meta
+            if info.name in cls.__legato_pathgens__:  # `name: Path = pathgenerator(...)`
+                kind = FieldKind.PATH
+                self.pathgens[info.name] = cls.__legato_pathgens__[info.name]
             errpath = f"{cls.__name__}.{info.name}"
             coerce = compile_coercer(tp, errpath)
             default = info.default
