@@ -15,7 +15,6 @@ __all__ = [
     "JobFailed",
     "LauncherError",
     "LegatoError",
-    "LockTimeout",
     "NoExperimentError",
     "ResourceError",
     "ValidationError",
@@ -31,7 +30,19 @@ class ConfigError(LegatoError, TypeError):
 
 
 class ValidationError(LegatoError, TypeError, ValueError):
-    """A field value does not match its declared type (raised at construction or submit)."""
+    """A field value does not match its declared type (raised at construction or submit).
+
+    A `TypeError` and a `ValueError` both, so that code written for either catches it.
+
+    Attributes:
+        path: Where the value sits, from the class down: `Learn.model.hidden`, `Sweep.lrs[2]`.
+        expected: The declared type the value had to match (or be converted to).
+        value: The value as given.
+    """
+
+    path: str
+    expected: Any
+    value: Any
 
     def __init__(self, path: str, expected: Any, value: Any, reason: str = "") -> None:
         self.path = path
@@ -60,12 +71,14 @@ class LauncherError(LegatoError, RuntimeError):
     """A launcher cannot work here (e.g. `sbatch` is not on PATH); raised at experiment start."""
 
 
-class LockTimeout(LegatoError, TimeoutError):
-    """A cross-process lock could not be taken in time."""
-
-
 class JobFailed(LegatoError):
-    """`await job.wait()` found the job in a final state other than DONE."""
+    """`await job.wait()` found the job in a final state other than DONE.
+
+    Attributes:
+        job: The job, for its `state`, `failure_reason` and `error_log` (the file to read).
+    """
+
+    job: Job
 
     def __init__(self, job: Job) -> None:
         self.job = job
@@ -78,7 +91,17 @@ class JobFailed(LegatoError):
 
 
 class ExperimentFailed(LegatoError):
-    """An experiment ended with failed jobs and `raise_on_failure` was set."""
+    """An experiment ended with failed jobs and `raise_on_failure` was set.
+
+    Raised when the `async with experiment(...)` block exits, after every other job ended,
+    so that one failure never hides the others.
+
+    Attributes:
+        failed: One `(type name, identifier, error log, failure reason)` tuple per job that
+            did not end DONE (FAILED, DEPENDENCY_FAILED or CANCELLED), in submission order.
+    """
+
+    failed: list[tuple[str, str, Path, str]]
 
     def __init__(self, name: str, failed: list[tuple[str, str, Path, str]]) -> None:
         self.failed = failed
