@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._cache import cache
 from ._config import Config
 from ._errors import (
     ConfigError,
@@ -24,6 +23,7 @@ from ._serialize import dumps, loads
 from ._task import Task
 
 if TYPE_CHECKING:
+    from ._cache import cache
     from ._experiment import Experiment, experiment
     from ._job import Job, JobState
     from ._launcher import Exit, Launcher, LaunchSpec
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 # Heavier parts load on first use, so a job's process (which imports legato) starts fast.
 _LAZY = {
+    "cache": "_cache",
     "Experiment": "_experiment",
     "experiment": "_experiment",
     "Job": "_job",

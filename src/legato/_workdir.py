@@ -32,11 +32,11 @@ by its existence: it is renamed into place after its content is complete.
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 __all__ = [
     "CANCEL",
@@ -111,7 +111,7 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     `durable` fsyncs first, for verdicts that must survive a machine crash. The file is
     created by hand rather than by `tempfile.mkstemp`, whose 0600 mode would hide job
     files from the other users of a shared workdir: this way the umask decides."""
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}"
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -129,13 +129,17 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
 
 
 def write_json(path: Path, value: Any, *, durable: bool = True) -> None:
-    atomic_write(path, json.dumps(value, default=str).encode(), durable=durable)
+    """Write `value` as JSON, atomically; values JSON has no form for are written as str.
+
+    msgspec's JSON rather than the json module: every legato process has msgspec loaded
+    already, and a job's process would pay for importing json."""
+    atomic_write(path, msgspec.json.encode(value, enc_hook=str), durable=durable)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
     """The content of a JSON state file, or None when missing or corrupt."""
     try:
-        value = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        value = msgspec.json.decode(path.read_bytes())
+    except (OSError, msgspec.DecodeError):
         return None
     return value if isinstance(value, dict) else None

@@ -9,6 +9,7 @@ job needs: every job pays them.
 
 from __future__ import annotations
 
+import gc
 import inspect
 import os
 import signal
@@ -180,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("usage: python -m legato._worker JOB_DIR [--lock]\n")
         return 2
     job_dir = Path(args[0]).resolve()
+    # What is loaded so far lives as long as the process: the cyclic garbage collector need
+    # not go through it again, during the job nor at exit (6 ms of a trivial job's 80 on a
+    # 2-core machine). The task's module, loaded below, and what the job creates are
+    # collected as usual.
+    gc.freeze()
     os.environ["LEGATO_WORKER"] = "1"
     os.environ["LEGATO_JOB_DIR"] = str(job_dir)
     if "--lock" in args[1:] and not _take_lock(job_dir):
