@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import anyio
 import pytest
+import sniffio
 
 import legato
 from legato import JobState, experiment, tag
+from legato._job import Job
+from legato._resources import Grant, ResourcePool
+from legato._scheduler import Scheduler
 from xp_tasks import AsyncStep, Evaluate, Gather, Holder, Learn, Model, Reporter, Step, events
 
 pytestmark = pytest.mark.anyio
@@ -198,3 +203,102 @@ async def test_bad_arguments(tmp_path: Path) -> None:
     async with experiment(tmp_path, "xp") as xp:
         with pytest.raises(TypeError, match="Task"):
             await xp.submit(Model())  # type: ignore[arg-type]
+
+
+def running_tasks() -> int:
+    """Tasks alive in the current event loop."""
+    if sniffio.current_async_library() == "asyncio":
+        return len(asyncio.all_tasks())
+    import trio
+
+    def count(task: trio.lowlevel.Task) -> int:
+        return 1 + sum(count(t) for n in task.child_nurseries for t in n.child_tasks)
+
+    return count(trio.lowlevel.current_root_task())
+
+
+async def test_waiting_jobs_hold_no_task_and_end_cancelled(tmp_path: Path) -> None:
+    log = str(tmp_path / "log")
+    with anyio.CancelScope() as scope:
+        async with experiment(tmp_path, "xp", max_jobs=1):
+            steps = [Step(name=str(i), log=log, gate=str(tmp_path / "never")) for i in range(300)]
+            for step in steps:
+                await step.submit()
+            await poll(lambda: len(events(tmp_path / "log")) == 1)
+            assert running_tasks() < 20  # one job runs; 299 wait without a task each
+            scope.cancel()
+    assert {s.__job__.state for s in steps} == {JobState.CANCELLED}
+
+
+async def test_a_failure_skips_a_long_chain_at_once(tmp_path: Path) -> None:
+    log = str(tmp_path / "log")
+    async with experiment(tmp_path, "xp", raise_on_failure=False) as xp:
+        previous = await Step(name="bad", log=log, fail="raise").submit()
+        for i in range(2000):  # far deeper than the recursion limit
+            previous = await Step(name=str(i), log=log, inputs=[previous]).submit()
+    states = [job.state for job in xp.jobs]
+    assert states == [JobState.FAILED] + [JobState.DEPENDENCY_FAILED] * 2000
+    assert [e["name"] for e in events(tmp_path / "log")] == ["bad"]
+    assert xp.jobs[-1].error_log == xp.jobs[0].stderr_path
+
+
+# ---- the line of READY jobs (`_scheduler.py`), without processes --------------------------
+
+
+def line(resources: dict[str, int], *requires: dict[str, int]) -> tuple[Scheduler, list[Job]]:
+    pool = ResourcePool(2, resources)
+    jobs = []
+    for i, req in enumerate(requires):
+        job = Job(Step(name=str(i), log=""), f"{i:064x}", Path(str(i)), [], req, None)
+        job._amounts = pool.check(req)
+        jobs.append(job)
+    return Scheduler(pool, lambda job, grant: started.append((job, grant)), lambda job: None), jobs
+
+
+started: list[tuple[Job, Grant]] = []
+
+
+def test_first_fit_in_submission_order() -> None:
+    started.clear()
+    sched, (a, b, c, d) = line({"gpu": 1}, {"gpu": 1}, {"gpu": 1}, {}, {})
+    for job in (a, b, c, d):
+        sched.add(job)
+    sched.settle()
+    # a holds the GPU; b waits for it without holding back c; two slots: d waits
+    assert [job for job, _ in started] == [a, c]
+    assert [job.state for job in (a, b, c, d)] == [JobState.READY] * 4
+    sched.release(started[0][1])
+    assert [job for job, _ in started] == [a, c, b]  # the GPU and a slot: b, first in line
+    sched.release(started[0][1])  # a second release of the same grant changes nothing
+    assert [job for job, _ in started] == [a, c, b]
+    sched.release(started[1][1])
+    assert [job for job, _ in started] == [a, c, b, d]
+
+
+def test_requeued_job_is_first_in_line_and_stop_starts_nothing() -> None:
+    started.clear()
+    sched, (a, b, c) = line({}, {}, {}, {})
+    for job in (a, b, c):
+        sched.add(job)
+    sched.settle()
+    assert [job for job, _ in started] == [a, b]
+    sched.requeue(a)  # its run elsewhere died: it runs here, before c
+    sched.release(started[0][1])
+    assert [job for job, _ in started] == [a, b, a]
+    sched.stop()
+    sched.release(started[1][1])
+    assert [job for job, _ in started] == [a, b, a]
+
+
+def test_dependents_wait_for_every_dependency() -> None:
+    started.clear()
+    sched, (a, b, c) = line({}, {}, {}, {})
+    c.dependencies = [a, b]
+    for job in (a, b, c):
+        sched.add(job)
+    sched.settle()
+    assert [job for job, _ in started] == [a, b] and c.state is JobState.WAITING
+    a._finish(JobState.DONE)
+    assert c.state is JobState.WAITING
+    b._finish(JobState.FAILED, "boom")
+    assert c.state is JobState.DEPENDENCY_FAILED and c._cause is b

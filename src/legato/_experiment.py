@@ -25,8 +25,9 @@ from ._identity import current_workdir
 from ._job import Job, JobState
 from ._launcher import Launcher
 from ._local import LocalLauncher
-from ._resources import ResourcePool
+from ._resources import Grant, ResourcePool
 from ._runner import run_job
+from ._scheduler import Scheduler
 from ._serialize import dumps
 from ._task import Task, has_output_config, mark_output
 from ._workdir import DONE, JOBS_LIST, STATE, experiment_dir, job_dir, write_json
@@ -75,8 +76,9 @@ class Experiment:
         self.path = experiment_dir(workdir, name)
         """The experiment's record directory (`jobs.txt`, `state.json`)."""
         self._pool = ResourcePool(max_jobs, resources)
+        self._scheduler = Scheduler(self._pool, self._start, self._job_finished)
         self._jobs: dict[str, Job] = {}
-        self._pending: list[Job] = []
+        self._pending: list[Job] = []  # submitted, not checked against the disk yet
         self._draining = False
         self._unfinished = 0
         self._idle = anyio.Event()
@@ -152,17 +154,31 @@ class Experiment:
                 await anyio.lowlevel.checkpoint()
                 batch, self._pending = self._pending, []
                 done = await anyio.to_thread.run_sync(self._check_batch, batch)
-                assert self._tg is not None
                 for i, (job, is_done) in enumerate(zip(batch, done, strict=True)):
                     if i % 256 == 255:
+                        self._scheduler.settle()
                         await anyio.lowlevel.checkpoint()  # keep the loop responsive
                     if is_done:
                         job._finish(JobState.DONE)
                         self._job_finished(job)
                     else:
-                        self._tg.start_soon(run_job, self, job, name=f"legato job {job}")
+                        self._scheduler.add(job)
+                self._scheduler.settle()
         finally:
             self._draining = False
+
+    def _start(self, job: Job, grant: Grant) -> None:
+        assert self._tg is not None
+        self._tg.start_soon(run_job, self, job, grant, name=f"legato job {job}")
+
+    async def _cancel_unstarted(self) -> None:
+        """After the task group: jobs that never got a slot end CANCELLED."""
+        for i, job in enumerate(self._jobs.values()):
+            if not job.state.final:
+                job._finish(JobState.CANCELLED, "cancelled")
+                self._job_finished(job)
+            if i % 1024 == 1023:
+                await anyio.lowlevel.checkpoint()
 
     def _check_batch(self, batch: list[Job]) -> list[bool]:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -326,14 +342,17 @@ async def experiment(
                 status = "failed" if xp.failed() else "done"
             except BaseException as exc:
                 body_error = exc
+            xp._scheduler.stop()
             tg.cancel_scope.cancel()
         if body_error is not None:
             raise body_error
     finally:
+        xp._scheduler.stop()
         xp._tg = None
         _current.reset(token)
         current_workdir.reset(wtoken)
         with anyio.CancelScope(shield=True):
+            await xp._cancel_unstarted()
             await xp._write_state(status)
     failed = xp.failed()
     if failed and raise_on_failure:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 
 from ._errors import JobFailed
 from ._workdir import STDERR, STDOUT
@@ -57,8 +59,10 @@ class Job:
 
     __slots__ = (
         "_amounts",
+        "_blockers",
         "_cause",
         "_done",
+        "_on_final",
         "dependencies",
         "failure_reason",
         "identifier",
@@ -108,7 +112,11 @@ class Job:
         self.pid: int | None = None
         """The process id its launcher reported when the job started (a local job's), else
         None."""
-        self._done = anyio.Event()
+        # A waiting job holds no task and no event, only these: a sweep of thousands of
+        # jobs keeps the garbage collector's work, and so the event loop's pauses, small.
+        self._done: anyio.Event | None = None  # made by the first wait() before the end
+        self._on_final: list[Callable[[], None]] | None = None
+        self._blockers = 0  # dependencies not final yet (`_scheduler.py` counts them)
         self._amounts: dict[str, int] = {}
         self._cause: Job | None = None
 
@@ -139,7 +147,17 @@ class Job:
     def _finish(self, state: JobState, reason: str | None = None) -> None:
         self.state = state
         self.failure_reason = reason
-        self._done.set()
+        if self._done is not None:
+            self._done.set()
+        callbacks, self._on_final = self._on_final, None
+        for callback in callbacks or ():
+            callback()
+
+    def _when_final(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once this job, not final yet, reaches a final state."""
+        if self._on_final is None:
+            self._on_final = []
+        self._on_final.append(callback)
 
     async def wait(self) -> Job:
         """Return the job once it is final; raise `JobFailed` unless it is DONE.
@@ -147,7 +165,12 @@ class Job:
         For code inside the experiment's block that needs a result before submitting
         more; leaving the block waits for every job anyway.
         """
-        await self._done.wait()
+        if self.state.final:
+            await anyio.lowlevel.checkpoint()
+        else:
+            if self._done is None:
+                self._done = anyio.Event()
+            await self._done.wait()
         if self.state is not JobState.DONE:
             raise JobFailed(self)
         return self

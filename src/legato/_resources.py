@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import anyio
-
 from ._errors import ResourceError
 
 __all__ = ["Grant", "ResourcePool", "SLOTS"]
@@ -21,11 +19,13 @@ class Grant:
 
     amounts: dict[str, int]
     gpus: list[int] = field(default_factory=list)
+    released: bool = False
 
 
 class ResourcePool:
-    """First-fit allocation in submission order: a large request does not stop smaller
-    ones from starting while it waits, and what is taken is taken atomically."""
+    """What is free of each counted resource; a request is taken whole or not at all.
+
+    The experiment decides who asks, and in which order (first fit in submission order)."""
 
     def __init__(self, max_jobs: int, resources: Mapping[str, int] | None) -> None:
         if not isinstance(max_jobs, int) or isinstance(max_jobs, bool) or max_jobs < 1:
@@ -41,7 +41,6 @@ class ResourcePool:
         self.totals = totals
         self.free = dict(totals)
         self.free_gpus = list(range(totals.get(GPU, 0)))
-        self._waiters: list[_Waiter] = []
 
     def check(self, requires: Mapping[str, int] | None) -> dict[str, int]:
         """Validate a job's request against what exists: fail at submit, not after hours."""
@@ -61,49 +60,23 @@ class ResourcePool:
             amounts[name] = amount
         return amounts
 
-    def _fits(self, amounts: dict[str, int]) -> bool:
-        return all(self.free[k] >= v for k, v in amounts.items())
-
-    def _take(self, amounts: dict[str, int]) -> Grant:
+    def take(self, amounts: dict[str, int]) -> Grant | None:
+        """Take `amounts` (one slot included) if all of it is free, else take nothing."""
+        free = self.free
         for k, v in amounts.items():
-            self.free[k] -= v
+            if free[k] < v:
+                return None
+        for k, v in amounts.items():
+            free[k] -= v
         n = amounts.get(GPU, 0)
         gpus, self.free_gpus = self.free_gpus[:n], self.free_gpus[n:]
         return Grant(amounts, gpus)
 
-    async def acquire(self, amounts: dict[str, int]) -> Grant:
-        if not self._waiters and self._fits(amounts):
-            return self._take(amounts)
-        waiter = _Waiter(amounts)
-        self._waiters.append(waiter)
-        try:
-            await waiter.event.wait()
-        except BaseException:
-            if waiter.grant is None:
-                self._waiters.remove(waiter)
-            else:  # granted while being cancelled: give it back
-                self.release(waiter.grant)
-            raise
-        assert waiter.grant is not None
-        return waiter.grant
-
     def release(self, grant: Grant) -> None:
+        """Give back what `grant` holds; a second release of the same grant does nothing."""
+        if grant.released:
+            return
+        grant.released = True
         for k, v in grant.amounts.items():
             self.free[k] += v
         self.free_gpus = sorted(self.free_gpus + grant.gpus)
-        for waiter in list(self._waiters):
-            if not self.free[SLOTS]:
-                break  # every request takes a slot: nobody else can start
-            if self._fits(waiter.amounts):
-                self._waiters.remove(waiter)
-                waiter.grant = self._take(waiter.amounts)
-                waiter.event.set()
-
-
-class _Waiter:
-    __slots__ = ("amounts", "event", "grant")
-
-    def __init__(self, amounts: dict[str, int]) -> None:
-        self.amounts = amounts
-        self.event = anyio.Event()
-        self.grant: Grant | None = None

@@ -1,5 +1,5 @@
-"""One job's life on the experiment side: wait for dependencies, take a slot and the
-job's lock, launch, and read the verdict from the job directory.
+"""One job's run on the experiment side, once it holds a slot (`_scheduler.py` decides
+when): take the job's lock, launch, and read the verdict from the job directory.
 
 Disk work happens in worker threads, a few calls per job, so the event loop never waits
 on the filesystem.
@@ -18,6 +18,7 @@ import anyio
 
 from ._job import Job, JobState
 from ._launcher import Exit, LaunchSpec
+from ._resources import Grant
 from ._workdir import (
     CANCEL,
     DONE,
@@ -142,23 +143,14 @@ def _record_cancelled(job_dir: Path, reason: str = "cancelled", overwrite: bool 
     write_json(job_dir / FAILED, {"state": "cancelled", "reason": reason, "ended": time.time()})
 
 
-async def run_job(xp: Experiment, job: Job) -> None:
-    """Drive `job` to a final state; never raises except cancellation."""
+async def run_job(xp: Experiment, job: Job, grant: Grant) -> None:
+    """Drive a READY job that holds `grant` to a final state, or back in line when the
+    process that ran it elsewhere died without a verdict; never raises except cancellation.
+    Gives `grant` back whatever happens."""
     try:
-        for dep in job.dependencies:
-            await dep._done.wait()
-        for dep in job.dependencies:
-            if dep.state is not JobState.DONE:
-                job._cause = dep._cause or dep
-                job._finish(
-                    JobState.DEPENDENCY_FAILED,
-                    f"dependency {dep.type_name}/{dep.identifier[:12]} ended {dep.state.name}",
-                )
-                xp._job_finished(job)
-                return
-        job.state = JobState.READY
-        await _run_when_free(xp, job)
+        await _run_holding(xp, job, grant)
     except anyio.get_cancelled_exc_class():
+        xp._scheduler.stop()  # the experiment is being left: start nothing more
         if not job.state.final:
             job._finish(JobState.CANCELLED, "cancelled")
             xp._job_finished(job)
@@ -168,41 +160,41 @@ async def run_job(xp: Experiment, job: Job) -> None:
         job._finish(JobState.FAILED, f"legato could not run the job: {exc!r}")
         xp._job_finished(job)
     else:
-        xp._job_finished(job)
+        if job.state.final:
+            xp._job_finished(job)
+    finally:
+        xp._scheduler.release(grant)
 
 
-async def _run_when_free(xp: Experiment, job: Job) -> None:
+async def _run_holding(xp: Experiment, job: Job, grant: Grant) -> None:
+    kind, value = await anyio.to_thread.run_sync(_try_lock, job.path)
+    if kind == "done":
+        job._finish(JobState.DONE)
+        return
+    if kind == "locked":
+        await _run_locked(xp, job, value, grant.gpus)
+        return
+    # Another process runs this job: let the slot go, wait for that process to let go of
+    # the job, then take its outcome.
+    xp._scheduler.release(grant)
+    job.state = JobState.RUNNING
+    failed_before = value
     delay = _POLL_MIN
     while True:
-        grant = await xp._pool.acquire(job._amounts)
-        try:
-            kind, value = await anyio.to_thread.run_sync(_try_lock, job.path)
-            if kind == "done":
-                job._finish(JobState.DONE)
+        await anyio.sleep(delay)
+        delay = min(delay * 1.5, _POLL_MAX)
+        kind, fd = await anyio.to_thread.run_sync(_try_lock, job.path)
+        if kind == "done":
+            job._finish(JobState.DONE)
+            return
+        if kind == "locked":
+            os.close(fd)
+            if _mtime(job.path / FAILED) != failed_before:
+                record = read_json(job.path / FAILED) or {}
+                job._finish(JobState.FAILED, str(record.get("reason") or "failed"))
                 return
-            if kind == "locked":
-                await _run_locked(xp, job, value, grant.gpus)
-                return
-        finally:
-            xp._pool.release(grant)
-        # Another process runs this job: wait for it to let go, then take its outcome.
-        job.state = JobState.RUNNING
-        failed_before = value
-        while True:
-            await anyio.sleep(delay)
-            delay = min(delay * 1.5, _POLL_MAX)
-            kind, fd = await anyio.to_thread.run_sync(_try_lock, job.path)
-            if kind == "done":
-                job._finish(JobState.DONE)
-                return
-            if kind == "locked":
-                os.close(fd)
-                if _mtime(job.path / FAILED) != failed_before:
-                    record = read_json(job.path / FAILED) or {}
-                    job._finish(JobState.FAILED, str(record.get("reason") or "failed"))
-                    return
-                job.state = JobState.READY  # that run died without a verdict: ours now
-                break
+            xp._scheduler.requeue(job)  # that run died without a verdict: ours now, in a slot
+            return
 
 
 async def _run_locked(xp: Experiment, job: Job, fd: int, gpus: list[int]) -> None:
