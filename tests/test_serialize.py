@@ -66,6 +66,24 @@ def roundtrip(config: Config) -> Any:
     return loads(data)
 
 
+class Link(Config):
+    index: Param[int]
+    before: Param[Any] = None
+
+
+def test_a_chain_far_deeper_than_the_recursion_limit_round_trips() -> None:
+    chain: Any = None
+    for i in range(3 * sys.getrecursionlimit()):
+        chain = Link(index=i, before=[chain] if i % 2 else chain)
+        chain.__identifier__  # as submit() does, link by link
+    data = dumps(chain)
+    again = loads(data)
+    assert dumps(again) == data
+    for _ in range(5):
+        again = again.before[0] if isinstance(again.before, list) else again.before
+    assert again.index == chain.index - 5
+
+
 @pytest.fixture
 def everything() -> Everything:
     shared = Model(hidden=tag(256), device="cuda:1")

@@ -19,8 +19,9 @@ import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Callable, Generator
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from msgspec.structs import force_setattr
@@ -35,6 +36,30 @@ __all__ = ["FORMAT_VERSION", "dumps", "loads", "resolve_class"]
 FORMAT_VERSION = 1
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder()
+
+
+K = TypeVar("K")
+R = TypeVar("R")
+
+
+def _depth_first(root: Generator[K, Any, R], step: Callable[[K], Generator[K, Any, Any]]) -> R:
+    """Run `root`, a generator that yields what it needs done first and is sent the
+    result, with `step` doing each such thing the same way: depth first, like recursion,
+    but on a list rather than the call stack, so a chain of tasks thousands long (each
+    holding the one before) is written and read as easily as a short one."""
+    stack: list[Generator[K, Any, Any]] = [root]
+    sent: Any = None
+    while True:
+        try:
+            need = stack[-1].send(sent)
+        except StopIteration as done:
+            stack.pop()
+            if not stack:
+                return done.value  # type: ignore[no-any-return]
+            sent = done.value
+        else:
+            stack.append(step(need))
+            sent = None
 
 
 def _active_workdir() -> Path | None:
@@ -61,6 +86,11 @@ class _Dumper:
         return ["P", str(value)]
 
     def config(self, config: ConfigBase) -> int:
+        """The index of `config`'s record, written with those of every configuration it
+        refers to (each once, depth first)."""
+        return _depth_first(self._config(config), self._config)
+
+    def _config(self, config: ConfigBase) -> Generator[ConfigBase, int, int]:
         key = id(config)
         if key in self.index:
             return self.index[key]
@@ -85,7 +115,11 @@ class _Dumper:
                 if value is not None:
                     paths[name] = self.path(value)
             elif kind is not FieldKind.CONSTANT:
-                fields[name] = self.value(value)
+                t = type(value)
+                if t is str or t is bool or t is float or value is None:
+                    fields[name] = value  # the common case, without a generator
+                else:
+                    fields[name] = yield from self._value(value)
         record["fields"] = fields
         if paths:
             record["paths"] = paths
@@ -95,33 +129,31 @@ class _Dumper:
             record["tags"] = list(tags)
         producer = d.get("__legato_producer__")
         if producer is not None:
-            record["producer"] = self.config(producer)
+            record["producer"] = yield producer
         taskdir = d.get("__legato_taskdir__")
         if taskdir is not None:
             record["taskdir"] = self.path(taskdir)
         return idx
 
-    def value(self, value: Any) -> Any:
+    def _value(self, value: Any) -> Generator[ConfigBase, int, Any]:
+        """The encoded value; yields each configuration it holds, for its index."""
         t = type(value)
         if t is str or t is bool or t is float or value is None or t is bytes:
             return value
         if t is int:
             return value if -(2**63) <= value < 2**64 else ["I", str(value)]
         if isinstance(value, ConfigBase):
-            return ["C", self.config(value)]
-        if t is list:
-            return ["L", *[self.value(v) for v in value]]
-        if t is tuple:
-            return ["U", *[self.value(v) for v in value]]
-        if t is dict:
-            out: list[Any] = ["M"]
-            for k, v in value.items():
-                out += [k, self.value(v)]
+            return ["C", (yield value)]
+        tag = _COLLECTIONS.get(t)
+        if tag is not None:
+            out: list[Any] = [tag]
+            if t is dict:
+                for k, v in value.items():
+                    out += [k, (yield from self._value(v))]
+            else:
+                for v in value:
+                    out.append((yield from self._value(v)))
             return out
-        if t is set:
-            return ["S", *[self.value(v) for v in value]]
-        if t is frozenset:
-            return ["F", *[self.value(v) for v in value]]
         if isinstance(value, enum.Enum):
             cls = type(value)
             return ["E", module_name(cls), cls.__qualname__, value.name]
@@ -132,6 +164,9 @@ class _Dumper:
         if isinstance(value, dt.date):
             return ["D", value.isoformat()]
         raise ValidationError("value", "a configuration value type", value, "cannot serialize")
+
+
+_COLLECTIONS: dict[type, str] = {list: "L", tuple: "U", dict: "M", set: "S", frozenset: "F"}
 
 
 def dumps(config: ConfigBase) -> bytes:
@@ -206,24 +241,35 @@ class _Loader:
     def __init__(self, objects: list[dict[str, Any]], workdir: Path | None) -> None:
         self.objects = objects
         self.built: dict[int, ConfigBase] = {}
+        self.building: set[int] = set()
         self.workdir = workdir
 
     def path(self, value: Any) -> Path:
         if type(value) is str:  # written before paths were tagged
             return Path(value)
-        path = self.value(value)
+        path = self._leaf(value) if type(value) is list and value else None
         if not isinstance(path, Path):
             raise DeserializationError(f"not a path: {value!r}")
         return path
 
     def config(self, idx: int) -> ConfigBase:
+        """The configuration of record `idx`, built after every one it refers to (each
+        once, depth first)."""
+        return _depth_first(self._config(idx), self._config)
+
+    def _config(self, idx: int) -> Generator[int, ConfigBase, ConfigBase]:
         if idx in self.built:
             return self.built[idx]
+        if idx in self.building:
+            raise DeserializationError(f"corrupt params file: object {idx} refers to itself")
+        self.building.add(idx)
         record = self.objects[idx]
         cls = resolve_class(record["module"], record["qualname"], record.get("file"))
         if not (isinstance(cls, type) and issubclass(cls, ConfigBase)):
             raise DeserializationError(f"{record['module']}.{record['qualname']} is not a Config")
-        fields = {k: self.value(v) for k, v in record["fields"].items()}
+        fields = {}
+        for k, v in record["fields"].items():
+            fields[k] = (yield from self._value(v)) if type(v) is list else v
         try:
             config = cls(**fields)
         except (TypeError, ValueError) as exc:
@@ -236,29 +282,37 @@ class _Loader:
         if record.get("tags"):
             d["__legato_tags__"] = {k: fields[k] for k in record["tags"] if k in fields}
         if record.get("producer") is not None:
-            d["__legato_producer__"] = self.config(record["producer"])
+            d["__legato_producer__"] = yield record["producer"]
         if record.get("taskdir"):
             d["__legato_taskdir__"] = self.path(record["taskdir"])
         self.built[idx] = config
         return config
 
-    def value(self, value: Any) -> Any:
+    def _value(self, value: Any) -> Generator[int, ConfigBase, Any]:
+        """The decoded value; yields the index of each configuration it holds."""
         if type(value) is not list:
             return value
         kind = value[0]
         rest = value[1:]
         if kind == "C":
-            return self.config(rest[0])
-        if kind == "L":
-            return [self.value(v) for v in rest]
-        if kind == "U":
-            return tuple(self.value(v) for v in rest)
+            return (yield rest[0])
         if kind == "M":
-            return {rest[i]: self.value(rest[i + 1]) for i in range(0, len(rest), 2)}
-        if kind == "S":
-            return {self.value(v) for v in rest}
-        if kind == "F":
-            return frozenset(self.value(v) for v in rest)
+            mapping = {}
+            for i in range(0, len(rest), 2):
+                mapping[rest[i]] = yield from self._value(rest[i + 1])
+            return mapping
+        build = _BUILDERS.get(kind)
+        if build is not None:
+            items = []
+            for v in rest:
+                items.append((yield from self._value(v)))
+            return build(items)
+        return self._leaf(value)
+
+    def _leaf(self, value: list[Any]) -> Any:
+        """A tagged value that holds no other value."""
+        kind = value[0]
+        rest = value[1:]
         if kind == "I":
             return int(rest[0])
         if kind == "E":
@@ -275,6 +329,14 @@ class _Loader:
         if kind == "D":
             return dt.date.fromisoformat(rest[0])
         raise DeserializationError(f"unknown value tag {kind!r}")
+
+
+_BUILDERS: dict[str, Callable[[list[Any]], Any]] = {
+    "L": list,
+    "U": tuple,
+    "S": set,
+    "F": frozenset,
+}
 
 
 def loads(data: bytes) -> Any:
