@@ -19,6 +19,7 @@ from anyio.abc import TaskGroup
 from msgspec.structs import force_setattr
 
 from ._config import ConfigBase
+from ._display import follow
 from ._errors import ExperimentFailed, LegatoError, NoExperimentError
 from ._graph import dependencies
 from ._identity import current_workdir
@@ -326,8 +327,6 @@ async def experiment(
     xp = Experiment(root, name, max_jobs, resources, launcher)
     await launcher.check()
     await xp._write_state("running")
-    from ._display import follow
-
     token = _current.set(xp)
     wtoken = current_workdir.set(root)
     status = "cancelled"

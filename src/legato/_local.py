@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 import anyio
+from anyio import open_process  # anyio loads it on first use: here, not in the event loop
 from anyio.abc import Process
 
 from ._launcher import Exit, LaunchSpec
@@ -45,7 +46,7 @@ class LocalLauncher:
             pass_fds = (spec.lock_fd,)
             env["LEGATO_LOCK_FD"] = str(spec.lock_fd)
         env["LEGATO_PARENT_PID"] = str(os.getpid())
-        process = await anyio.open_process(
+        process = await open_process(
             spec.argv,
             stdin=None,
             stdout=-1,
