@@ -15,7 +15,7 @@ import msgspec
 
 from ._errors import ConfigError
 from ._fields import PathGenerator, _FieldSpec, field, pathgenerator
-from ._identity import identifier_digest, identifier_hex, main_module_name, module_name
+from ._identity import identifier_digest, main_module_name, module_name
 from ._plan import Plan
 
 __all__ = ["Config", "ConfigBase", "main_module_name", "module_name", "registry"]
@@ -135,8 +135,11 @@ class ConfigBase(msgspec.Struct, metaclass=ConfigMeta, frozen=True, dict=True, k
     @property
     def __identifier__(self) -> str:
         """The 64-hex-digit SHA-256 of the identity; computed once."""
-        ident: str | None = self.__dict__.get("__legato_identifier__")
-        return ident if ident is not None else identifier_hex(self)
+        d = self.__dict__
+        ident: str | None = d.get("__legato_identifier__")
+        if ident is None:
+            ident = d["__legato_identifier__"] = identifier_digest(self).hex()
+        return ident
 
     @property
     def __tags__(self) -> dict[str, Any]:

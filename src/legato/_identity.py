@@ -1,8 +1,9 @@
 """A configuration's identifier: the SHA-256 of its identity fields' canonical form.
 
 The canonical form is `_canon`'s. Per class, the plan holds one `IdentityField` per identity
-field and a function generated from them (`compile_identity`) that encodes all of them in
-one pass; `identifier_digest` runs it once per configuration and keeps the digest.
+field and a digest function generated from them (`compile_identity`) that encodes all of
+them in one pass and hashes the result; `identifier_digest` runs it once per configuration
+and keeps the digest.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from msgspec.structs import astuple
 
 from ._canon import (
     Canon,
+    Inline,
     WorkdirDefault,
     _encode,
-    _field_float,
     canon,
     current_workdir,
     encode_default,
     field_canon,
+    inline_source,
     main_module_name,
     module_name,
 )
@@ -40,7 +42,6 @@ __all__ = [
     "current_workdir",
     "forget_identifier",
     "identifier_digest",
-    "identifier_hex",
     "identity_fields",
     "main_module_name",
     "module_name",
@@ -61,8 +62,9 @@ class IdentityField(typing.NamedTuple):
     """ALWAYS, SKIP_EQUAL (left out when `==` to `default`, of the same type) or
     SKIP_ENCODED (left out when its encoding is `default`'s)."""
     default: Any
-    plain: type | None
     canon: Canon
+    inline: Inline | None
+    """`canon`'s fast path as source, for `compile_identity`."""
     errpath: str
 
 
@@ -82,10 +84,10 @@ def identity_fields(
         mode = SKIP_EQUAL  # `==` with the same type decides it (-0.0 == 0.0 too)
     else:
         mode, default = SKIP_ENCODED, encode_default(default)
-    plain, fn = field_canon(tp)
+    _, fn, inline = field_canon(tp)
     return (
-        IdentityField(position, name, mode, default, plain, fn, errpath),
-        IdentityField(position, name, mode, default, None, canon, errpath),
+        IdentityField(position, name, mode, default, fn, inline, errpath),
+        IdentityField(position, name, mode, default, canon, None, errpath),
     )
 
 
@@ -96,29 +98,23 @@ def identifier_digest(config: ConfigBase) -> bytes:
     """The raw 32-byte digest, computed once per configuration and kept on it."""
     d = config.__dict__
     digest: bytes | None = d.get("__legato_digest__")
-    if digest is not None:
-        return digest
-    plan = type(config).__legato_plan__ or type(config)._legato_compile()
-    values = astuple(config)
-    payload: list[Any] = [ENCODING_VERSION, plan.type_name, None]
-    producer = d.get("__legato_producer__")
-    if producer is not None:
-        payload.append(["O", identifier_digest(producer)])
-    try:
-        payload[2] = plan.identity_fields(values)
-        data = _encode(payload)
-    except OverflowError:  # an int beyond 64 bits, taken as it is by the fast path
-        payload[2] = _fields(plan.identity, values)
-        data = _encode(payload)
-    digest = d["__legato_digest__"] = _sha256(data).digest()
+    if digest is None:
+        plan = type(config).__legato_plan__ or type(config)._legato_compile()
+        digest = d["__legato_digest__"] = plan.digest(config, d)
     return digest
+
+
+def _output_digest(head: bytes, fields: bytes, producer: ConfigBase) -> bytes:
+    """The digest of a task's output: `[version, type name, fields, ["O", task digest]]`."""
+    output = _encode(["O", identifier_digest(producer)])
+    return _sha256(b"\x94" + head + fields + output).digest()
 
 
 def _fields(plan: tuple[IdentityField, ...], values: tuple[Any, ...]) -> list[Any]:
     """`[name, identity form, ...]` of the fields not left out, in the plan's (name) order:
     what `compile_identity`'s function returns, the slow way."""
     fields: list[Any] = []
-    for position, name, mode, default, _, fn, errpath in plan:
+    for position, name, mode, default, fn, _, errpath in plan:
         value = values[position]
         if mode == SKIP_EQUAL and type(value) is type(default) and value == default:
             continue
@@ -136,59 +132,73 @@ def _encoded_default(default: bytes | WorkdirDefault, errpath: str) -> bytes:
     return default  # type: ignore[return-value]
 
 
-def compile_identity(
-    plan: tuple[IdentityField, ...],
-) -> Callable[[tuple[Any, ...]], list[Any]]:
-    """Straight-line code doing what `_fields` does for one class, made once per class.
+Digest = Callable[["ConfigBase", dict[str, Any]], bytes]
+"""`digest(config, config.__dict__)`: what `identifier_digest` keeps."""
 
-    Each field takes one short step: a type test where its value is its own identity form
-    (the value of a float field also checked for -0.0 and NaN), else a call of its
-    specialised canonicaliser. The source holds only positions and fixed names.
+
+def compile_identity(type_name: str, plan: tuple[IdentityField, ...]) -> Digest:
+    """The digest function of a class: straight-line code made once per class.
+
+    It encodes `[ENCODING_VERSION, type name, [name, identity form, ...]]` with the fields
+    that `_fields` keeps, in the same order, and hashes it with a SHA-256 that has already
+    taken in the part common to the class (msgpack writes an array as its header, then its
+    items one by one). Each field takes one short step: its canonicaliser's fast path
+    written inline (`Inline`), else a call of its canonicaliser. The source holds only
+    positions and fixed names; every value it uses is in its namespace.
     """
-    ns: dict[str, Any] = {"_encode": _encode, "_encoded_default": _encoded_default}
-    lines = ["def identity_fields(values):"]
+    head = _encode(ENCODING_VERSION) + _encode(type_name)
+    ns: dict[str, Any] = {
+        "_astuple": astuple,
+        "_encode": _encode,
+        "_encoded_default": _encoded_default,
+        "_fields": _fields,
+        "_generic": tuple(field._replace(canon=canon, inline=None) for field in plan),
+        "_hasher": _sha256(b"\x93" + head),
+        "_head": head,
+        "_output_digest": _output_digest,
+    }
+    lines = ["values = _astuple(self)"]
     everyone = all(field.mode == ALWAYS for field in plan)
     if not everyone:
-        lines += ["    fields = []", "    append = fields.append"]
-    for i, (position, name, mode, default, plain, fn, errpath) in enumerate(plan):
-        ns.update({f"n{i}": name, f"c{i}": fn, f"e{i}": errpath, f"p{i}": plain})
-        ns.update({f"d{i}": default, f"dt{i}": type(default)})
+        lines += ["fields = []", "append = fields.append"]
+    for i, (position, name, mode, default, fn, inline, errpath) in enumerate(plan):
+        ns.update({f"n{i}": name, f"e{i}": errpath, f"d{i}": default, f"dt{i}": type(default)})
         x = f"x{i}"
-        step = [f"{x} = values[{position}]"]
-        if mode == SKIP_EQUAL:
-            step.append(f"if type({x}) is not dt{i} or not {x} == d{i}:")
-        body = []
-        if fn is _field_float:
-            body.append(f"if type({x}) is not float or {x} != {x} or {x} == 0.0:")
-            body.append(f"    {x} = c{i}({x}, e{i})")
-        elif plain is not None:
-            body.append(f"if type({x}) is not p{i}:")
-            body.append(f"    {x} = c{i}({x}, e{i})")
+        lines.append(f"{x} = values[{position}]")
+        if inline is None:
+            ns[f"c{i}"] = fn
+            step = [f"{x} = c{i}({x}, e{i})"]
         else:
-            body.append(f"{x} = c{i}({x}, e{i})")
+            code, names = inline_source(inline, x, f"e{i}", f"i{i}_")
+            ns.update(names)
+            step = code.strip("\n").split("\n")
         if mode == SKIP_ENCODED:
-            body.append(f"if _encode({x}) != _encoded_default(d{i}, e{i}):")
-            body += [f"    append(n{i})", f"    append({x})"]
+            step.append(f"if _encode({x}) != _encoded_default(d{i}, e{i}):")
+            step += [f"    append(n{i})", f"    append({x})"]
         elif not everyone:
-            body += [f"append(n{i})", f"append({x})"]
-        indent = "    " if mode == SKIP_EQUAL else ""
-        lines += ["    " + line for line in step + [indent + line for line in body]]
+            step += [f"append(n{i})", f"append({x})"]
+        if mode == SKIP_EQUAL:
+            lines.append(f"if type({x}) is not dt{i} or not {x} == d{i}:")
+            step = ["    " + line for line in step]
+        lines += step
     if everyone:
-        lines.append("    return [" + ", ".join(f"n{i}, x{i}" for i in range(len(plan))) + "]")
-    else:
-        lines.append("    return fields")
-    exec(compile("\n".join(lines), "<legato identity>", "exec"), ns)  # noqa: S102
-    identity_fields: Callable[[tuple[Any, ...]], list[Any]] = ns["identity_fields"]
-    return identity_fields
-
-
-def identifier_hex(config: ConfigBase) -> str:
-    """`config.__identifier__`: the digest as 64 hex digits, also kept on the config."""
-    d = config.__dict__
-    ident: str | None = d.get("__legato_identifier__")
-    if ident is None:
-        ident = d["__legato_identifier__"] = identifier_digest(config).hex()
-    return ident
+        lines.append("fields = [" + ", ".join(f"n{i}, x{i}" for i in range(len(plan))) + "]")
+    source = [
+        "def digest(self, d):",
+        "    try:",
+        *["        " + line for line in lines],
+        "        data = _encode(fields)",
+        "    except OverflowError:  # an int beyond 64 bits, taken as it is above",
+        "        data = _encode(_fields(_generic, _astuple(self)))",
+        '    if "__legato_producer__" in d:',
+        '        return _output_digest(_head, data, d["__legato_producer__"])',
+        "    h = _hasher.copy()",
+        "    h.update(data)",
+        "    return h.digest()",
+    ]
+    exec(compile("\n".join(source), "<legato identity>", "exec"), ns)  # noqa: S102
+    digest: Digest = ns["digest"]
+    return digest
 
 
 def forget_identifier(config: ConfigBase) -> None:

@@ -3,7 +3,7 @@
 A plan is compiled on a class's first construction rather than at class creation, so field
 types may name classes declared later in the module. Besides the field tables that other
 modules read (`checks`, `pathgens`, `constants`), it holds two functions generated for the
-class (`check`, `identity_fields`): straight-line code with one short step per field, which
+class (`check`, `digest`): straight-line code with one short step per field, which
 is what makes construction and identifiers cheap. The generated source holds nothing but
 field positions and fixed names; every value it uses is passed in its namespace.
 """
@@ -19,7 +19,7 @@ from msgspec.structs import astuple, force_setattr
 
 from ._errors import ConfigError
 from ._fields import FieldKind, PathGenerator, Tagged
-from ._identity import IdentityField, compile_identity, identity_fields
+from ._identity import Digest, IdentityField, compile_identity, identity_fields
 from ._validate import Coercer, compile_coercer, exact_type
 
 if TYPE_CHECKING:
@@ -39,6 +39,9 @@ class FieldPlan(typing.NamedTuple):
     container: type | None
     """For a list, tuple, set or dict field, that class: a value of exactly that class needs
     no unwrapping of a tag, only the coercer (which copies it)."""
+    items: type | None
+    """For a list or dict field, the type its items (a dict's values) have when they need no
+    conversion: a list or dict of such items (and str keys) is only copied."""
 
 
 class _Never:
@@ -52,8 +55,8 @@ class Plan:
         "check",
         "checks",
         "constants",
+        "digest",
         "identity",
-        "identity_fields",
         "pathgens",
         "type_name",
     )
@@ -95,7 +98,10 @@ class Plan:
             else:
                 exact = exact_type(tp) or _Never
             container = _container(tp) if kind in (FieldKind.PARAM, FieldKind.META) else None
-            checks.append(FieldPlan(info.name, kind, coerce, default, errpath, exact, container))
+            items = _items(tp) if container in (list, dict) else None
+            checks.append(
+                FieldPlan(info.name, kind, coerce, default, errpath, exact, container, items)
+            )
             if kind in (FieldKind.PARAM, FieldKind.CONSTANT):
                 always = kind is FieldKind.CONSTANT or has_factory or not opts.get(info.name, True)
                 identity.append(identity_fields(position, info.name, tp, default, always, errpath))
@@ -105,10 +111,9 @@ class Plan:
         """Validates and converts a new configuration's fields (its `__post_init__`)."""
         self.identity = tuple(generic for _, generic in identity)
         """The identity fields by name, each encoded with `canon` alone."""
-        self.identity_fields: Callable[[tuple[Any, ...]], list[Any]] = compile_identity(
-            tuple(fast for fast, _ in identity)
-        )
-        """`[name, identity form, ...]` from `astuple(config)`, specialised to the types."""
+        self.digest: Digest = compile_identity(self.type_name, tuple(f for f, _ in identity))
+        """`digest(config, config.__dict__)`, specialised to the field types: what
+        `identifier_digest` computes once per configuration."""
 
 
 def _compile_check(checks: tuple[FieldPlan, ...]) -> Callable[[ConfigBase], None]:
@@ -123,13 +128,28 @@ def _compile_check(checks: tuple[FieldPlan, ...]) -> Callable[[ConfigBase], None
         ns[f"f{i}"] = field
         if field.container is not None:
             ns.update({f"k{i}": field.container, f"n{i}": field.name})
-            ns.update({f"c{i}": field.coerce, f"e{i}": field.errpath})
-            lines += [
-                f"    if type(values[{i}]) is k{i}:",
-                f"        force_setattr(self, n{i}, c{i}(values[{i}], e{i}))",
-                "    else:",
-                f"        check_field(self, f{i}, values[{i}])",
-            ]
+            ns.update({f"c{i}": field.coerce, f"e{i}": field.errpath, f"t{i}": field.items})
+            x = f"x{i}"
+            lines += [f"    {x} = values[{i}]", f"    if type({x}) is k{i}:"]
+            if field.items is not None:
+                # The coercer's fast path, inline: items that need no conversion are copied.
+                # (A loop: for the few items a configuration's lists usually hold, much
+                # faster than a test in C such as `list(map(type, x)).count(t) == len(x)`.)
+                if field.container is list:
+                    loop = [f"for v in {x}:", f"    if type(v) is not t{i}:"]
+                else:
+                    loop = [f"for k, v in {x}.items():"]
+                    loop.append(f"    if type(k) is not str or type(v) is not t{i}:")
+                loop += [
+                    f"        force_setattr(self, n{i}, c{i}({x}, e{i}))",
+                    "        break",
+                    "else:",
+                    f"    force_setattr(self, n{i}, {x}.copy())",
+                ]
+                lines += ["        " + line for line in loop]
+            else:
+                lines.append(f"        force_setattr(self, n{i}, c{i}({x}, e{i}))")
+            lines += ["    else:", f"        check_field(self, f{i}, {x})"]
         elif field.exact is _Never:
             lines.append(f"    check_field(self, f{i}, values[{i}])")
         else:
@@ -150,9 +170,20 @@ def _container(tp: Any) -> type | None:
     return origin if origin in (list, tuple, set, frozenset, dict) else None
 
 
+def _items(tp: Any) -> type | None:
+    if typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is list and len(args) == 1:
+        return exact_type(args[0])
+    if typing.get_origin(tp) is dict and len(args) == 2 and args[0] is str:
+        return exact_type(args[1])
+    return None
+
+
 def check_field(config: ConfigBase, field: FieldPlan, value: Any) -> None:
     """Validate one field's value, convert it to the declared type and record its tag."""
-    name, kind, coerce, default, errpath, _, _ = field
+    name, kind, coerce, default, errpath, _, _, _ = field
     original = value
     if type(value) is Tagged:
         value = value.value
