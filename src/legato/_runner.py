@@ -222,9 +222,10 @@ async def _run_locked(xp: Experiment, job: Job, fd: int, gpus: list[int]) -> Non
             job._finish(JobState.CANCELLED, why)
             return
         if exit is None:
-            params = xp._params(job)
             info = {"experiment": xp.name, "launcher": launcher.name, "submitted": time.time()}
-            await anyio.to_thread.run_sync(_start_run, job.path, params, info)
+            # The params hold every configuration the task reaches (a chain of a thousand
+            # tasks: a thousand): written in the thread, not in the event loop.
+            await anyio.to_thread.run_sync(lambda: _start_run(job.path, xp._params(job), info))
             exit = await launcher.launch(spec)
         verdict, reason = await anyio.to_thread.run_sync(_verdict, job.path, exit)
         job._finish(verdict, reason)
