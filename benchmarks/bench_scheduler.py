@@ -6,7 +6,7 @@
    chain, `max_jobs` = CPU count: wall time from opening the experiment to the end of its
    block, against the floor, N x the wall time of `python -c "import legato"` / cores (a
    job cannot cost much less than starting Python and importing legato), that time being
-   measured again before each run. A chain runs one job at a time whatever the cores, so
+   measured again before and after each run. A chain runs one job at a time whatever the cores, so
    its floor is N x that time. Target: within 1.3x of the floor. As a check of the
    machine's load, the fan-out's floor is also given with CPU-count imports at once.
    experimaestro (`pip install -e '.[bench]'`) runs the same workload with its own
@@ -82,7 +82,8 @@ def use_bytecode_caches() -> str:
 
 def import_time(runs: int = 11) -> float:
     """Median wall time of `python -c "import legato"`, one at a time; measured again
-    before each workload, so that the floor sees the machine's load of the moment."""
+    before and after each workload, so that the floor sees the machine's load of the
+    moment (other work on a shared machine moves it by 20% within minutes)."""
     times = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -302,7 +303,7 @@ def main() -> None:
         f"python -c 'import legato': {t_import * 1000:.0f} ms alone; "
         f"{t_parallel * 1000:.0f} ms per process with {CORES} at once on this machine now"
     )
-    print("(the floor below: N x that time [measured again before each run] / cores; a")
+    print("(the floor below: N x that time [measured before and after each run] / cores; a")
     print(" chain's jobs run one at a time, so its floor is N x that time)")
     print()
     print(f"1. Trivial jobs, max_jobs={CORES} (targets: <= {FLOOR_RATIO}x the floor, ", end="")
@@ -310,10 +311,11 @@ def main() -> None:
     finished_xpm: dict[int, str] = {}  # size -> workdir of experimaestro's finished fan-out
     for n in sizes:
         for kind in ("fanout", "chain"):
-            t_import = import_time()
-            floor = n * t_import / (1 if kind == "chain" else CORES)
+            before = import_time()
             with tempfile.TemporaryDirectory() as wd:
                 wall = anyio.run(legato_run, n, kind == "chain", wd)
+            t_import = (before + import_time()) / 2
+            floor = n * t_import / (1 if kind == "chain" else CORES)
             ratio = wall / floor
             entry: dict[str, Any] = {"legato_s": wall, "floor_s": floor, "ratio": ratio}
             entry["import_s"] = t_import
