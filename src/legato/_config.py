@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import typing
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
@@ -45,6 +46,11 @@ def _is_pathgen(ann: Any, globalns: dict[str, Any], ns: dict[str, Any]) -> bool:
     if typing.get_origin(ann) is not typing.Annotated:
         return False
     return any(isinstance(m, PathGenerator) for m in typing.get_args(ann)[1:])
+
+
+def _compile_and_check(config: ConfigBase) -> None:
+    """A class's `__legato_check__` until its first construction compiles its plan."""
+    type(config)._legato_compile().check(config)
 
 
 if TYPE_CHECKING:
@@ -98,6 +104,7 @@ class ConfigMeta(msgspec.StructMeta):
         ns["__legato_field_options__"] = options
         ns["__legato_pathgens__"] = pathgens
         ns["__legato_plan__"] = None
+        ns["__legato_check__"] = _compile_and_check
         kwargs.setdefault("kw_only", True)
         cls = super().__new__(mcls, clsname, bases, ns, **kwargs)
         if name is not None and (not isinstance(name, str) or not name):
@@ -120,6 +127,8 @@ class ConfigBase(msgspec.Struct, metaclass=ConfigMeta, frozen=True, dict=True, k
 
     __legato_type_name__: ClassVar[str]
     __legato_plan__: ClassVar[Plan | None]
+    __legato_check__: ClassVar[Callable[[ConfigBase], None]]
+    """The plan's `check` once compiled: what `__post_init__` runs."""
     __legato_field_options__: ClassVar[dict[str, bool]]
     __legato_pathgens__: ClassVar[dict[str, PathGenerator]]
 
@@ -127,10 +136,11 @@ class ConfigBase(msgspec.Struct, metaclass=ConfigMeta, frozen=True, dict=True, k
     def _legato_compile(cls) -> Plan:
         plan = Plan(cls)
         cls.__legato_plan__ = plan
+        cls.__legato_check__ = plan.check
         return plan
 
     def __post_init__(self) -> None:
-        (type(self).__legato_plan__ or type(self)._legato_compile()).check(self)
+        type(self).__legato_check__(self)
 
     @property
     def __identifier__(self) -> str:
