@@ -112,12 +112,17 @@ def _config(tp: type) -> Coercer:
 
 def _all_of(tp: type | None) -> Callable[[Any], bool] | None:
     """A check that every item of a collection has exactly type `tp` (which needs no
-    conversion), run in C: the fast path of collections of scalars, enums or configs."""
+    conversion): the fast path of collections of scalars, enums or configs. (A loop: for
+    the few items a configuration's lists usually hold, much faster than a test in C such
+    as `list(map(type, items)).count(tp) == len(items)`, and as fast per item.)"""
     if tp is None:
         return None
 
     def check(items: Any) -> bool:
-        return list(map(type, items)).count(tp) == len(items)
+        for item in items:  # noqa: SIM110 - faster than all() over a generator
+            if type(item) is not tp:
+                return False
+        return True
 
     return check
 
@@ -161,17 +166,20 @@ def _set(item: Coercer, out: type, expected: Any) -> Coercer:
     return coerce
 
 
+def _str_keys(value: dict[Any, Any]) -> bool:
+    for k in value:  # noqa: SIM110 - faster than all() over a generator
+        if type(k) is not str:
+            return False
+    return True
+
+
 def _dict(value_coercer: Coercer, expected: Any, value_type: type | None) -> Coercer:
     all_exact = _all_of(value_type)
 
     def coerce(value: Any, path: str) -> Any:
         if not isinstance(value, dict):
             raise ValidationError(path, expected, value)
-        if (
-            all_exact is not None
-            and list(map(type, value)).count(str) == len(value)
-            and all_exact(value.values())
-        ):
+        if all_exact is not None and _str_keys(value) and all_exact(value.values()):
             return dict(value)
         result = {}
         for k, v in value.items():
