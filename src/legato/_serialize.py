@@ -76,9 +76,21 @@ class _Dumper:
         self.objects: list[dict[str, Any]] = []
         self.index: dict[int, int] = {}
         self.workdir = workdir
+        # Where paths are "/"-separated, a path under the workdir is its string past this
+        # prefix: what relative_to says, without its cost (every task has a job directory).
+        self.prefix = None
+        if workdir is not None and os.sep == "/" and workdir.is_absolute():
+            self.prefix = str(workdir).rstrip("/") + "/"
 
     def path(self, value: PurePath) -> list[str]:
         if self.workdir is not None and value.is_absolute():
+            text = str(value)
+            if self.prefix is not None:
+                if text + "/" == self.prefix or text == self.prefix:
+                    return ["W", "."]
+                if text.startswith(self.prefix):
+                    return ["W", text[len(self.prefix) :]]
+                return ["P", text]
             try:
                 return ["W", value.relative_to(self.workdir).as_posix()]
             except ValueError:
