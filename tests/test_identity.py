@@ -19,8 +19,10 @@ from legato import (
     Option,
     Param,
     Task,
+    dumps,
     experiment,
     field,
+    loads,
     pathgenerator,
     tag,
 )
@@ -397,3 +399,35 @@ def test_identifier_is_computed_once(workdir: Path) -> None:
     assert ident(config) == first != ident(Where(path=inside))
     holder = Holder(model=Model())
     assert ident(holder) == ident(holder)
+
+
+class Link(Config, name="identity.Link"):
+    prev: Param[Link | None] = None
+    step: Param[int] = 0
+
+
+def _chain(depth: int) -> Link:
+    link = None
+    for step in range(depth):
+        link = Link(prev=link, step=tag(step) if step % 1000 == 0 else step)
+    assert link is not None
+    return link
+
+
+def test_chains_deeper_than_the_recursion_limit() -> None:
+    """A configuration holding 5 x the recursion limit of others has an identifier (the same
+    as with a stack deep enough), tags, and a params round-trip: a sweep's chain of a thousand
+    tasks, loaded in its last job, is as deep."""
+    import sys
+
+    depth = 5 * sys.getrecursionlimit()
+    deep = _chain(depth)
+    ident = deep.__identifier__
+    assert loads(dumps(deep)).__identifier__ == ident
+    assert deep.__tags__ == {"step": (depth - 1) // 1000 * 1000}
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20 * depth)
+    try:  # the plain recursive way, with room for it: the same identifier
+        assert _chain(depth).__identifier__ == ident
+    finally:
+        sys.setrecursionlimit(limit)

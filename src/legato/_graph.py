@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from ._config import ConfigBase
 
-__all__ = ["collect_tags", "dependencies"]
+__all__ = ["collect_tags", "dependencies", "postorder"]
 
 
 def _children(value: Any) -> Any:
@@ -34,26 +35,47 @@ def _producer(config: ConfigBase) -> ConfigBase | None:
 def dependencies(config: ConfigBase) -> list[ConfigBase]:
     """The submitted tasks whose outputs `config`'s fields hold, at any depth."""
     found: dict[int, ConfigBase] = {}
-    seen: set[int] = set()
 
-    def visit(value: Any) -> None:
-        if isinstance(value, ConfigBase):
-            if id(value) in seen:
-                return
-            seen.add(id(value))
-            producer = _producer(value)
-            if producer is not None:
-                found.setdefault(id(producer), producer)
-                return
-            for name in value.__struct_fields__:
-                visit(getattr(value, name))
-            return
-        for child in _children(value):
-            visit(child)
+    def stop(value: ConfigBase) -> bool:
+        producer = _producer(value)
+        if producer is not None:
+            found.setdefault(id(producer), producer)
+        return producer is not None
 
     for name in config.__struct_fields__:
-        visit(getattr(config, name))
+        postorder(getattr(config, name), skip=stop)
     return list(found.values())
+
+
+def postorder(root: Any, skip: Callable[[ConfigBase], bool] = lambda _: False) -> list[ConfigBase]:
+    """The configurations reachable from `root` (through fields, containers and the tasks
+    whose outputs they are), each once, every one after those it holds.
+
+    On an explicit stack: a chain of a thousand tasks is as deep, and the call stack is
+    not. A configuration for which `skip` is true is left out with all it holds.
+    """
+    order: list[ConfigBase] = []
+    seen: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        value, expanded = stack.pop()
+        if expanded:
+            order.append(value)
+            continue
+        if isinstance(value, ConfigBase):
+            if id(value) in seen or skip(value):
+                continue
+            seen.add(id(value))
+            stack.append((value, True))
+            children: list[Any] = []
+            producer = value.__dict__.get("__legato_producer__")
+            if producer is not None:
+                children.append(producer)
+            children.extend(getattr(value, name) for name in value.__struct_fields__)
+        else:
+            children = list(_children(value))
+        stack.extend((child, False) for child in reversed(children))
+    return order
 
 
 def collect_tags(config: ConfigBase) -> dict[str, Any]:
@@ -62,24 +84,8 @@ def collect_tags(config: ConfigBase) -> dict[str, Any]:
     Nearer tags win: a configuration's own tag overrides one of the same name it inherits.
     """
     tags: dict[str, Any] = {}
-    seen: set[int] = set()
-
-    def visit(value: Any) -> None:
-        if isinstance(value, ConfigBase):
-            if id(value) in seen:
-                return
-            seen.add(id(value))
-            producer = value.__dict__.get("__legato_producer__")
-            if producer is not None:
-                visit(producer)
-            for name in value.__struct_fields__:
-                visit(getattr(value, name))
-            tags.update(value.__dict__.get("__legato_tags__", {}))
-            return
-        for child in _children(value):
-            visit(child)
-
-    visit(config)
+    for value in postorder(config):
+        tags.update(value.__dict__.get("__legato_tags__", {}))
     return tags
 
 

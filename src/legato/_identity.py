@@ -100,8 +100,24 @@ def identifier_digest(config: ConfigBase) -> bytes:
     digest: bytes | None = d.get("__legato_digest__")
     if digest is None:
         plan = type(config).__legato_plan__ or type(config)._legato_compile()
-        digest = d["__legato_digest__"] = plan.digest(config, d)
+        try:
+            digest = plan.digest(config, d)
+        except RecursionError:
+            _digest_bottom_up(config)
+            digest = plan.digest(config, d)
+        d["__legato_digest__"] = digest
     return digest
+
+
+def _digest_bottom_up(config: ConfigBase) -> None:
+    """Digest what `config` holds from the innermost out, so that each digest finds those
+    it needs kept: a chain deeper than the recursion limit (a thousand tasks, each holding
+    the one before, loaded from a params file) then costs no deeper a call stack."""
+    from ._graph import postorder
+
+    for inner in postorder(config, skip=lambda c: "__legato_digest__" in c.__dict__):
+        if inner is not config:
+            identifier_digest(inner)
 
 
 def _output_digest(head: bytes, fields: bytes, producer: ConfigBase) -> bytes:
