@@ -19,17 +19,15 @@ from msgspec.structs import astuple
 
 from ._canon import (
     Canon,
-    Inline,
     WorkdirDefault,
     _encode,
     canon,
     current_workdir,
     encode_default,
-    field_canon,
-    inline_source,
     main_module_name,
     module_name,
 )
+from ._canon_field import Inline, field_canon, inline_source
 
 if TYPE_CHECKING:
     from ._config import ConfigBase

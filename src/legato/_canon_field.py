@@ -1,0 +1,204 @@
+"""Canonicalisers specialised to a field's declared type, for the per-class plan.
+
+They are optimistic about ints: an int is taken as it is, and one beyond msgpack's 64 bits
+makes the encoder raise OverflowError, upon which `identifier_digest` encodes again with
+`canon` alone. Otherwise each takes its fast path only for values of exactly the types it
+expects and hands any other value to `canon` (`_canon.py`), so the encoding is always
+`canon`'s: tests/test_plan.py checks them against it value by value.
+"""
+
+from __future__ import annotations
+
+import enum
+import string
+import textwrap
+import typing
+from typing import Any
+
+from ._canon import Canon, _enum_name, canon
+
+__all__ = ["FieldCanon", "Inline", "field_canon", "inline_source"]
+
+
+class Inline(typing.NamedTuple):
+    """A canonicaliser's fast path as Python statements, which the plan writes into the code
+    it generates per class (saving a call per field, and letting loops run inline).
+
+    In `source`, `{x}` is a variable that holds the value and must end up holding its
+    identity form; `{slow}` is `slow(value, path)`, for values the fast path does not
+    take; any other `{name}` is `names[name]` or, if not there, a local variable.
+    """
+
+    source: str
+    names: dict[str, Any]
+    slow: Canon
+
+
+class FieldCanon(typing.NamedTuple):
+    """How the values of a field of some declared type are canonicalised."""
+
+    plain: type | None
+    """A value of exactly this type is its own identity form."""
+    canon: Canon
+    """Any value: what `canon` returns for it, faster for values of the declared type."""
+    inline: Inline | None
+    """`canon`'s fast path as source, where it has one."""
+
+
+def field_canon(tp: Any) -> FieldCanon:
+    """How to canonicalise the values of a field declared `tp`."""
+    from ._config import ConfigBase
+
+    if typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    if tp is None:
+        tp = type(None)
+    if tp in (str, bool, bytes, type(None), int):
+        return FieldCanon(tp, canon, Inline(_PLAIN, {"t": tp}, canon))
+    if tp is float:
+        return FieldCanon(None, _field_float, Inline(_FLOAT, {}, canon))
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if isinstance(tp, type) and origin is None:  # (3.10 takes `list[int]` for a type)
+        if issubclass(tp, ConfigBase):
+            return _field_config(tp)
+        if issubclass(tp, enum.Enum):
+            return _field_enum(tp)
+        return FieldCanon(None, canon, None)
+    if origin is list or (origin is tuple and len(args) == 2 and args[1] is ...):
+        return _field_sequence(origin, "L" if origin is list else "U", args[0])
+    if origin is dict and len(args) == 2 and args[0] is str:
+        return _field_dict(args[1])
+    return FieldCanon(None, canon, None)
+
+
+_PLAIN = """
+if type({x}) is not {t}:
+    {x} = {slow}
+"""
+
+# -0.0 and NaN have one identity form each: a float that is neither is its own.
+_FLOAT = """
+if type({x}) is not float or {x} != {x} or {x} == 0.0:
+    {x} = {slow}
+"""
+
+_INSTANCE = """
+if type({x}) is {t}:
+    {x} = {form}
+else:
+    {x} = {slow}
+"""
+
+# A loop rather than a test in C (`list(map(type, x)).count(t) == len(x)`): as fast per
+# item, and much faster for the few items a configuration's lists usually hold.
+_SEQUENCE = """
+if type({x}) is {out}:
+    for {v} in {x}:
+        if {other}:
+            {x} = {slow}
+            break
+    else:
+        {x} = [{letter}, *{x}]
+else:
+    {x} = {slow}
+"""
+
+_DICT = """
+if type({x}) is dict:
+    {items} = ["M"]
+    for {k} in sorted({x}):
+        {v} = {x}[{k}]
+        if type({k}) is not str or type({v}) is not {plain}:
+            {items} = {slow}
+            break
+        {items}.append({k})
+        {items}.append({v})
+    {x} = {items}
+else:
+    {x} = {slow}
+"""
+
+
+def _field_float(value: Any, path: str) -> Any:
+    if type(value) is float and value == value and value != 0.0:
+        return value
+    return canon(value, path)
+
+
+def _field_config(tp: Any) -> FieldCanon:
+    from ._identity import identifier_digest
+
+    source = _INSTANCE.replace("{form}", '["C", {digest}({x})]')
+    inline = Inline(source, {"t": tp, "digest": identifier_digest}, canon)
+    return FieldCanon(None, _inline_function(inline), inline)
+
+
+def _field_enum(tp: type[enum.Enum]) -> FieldCanon:
+    source = _INSTANCE.replace("{form}", '["E", {name}, {x}._name_]')
+    inline = Inline(source, {"t": tp, "name": _enum_name(tp)}, canon)
+    return FieldCanon(None, _inline_function(inline), inline)
+
+
+def _field_sequence(out: Any, letter: str, item_tp: Any) -> FieldCanon:
+    plain, item, _ = field_canon(item_tp)
+
+    def field(value: Any, path: str) -> Any:
+        if type(value) is not out:
+            return canon(value, path)
+        return [letter, *[v if type(v) is plain else item(v, path) for v in value]]
+
+    # Where every item is its own identity form, the items are taken as they are.
+    if item_tp is float:
+        other = "type({v}) is not float or {v} != {v} or {v} == 0.0"
+    elif plain is not None:
+        other = "type({v}) is not {plain}"
+    else:
+        return FieldCanon(None, field, None)
+    source = _SEQUENCE.replace("{other}", other)
+    inline = Inline(source, {"out": out, "letter": letter, "plain": plain}, field)
+    return FieldCanon(None, _inline_function(inline), inline)
+
+
+def _field_dict(value_tp: Any) -> FieldCanon:
+    plain, item, _ = field_canon(value_tp)
+
+    def field(value: Any, path: str) -> Any:
+        if type(value) is not dict:
+            return canon(value, path)
+        items: list[Any] = ["M"]
+        append = items.append
+        for k in sorted(value):
+            if type(k) is not str:
+                return canon(value, path)
+            v = value[k]
+            append(k)
+            append(v if type(v) is plain else item(v, path))
+        return items
+
+    if plain is None:
+        return FieldCanon(None, field, None)
+    inline = Inline(_DICT, {"plain": plain}, field)
+    return FieldCanon(None, _inline_function(inline), inline)
+
+
+def inline_source(inline: Inline, x: str, path: str, prefix: str) -> tuple[str, dict[str, Any]]:
+    """`inline`'s statements for the value in variable `x` (its path in variable `path`),
+    and the names they use; all but `x` and `path` begin with `prefix`."""
+    fields = {name for _, name, _, _ in string.Formatter().parse(inline.source) if name}
+    fmt = {name: prefix + name for name in fields}
+    fmt["x"] = x
+    fmt["slow"] = f"{prefix}slow({x}, {path})"
+    names = {prefix + k: v for k, v in inline.names.items()}
+    names[prefix + "slow"] = inline.slow
+    return inline.source.format(**fmt), names
+
+
+def _inline_function(inline: Inline) -> Canon:
+    """The canonicaliser that `inline` describes."""
+    source, ns = inline_source(inline, "x", "path", "_")
+    body = textwrap.indent(source.strip("\n"), "    ")
+    code = f"def fast(x, path):\n{body}\n    return x\n"
+    exec(compile(code, "<legato canon>", "exec"), ns)  # noqa: S102 - fixed source
+    fast: Canon = ns["fast"]
+    return fast
