@@ -248,7 +248,9 @@ async def test_squeue_backs_off_while_nothing_changes(tmp_path: Path, calls: Slu
         times = [when for when, _ in calls.calls("squeue")[seen:]]
         gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
         assert gaps[-1] > 1.5 * gaps[0] and gaps[-1] >= 0.35, gaps
-        assert max(gaps) < 0.4 + 0.2, gaps
+        # Capped at max_poll_interval: doubling without a cap would reach 0.1 * 2**6 = 6.4 s
+        # by the 7th gap. The slack is for a loaded machine's late wake-ups, not the design.
+        assert max(gaps) < 0.4 + 1.0, gaps
         gate.touch()
     assert step.__job__.state is JobState.DONE
 
