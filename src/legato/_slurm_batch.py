@@ -37,6 +37,7 @@ __all__ = [
     "array_script",
     "count",
     "format_time",
+    "job_env",
     "job_name",
     "look",
     "make_batch",
@@ -326,3 +327,15 @@ def _last_line(path: Path) -> str:
     except OSError:
         return ""
     return lines[-1].strip()[:300] if lines else ""
+
+
+# What a local job's process inherits from its experiment and a SLURM job must not: the
+# devices and file descriptors of the submitting machine mean nothing on the node.
+_DROPPED_ENV = ("CUDA_VISIBLE_DEVICES", "LEGATO_LOCK_FD", "LEGATO_PARENT_PID", "LEGATO_PROGRESS_FD")
+
+
+def job_env(env: dict[str, str]) -> dict[str, str]:
+    """The job's environment, which sbatch exports to the job."""
+    env = {k: v for k, v in env.items() if k not in _DROPPED_ENV}
+    env["LEGATO_LAUNCHER"] = "slurm"
+    return env

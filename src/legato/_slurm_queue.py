@@ -27,6 +27,7 @@ from ._slurm_batch import (
     STARTED,
     TERMINAL,
     array_script,
+    job_env,
     job_name,
     look,
     make_batch,
@@ -49,7 +50,6 @@ __all__ = ["SlurmQueue", "this_loops_queue"]
 _log = logging.getLogger("legato")
 
 _NEW, _SUBMITTING, _QUEUED, _GONE = "new", "submitting", "queued", "gone"
-_DROPPED_ENV = ("CUDA_VISIBLE_DEVICES", "LEGATO_LOCK_FD", "LEGATO_PARENT_PID", "LEGATO_PROGRESS_FD")
 """Local-job plumbing, meaningless on a compute node (SLURM sets GPUs itself)."""
 _COMMAND_TIMEOUT = 120.0
 _QUICK = 0.25
@@ -233,7 +233,7 @@ class SlurmQueue:
         groups: dict[Any, list[_Entry]] = {}
         for entry in batch:
             spec = entry.spec
-            env = _job_env(spec.env)
+            env = job_env(spec.env)
             arrayable = spec.argv[-1:] == [str(spec.job_dir)] and "\n" not in str(spec.job_dir)
             key = (
                 (entry.launcher.args, tuple(sorted(env.items())), tuple(spec.argv[:-1]))
@@ -257,7 +257,7 @@ class SlurmQueue:
 
     async def _submit_group(self, entries: list[_Entry]) -> None:
         spec = entries[0].spec
-        env = _job_env(spec.env)
+        env = job_env(spec.env)
         dirs = [entry.spec.job_dir for entry in entries]
         argv = ["sbatch", "--parsable", "--export=ALL", f"--job-name={job_name(dirs)}"]
         argv += entries[0].launcher.args
@@ -394,10 +394,3 @@ class SlurmQueue:
 def _short(job_dir: Path) -> str:
     """A job as the experiment's log names it: type/identifier prefix."""
     return f"{job_dir.parent.name}/{job_dir.name[:12]}"
-
-
-def _job_env(env: dict[str, str]) -> dict[str, str]:
-    """The job's environment, which sbatch exports to the job."""
-    env = {k: v for k, v in env.items() if k not in _DROPPED_ENV}
-    env["LEGATO_LAUNCHER"] = "slurm"
-    return env
