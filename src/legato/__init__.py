@@ -17,7 +17,7 @@ from ._errors import (
     ResourceError,
     ValidationError,
 )
-from ._fields import Constant, Meta, Option, Param, field, pathgenerator, tag
+from ._fields import Constant, Meta, Option, Param, SubParam, field, pathgenerator, tag
 from ._identity import ENCODING_VERSION
 from ._serialize import dumps, loads
 from ._task import Task
@@ -84,6 +84,7 @@ __all__ = [
     "Param",
     "ResourceError",
     "SlurmLauncher",
+    "SubParam",
     "Task",
     "ValidationError",
     "__version__",

@@ -26,6 +26,7 @@ from ._identity import current_workdir
 from ._job import Job, JobState
 from ._launcher import Launcher
 from ._local import LocalLauncher
+from ._partials import record_users
 from ._resources import Grant, ResourcePool
 from ._runner import run_job
 from ._scheduler import Scheduler
@@ -190,6 +191,7 @@ class Experiment:
         for job, is_done in zip(batch, done, strict=True):
             if not is_done:  # the directory shows the job to `legato jobs` while it waits
                 os.makedirs(job.path, exist_ok=True)
+        record_users(batch)
         return done
 
     def _job_finished(self, job: Job) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "Option",
     "Param",
     "PathGenerator",
+    "SubParam",
     "Tagged",
     "field",
     "pathgenerator",
@@ -32,6 +33,7 @@ class FieldKind(enum.Enum):
     """How a field takes part in the identity."""
 
     PARAM = "param"
+    SUBPARAM = "subparam"
     META = "meta"
     CONSTANT = "constant"
     PATH = "pathgenerator"
@@ -39,6 +41,11 @@ class FieldKind(enum.Enum):
 
 Param = Annotated[T, FieldKind.PARAM]
 """An identity field: changing it makes another configuration."""
+
+SubParam = Annotated[T, FieldKind.SUBPARAM]
+"""An identity field that the *main identifier* leaves out: tasks that differ only in their
+sub-parameters (the number of epochs, say) share a main task directory, `__maintaskdir__`,
+and never run at the same time, so a later one can resume from an earlier one's checkpoint."""
 
 Meta = Annotated[T, FieldKind.META]
 """A field outside the identity: devices, verbosity, paths of convenience."""

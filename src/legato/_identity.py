@@ -41,6 +41,7 @@ __all__ = [
     "forget_identifier",
     "identifier_digest",
     "identity_fields",
+    "main_identifier",
     "main_module_name",
     "module_name",
 ]
@@ -105,6 +106,21 @@ def identifier_digest(config: ConfigBase) -> bytes:
             digest = plan.digest(config, d)
         d["__legato_digest__"] = digest
     return digest
+
+
+def main_identifier(config: ConfigBase) -> str:
+    """The identifier without the `SubParam` fields: what names the main task directory
+    that tasks differing only in their sub-parameters share. For a class without
+    sub-parameters, the identifier itself."""
+    plan = type(config).__legato_plan__ or type(config)._legato_compile()
+    if plan.main_digest is None:
+        return config.__identifier__
+    d = config.__dict__
+    ident: str | None = d.get("__legato_main_identifier__")
+    if ident is None:
+        identifier_digest(config)  # what it holds is digested, however deep
+        ident = d["__legato_main_identifier__"] = plan.main_digest(config, d).hex()
+    return ident
 
 
 def _digest_bottom_up(config: ConfigBase) -> None:
@@ -220,3 +236,4 @@ def forget_identifier(config: ConfigBase) -> None:
     d = config.__dict__
     d.pop("__legato_digest__", None)
     d.pop("__legato_identifier__", None)
+    d.pop("__legato_main_identifier__", None)

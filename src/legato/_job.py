@@ -126,6 +126,14 @@ class Job:
         return self.task.__tags__
 
     @property
+    def main_path(self) -> Path:
+        """The main task directory (`task.__maintaskdir__`): `<workdir>/partials/<type
+        name>/<main identifier>/`, shared with the jobs whose tasks differ from this one only
+        in `SubParam` fields, none of which runs while this one does; `path` for a class
+        without sub-parameters."""
+        return self.task.__maintaskdir__
+
+    @property
     def stdout_path(self) -> Path:
         """What `execute` printed to standard output."""
         return self.path / STDOUT

@@ -48,6 +48,9 @@ class LaunchSpec:
     lock_fd: int | None = None
     """An fd holding the job's flock; a local child inherits it so the lock outlives a
     killed experiment for as long as the job runs."""
+    main_lock_fd: int | None = None
+    """An fd holding the flock of the job's main task directory, when its task has
+    sub-parameters; a local child inherits it too."""
     on_started: Callable[[dict[str, Any]], None] = field(default=lambda info: None)
     """Call once the job is queued or running, with what identifies the run (pid, SLURM id)."""
     on_progress: Callable[[float, str | None], None] = field(default=lambda f, d: None)

@@ -45,6 +45,8 @@ class LocalLauncher:
         if spec.lock_fd is not None:
             pass_fds = (spec.lock_fd,)
             env["LEGATO_LOCK_FD"] = str(spec.lock_fd)
+        if spec.main_lock_fd is not None:
+            pass_fds += (spec.main_lock_fd,)
         env["LEGATO_PARENT_PID"] = str(os.getpid())
         process = await open_process(
             spec.argv,

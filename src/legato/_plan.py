@@ -44,6 +44,11 @@ class FieldPlan(typing.NamedTuple):
     conversion: a list or dict of such items (and str keys) is only copied."""
 
 
+_VALUE_KINDS = (FieldKind.PARAM, FieldKind.SUBPARAM, FieldKind.META)
+"""The kinds of fields whose value the user gives."""
+_IDENTITY_KINDS = (FieldKind.PARAM, FieldKind.SUBPARAM, FieldKind.CONSTANT)
+
+
 class _Never:
     """No value has this type: fields declared so are always checked in full."""
 
@@ -57,7 +62,9 @@ class Plan:
         "constants",
         "digest",
         "identity",
+        "main_digest",
         "pathgens",
+        "subparams",
         "type_name",
     )
 
@@ -66,6 +73,7 @@ class Plan:
         opts = cls.__legato_field_options__
         checks: list[FieldPlan] = []
         identity: list[tuple[IdentityField, IdentityField]] = []
+        subparams: list[str] = []
         self.pathgens: dict[str, PathGenerator] = {}
         self.constants: dict[str, Any] = {}
         for position, info in enumerate(msgspec.structs.fields(cls)):
@@ -97,12 +105,14 @@ class Plan:
                 exact = _Never
             else:
                 exact = exact_type(tp) or _Never
-            container = _container(tp) if kind in (FieldKind.PARAM, FieldKind.META) else None
+            container = _container(tp) if kind in _VALUE_KINDS else None
             items = _items(tp) if container in (list, dict) else None
             checks.append(
                 FieldPlan(info.name, kind, coerce, default, errpath, exact, container, items)
             )
-            if kind in (FieldKind.PARAM, FieldKind.CONSTANT):
+            if kind is FieldKind.SUBPARAM:
+                subparams.append(info.name)
+            if kind in _IDENTITY_KINDS:
                 always = kind is FieldKind.CONSTANT or has_factory or not opts.get(info.name, True)
                 identity.append(identity_fields(position, info.name, tp, default, always, errpath))
         identity.sort(key=lambda pair: pair[0].name)
@@ -114,6 +124,14 @@ class Plan:
         self.digest: Digest = compile_identity(self.type_name, tuple(f for f, _ in identity))
         """`digest(config, config.__dict__)`, specialised to the field types: what
         `identifier_digest` computes once per configuration."""
+        self.subparams: tuple[str, ...] = tuple(subparams)
+        """The `SubParam` fields, which the main identifier leaves out."""
+        self.main_digest: Digest | None = None
+        """The digest of the identity without the sub-parameters (what `main_identifier`
+        computes), or None for a class without any: its main identifier is its identifier."""
+        if subparams:
+            main = tuple(f for f, _ in identity if f.name not in subparams)
+            self.main_digest = compile_identity(self.type_name, main)
 
 
 def _compile_check(checks: tuple[FieldPlan, ...]) -> Callable[[ConfigBase], None]:

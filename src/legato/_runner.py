@@ -7,6 +7,7 @@ on the filesystem.
 
 from __future__ import annotations
 
+import contextvars
 import fcntl
 import os
 import signal
@@ -18,6 +19,7 @@ import anyio
 
 from ._job import Job, JobState
 from ._launcher import Exit, LaunchSpec
+from ._partials import main_lock_free, try_main_lock
 from ._resources import Grant
 from ._workdir import (
     CANCEL,
@@ -148,7 +150,7 @@ async def run_job(xp: Experiment, job: Job, grant: Grant) -> None:
     process that ran it elsewhere died without a verdict; never raises except cancellation.
     Gives `grant` back whatever happens."""
     try:
-        await _run_holding(xp, job, grant)
+        await _run_sharing(xp, job, grant)
     except anyio.get_cancelled_exc_class():
         xp._scheduler.stop()  # the experiment is being left: start nothing more
         if not job.state.final:
@@ -164,6 +166,40 @@ async def run_job(xp: Experiment, job: Job, grant: Grant) -> None:
             xp._job_finished(job)
     finally:
         xp._scheduler.release(grant)
+
+
+_main_lock: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "legato_main_lock", default=None
+)
+"""In a job's run: the fd holding its main task directory's lock, which a local job's
+process inherits (as it does the job's lock) so that it outlives a killed experiment."""
+
+
+async def _run_sharing(xp: Experiment, job: Job, grant: Grant) -> None:
+    """`_run_holding`, holding first the lock of the job's main task directory when it
+    shares one (`_partials.py`). When another process holds that lock, the job lets its
+    slot go and waits, holding nothing, then goes back in line."""
+    main = xp._scheduler.main_of(job)
+    if main is None:
+        await _run_holding(xp, job, grant)
+        return
+    fd = await anyio.to_thread.run_sync(try_main_lock, main)
+    if fd is None:
+        xp._scheduler.release(grant)
+        xp._scheduler.main_released(main)
+        delay = _POLL_MIN
+        while not await anyio.to_thread.run_sync(main_lock_free, main):
+            await anyio.sleep(delay)
+            delay = min(delay * 1.5, _POLL_MAX)
+        xp._scheduler.requeue(job)
+        return
+    token = _main_lock.set(fd)
+    try:
+        await _run_holding(xp, job, grant)
+    finally:
+        _main_lock.reset(token)
+        os.close(fd)
+        xp._scheduler.main_released(main)
 
 
 async def _run_holding(xp: Experiment, job: Job, grant: Grant) -> None:
@@ -209,6 +245,7 @@ async def _run_locked(xp: Experiment, job: Job, fd: int, gpus: list[int]) -> Non
             env=env,
             requires=job.requires,
             lock_fd=fd,
+            main_lock_fd=_main_lock.get(),
             on_started=lambda info: _started(job, info),
             on_progress=lambda fraction, desc: _progressed(job, fraction, desc),
         )

@@ -62,6 +62,12 @@ def _depth_first(root: Generator[K, Any, R], step: Callable[[K], Generator[K, An
             sent = None
 
 
+def _main_task_dir(config: Any, taskdir: Path) -> Path:
+    from ._partials import main_task_dir
+
+    return main_task_dir(config, taskdir)
+
+
 def _active_workdir() -> Path | None:
     """The workdir paths are relative to: the experiment's, a job process's, or none."""
     workdir = current_workdir.get()
@@ -145,6 +151,8 @@ class _Dumper:
         taskdir = d.get("__legato_taskdir__")
         if taskdir is not None:
             record["taskdir"] = self.path(taskdir)
+            if plan.subparams:  # for the command line, which cannot compute it
+                record["maindir"] = self.path(_main_task_dir(config, taskdir))
         return idx
 
     def _value(self, value: Any) -> Generator[ConfigBase, int, Any]:

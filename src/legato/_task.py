@@ -75,6 +75,20 @@ class Task(ConfigBase):
             raise AttributeError(f"{type(self).__name__} has no job directory yet")
         return path
 
+    @property
+    def __maintaskdir__(self) -> Path:
+        """The directory that this task shares with every task of its class that differs
+        from it only in `SubParam` fields, `<workdir>/partials/<type name>/<main
+        identifier>/`; the job directory itself for a class without sub-parameters. Jobs
+        that share it never run at the same time."""
+        taskdir = self.__taskdir__
+        kept: tuple[Path, Path] | None = self.__dict__.get("__legato_maintaskdir__")
+        if kept is None or kept[0] != taskdir:  # computed for this job directory, once
+            from ._partials import main_task_dir
+
+            kept = self.__dict__["__legato_maintaskdir__"] = (taskdir, main_task_dir(self, taskdir))
+        return kept[1]
+
 
 def has_output_config(task: Task) -> bool:
     return type(task).config is not Task.config

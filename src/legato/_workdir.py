@@ -23,6 +23,14 @@
     jobs.txt         one "<type name>/<identifier>" line per job the experiment submitted
     state.json       {"name", "pid", "host", "started", "status", "updated", "counts"}
 <workdir>/cache/<type name>/<identifier>/   @cache directories
+<workdir>/partials/<type name>/<main identifier>/
+                     the main task directory (`__maintaskdir__`) that the jobs of a class with
+                     `SubParam` fields share when they differ only in those; the task's own
+                     files (checkpoints), and:
+    .legato-lock     flock held, like a job's `lock`, by whoever runs one of those jobs: two
+                     of them never run at the same time
+    .legato-jobs.txt one "<type name>/<identifier>" line per job that uses it, appended at
+                     submission: `legato clean` removes the directory once none is left
 ```
 
 Every file but the logs and `jobs.txt` is written whole to a temporary name and renamed,
@@ -43,6 +51,8 @@ __all__ = [
     "DONE",
     "FAILED",
     "LOCK",
+    "MAIN_JOBS",
+    "MAIN_LOCK",
     "PARAMS",
     "PROGRESS",
     "STATE",
@@ -56,8 +66,11 @@ __all__ = [
     "experiments_root",
     "job_dir",
     "jobs_root",
+    "main_dir",
+    "partials_root",
     "read_json",
     "slurm_root",
+    "workdir_of",
     "write_json",
 ]
 
@@ -73,6 +86,8 @@ STDERR = "stderr.log"
 SLURM_OUT = "slurm.out"
 SLURM_ERR = "slurm.err"
 JOBS_LIST = "jobs.txt"
+MAIN_LOCK = ".legato-lock"
+MAIN_JOBS = ".legato-jobs.txt"
 
 
 def jobs_root(workdir: Path) -> Path:
@@ -96,6 +111,21 @@ def job_dir(workdir: Path, type_name: str, identifier: str) -> Path:
 
 def experiment_dir(workdir: Path, name: str) -> Path:
     return experiments_root(workdir) / name
+
+
+def partials_root(workdir: Path) -> Path:
+    """The directory holding `<type name>/<main identifier>/` main task directories."""
+    return workdir / "partials"
+
+
+def main_dir(workdir: Path, type_name: str, main_identifier: str) -> Path:
+    """The main task directory of the jobs of a class with sub-parameters."""
+    return partials_root(workdir) / type_name / main_identifier
+
+
+def workdir_of(job_dir: Path) -> Path:
+    """The workdir that holds `job_dir` (`<workdir>/jobs/<type name>/<identifier>`)."""
+    return job_dir.parents[2]
 
 
 def cache_dir(workdir: Path, type_name: str, identifier: str) -> Path:

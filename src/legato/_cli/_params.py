@@ -28,6 +28,7 @@ class _Record(msgspec.Struct):
     tags: list[str] = []
     producer: int | None = None
     taskdir: str | list[str] | None = None
+    maindir: str | list[str] | None = None
     paths: dict[str, str | list[str]] = {}
 
 
@@ -167,6 +168,11 @@ class Params:
     def paths(self) -> dict[str, str]:
         """The root's path generators, as resolved when the job was submitted."""
         return {k: self._path(v) for k, v in self._record(self.root).paths.items()}
+
+    def main_dir(self) -> str | None:
+        """The root task's main task directory when its class has sub-parameters."""
+        maindir = self._record(self.root).maindir
+        return self._path(maindir) if maindir else None
 
     def _path(self, value: Any) -> str:
         """A path as `legato._serialize` writes it: a string, ["P", path] or ["W", relative]."""
