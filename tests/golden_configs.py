@@ -21,8 +21,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import legato
-from legato import Config, Constant, Meta, Option, Param, Task, field, pathgenerator, tag
-from legato._identity import current_workdir
+from legato import (
+    Config,
+    Constant,
+    Meta,
+    Option,
+    Param,
+    SubParam,
+    Task,
+    field,
+    pathgenerator,
+    tag,
+)
+from legato._identity import current_workdir, main_identifier
 
 TABLE = Path(__file__).parent / "data" / "identifiers.json"
 WORKDIR = Path("/golden/workdir")
@@ -92,6 +103,25 @@ class Learn(Task, name="golden.Learn"):
     epochs: Param[int] = 100
     lr: Param[float] = 1e-3
     checkpoint: Annotated[Path, pathgenerator("model.pt")]
+
+
+class Train(Task, name="golden.Train"):
+    """Sub-parameters: in the identifier, not in the main identifier."""
+
+    model: Param[Model]
+    lr: Param[float] = 1e-3
+    epochs: SubParam[int] = 100
+    schedule: SubParam[tuple[float, ...]] = ()
+    checkpoint: Annotated[Path, pathgenerator("model.pt")]
+
+
+class TrainAsParams(Task, name="golden.Train"):
+    """`Train` with its sub-parameters declared `Param`: the same identifiers."""
+
+    model: Param[Model]
+    lr: Param[float] = 1e-3
+    epochs: Param[int] = 100
+    schedule: Param[tuple[float, ...]] = ()
 
 
 class Ensemble(Config, name="golden.Ensemble"):
@@ -182,12 +212,25 @@ CASES: dict[str, Callable[[], Config]] = {
     "pinned_twin": lambda: Twin(i=42),
     "unpinned": lambda: Plain(i=1),
     "inner_class": lambda: Outer(inner=Outer.Inner(x=1)),
+    "subparam_default": lambda: Train(model=Model(hidden=64)),
+    "subparam_set": lambda: Train(model=Model(hidden=64), epochs=10),
+    "subparam_two": lambda: Train(model=Model(hidden=64), epochs=50, schedule=(0.5, 0.25)),
+    "subparam_as_param": lambda: TrainAsParams(model=Model(hidden=64), epochs=10),
+    "subparam_other_main": lambda: Train(model=Model(hidden=64), lr=0.1, epochs=10),
 }
+
+MAIN_CASES = ("subparam_default", "subparam_set", "subparam_two", "subparam_other_main")
+"""Cases whose main identifier (sub-parameters left out) is pinned too."""
 
 
 def identifiers() -> dict[str, str]:
     """The identifier of every case, computed in this process."""
     return {label: make().__identifier__ for label, make in CASES.items()}
+
+
+def main_identifiers() -> dict[str, str]:
+    """The main identifier of every case of `MAIN_CASES`, computed in this process."""
+    return {label: main_identifier(CASES[label]()) for label in MAIN_CASES}
 
 
 def write_table() -> None:
@@ -199,6 +242,7 @@ def write_table() -> None:
         ),
         "encoding_version": legato.ENCODING_VERSION,
         "identifiers": identifiers(),
+        "main_identifiers": main_identifiers(),
     }
     TABLE.parent.mkdir(exist_ok=True)
     TABLE.write_text(json.dumps(table, indent=2, ensure_ascii=False) + "\n")

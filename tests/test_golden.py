@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 import legato
-from golden_configs import CASES, TABLE, identifiers
+from golden_configs import CASES, MAIN_CASES, TABLE, identifiers
+from legato._identity import main_identifier
 
 HOW_TO_UPDATE = (
     "identifiers changed: bump legato.ENCODING_VERSION, run "
@@ -55,9 +56,36 @@ def test_only_the_expected_cases_coincide() -> None:
         ("int_positive", "pinned_twin"),  # rule 5: the same name= and identity fields
         ("task_nested", "task_tagged"),  # rule 4: tags are not identity
         ("scalars_defaults", "float_negative_zero"),  # rules 3 and 6: -0.0 is the default 0.0
+        ("subparam_set", "subparam_as_param"),  # a SubParam counts as a Param does
     ]
     for a, b in same:
         assert ids[a] == ids[b], (a, b)
     merged = {b for _, b in same}
     distinct = [ident for label, ident in ids.items() if label not in merged]
     assert len(set(distinct)) == len(distinct)
+
+
+def test_table_covers_every_main_case(table: dict[str, Any]) -> None:
+    assert set(table["main_identifiers"]) == set(MAIN_CASES)
+
+
+@pytest.mark.parametrize("label", MAIN_CASES)
+def test_main_identifier_is_pinned(label: str, table: dict[str, Any]) -> None:
+    assert main_identifier(CASES[label]()) == table["main_identifiers"][label], HOW_TO_UPDATE
+
+
+def test_main_identifier_leaves_sub_parameters_out(table: dict[str, Any]) -> None:
+    mains = table["main_identifiers"]
+    ids = table["identifiers"]
+    # Only sub-parameters differ: one main identifier, that of the defaults (rule 3).
+    assert mains["subparam_set"] == mains["subparam_two"] == mains["subparam_default"]
+    assert mains["subparam_default"] == ids["subparam_default"]
+    assert len({ids["subparam_default"], ids["subparam_set"], ids["subparam_two"]}) == 3
+    # A Param differs: another main identifier.
+    assert mains["subparam_other_main"] != mains["subparam_set"]
+
+
+@pytest.mark.parametrize("label", sorted(set(CASES) - set(MAIN_CASES) - {"subparam_as_param"}))
+def test_main_identifier_without_sub_parameters_is_the_identifier(label: str) -> None:
+    config = CASES[label]()
+    assert main_identifier(config) == config.__identifier__

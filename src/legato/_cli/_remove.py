@@ -11,7 +11,11 @@ import shutil
 import sys
 from typing import Annotated
 
+from pathlib import Path
+
 import typer
+
+from .._workdir import MAIN_JOBS, MAIN_LOCK, jobs_root, partials_root
 
 from ._common import EXIT_USAGE, CliError, open_workdir
 from ._jobs import app as jobs_app
@@ -124,3 +128,45 @@ def clean(
             chosen.append(entry)
     chosen.sort(key=lambda e: (e.type_name, e.identifier))
     remove_jobs(chosen, dry_run=dry_run, yes=yes)
+    remove_unused_partials(workdir, {os.path.normpath(e.dir) for e in chosen}, dry_run=dry_run)
+
+
+def _unused_partials(workdir: Path, going: set[str]) -> list[Path]:
+    """The main task directories that no job uses any more: every job on their list of
+    users is gone (or in `going`), and no one holds their lock."""
+    unused = []
+    locks = Locks()
+    for main in sorted(partials_root(workdir).glob("*/*")):
+        if main.name.startswith(".") or not main.is_dir():
+            continue
+        try:
+            users = (main / MAIN_JOBS).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            users = []
+        except OSError:
+            continue  # cannot tell who uses it: keep it
+        dirs = [os.path.normpath(jobs_root(workdir) / user) for user in users if user]
+        if any(d not in going and os.path.isdir(d) for d in dirs):
+            continue
+        if locks.held(str(main / MAIN_LOCK)):
+            continue
+        unused.append(main)
+    return unused
+
+
+def remove_unused_partials(workdir: Path, going: set[str], *, dry_run: bool) -> None:
+    """Remove the main task directories (`partials/`) of jobs that are all gone: after the
+    last job that resumed from a checkpoint there is removed, the checkpoint goes too."""
+    for main in _unused_partials(workdir, going):
+        short = f"partials/{main.parent.name}/{main.name[:12]}"
+        if dry_run:
+            sys.stdout.write(f"would remove {short}  no job uses it\n")
+            continue
+        trash = main.parent / f".{main.name}.removed-{os.getpid()}"
+        try:
+            os.rename(main, trash)
+        except OSError as exc:
+            sys.stderr.write(f"legato: error: cannot remove {main}: {exc.strerror}\n")
+            continue
+        shutil.rmtree(trash, ignore_errors=True)
+        sys.stdout.write(f"removed {short}  no job uses it\n")
