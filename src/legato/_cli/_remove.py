@@ -9,14 +9,12 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from typing import Annotated
-
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from .._workdir import MAIN_JOBS, MAIN_LOCK, jobs_root, partials_root
-
 from ._common import EXIT_USAGE, CliError, open_workdir
 from ._jobs import app as jobs_app
 from ._procs import Locks
