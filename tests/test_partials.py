@@ -36,6 +36,14 @@ async def poll(condition, timeout: float = 60.0) -> None:  # type: ignore[no-unt
             await anyio.sleep(0.01)
 
 
+async def no_start_within(log: Path, seconds: float, already: int) -> None:
+    """Give a wrong start of an `Epochs` job `seconds` to show (on a loaded machine, a new
+    job's process takes a while), and fail if it does."""
+    with anyio.move_on_after(seconds):
+        await poll(lambda: len(started(log)) > already)
+    assert len(started(log)) == already, started(log)
+
+
 def started(log: Path, **match: Any) -> list[dict[str, Any]]:
     return [
         e
@@ -135,7 +143,7 @@ async def test_submission_order_holds_while_the_first_waits_for_a_dependency(
         await ready.submit()
         await poll(lambda: [e["name"] for e in events(log) if "name" in e] == ["data"])
         await poll(lambda: ready.__job__.state is JobState.READY)
-        await anyio.sleep(0.3)  # room for a wrong start to show
+        await no_start_within(log, 2.0, already=0)
         assert runs(log) == []
         gate.touch()
     assert {job.state for job in xp.jobs} == {JobState.DONE}
@@ -254,7 +262,7 @@ async def test_a_killed_experiments_job_keeps_the_directory_until_it_ends(tmp_pa
         async with experiment(tmp_path / "wd", "next") as xp:
             after = Epochs(lr=0.1, epochs=20, log=str(log))
             await after.submit()
-            await anyio.sleep(0.5)  # room for a wrong start to show
+            await no_start_within(log, 3.0, already=1)
             assert [e["event"] for e in events(log)] == ["start", "saving"]
             saved.touch()
     finally:
