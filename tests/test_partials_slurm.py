@@ -1,0 +1,107 @@
+"""Main task directories under SlurmLauncher, on a real SLURM cluster (scripts/slurm-cluster.sh
+start): jobs that share one run one after another, and the next is submitted only when the
+previous has ended, so none waits in the cluster holding a slot.
+
+Skipped when no cluster answers, unless LEGATO_REQUIRE_SLURM=1 (CI), which fails them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from legato import JobState, SlurmLauncher, experiment
+from partials_tasks import Epochs, one_after_another, runs
+from slurm_support import REQUIRE, SlurmCalls, cluster_problem
+from xp_tasks import events
+
+pytestmark = [pytest.mark.slurm, pytest.mark.anyio]
+SCRIPT = Path(__file__).with_name("partials_tasks.py")
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SlurmCalls:
+    problem = cluster_problem()
+    if problem is not None:
+        if os.environ.get(REQUIRE) == "1":
+            pytest.fail(f"{REQUIRE}=1 but the SLURM cluster is not reachable: {problem}")
+        pytest.skip(f"no SLURM cluster reachable: {problem}")
+    wrappers = SlurmCalls(tmp_path / "bin")
+    monkeypatch.setenv("PATH", wrappers.path)
+    return wrappers
+
+
+def fast() -> SlurmLauncher:
+    return SlurmLauncher(poll_interval=0.2, max_poll_interval=1.0)
+
+
+async def poll(condition, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(0.02)
+
+
+def end_times(log: Path) -> list[float]:
+    return [e["time"] for e in events(log) if e["event"] == "end"]
+
+
+async def test_jobs_of_one_main_directory_are_submitted_one_after_another(
+    tmp_path: Path, calls: SlurmCalls
+) -> None:
+    log = tmp_path / "log"
+    async with experiment(tmp_path / "wd", "epochs", launcher=fast()) as xp:
+        for epochs in (10, 20, 50):
+            await Epochs(lr=0.1, epochs=epochs, log=str(log)).submit()
+    assert [job.state for job in xp.jobs] == [JobState.DONE] * 3
+    assert one_after_another(log, 0.1) == [10, 20, 50]
+    assert [e["resumed"] for e in events(log) if e["event"] == "start"] == [0, 10, 20]
+    # Each went to SLURM once the one before it had ended: none sat in the queue waiting.
+    submitted = [when for when, _ in calls.calls("sbatch")]
+    assert len(submitted) == 3
+    ended = end_times(log)
+    assert submitted[1] > ended[0] and submitted[2] > ended[1]
+    for job in xp.jobs:
+        assert json.loads((job.path / "state.json").read_text())["launcher"] == "slurm"
+
+
+async def test_two_processes_take_turns_under_slurm(tmp_path: Path, calls: SlurmCalls) -> None:
+    log, gate = tmp_path / "log", tmp_path / "gate"
+    other = subprocess.Popen(
+        [sys.executable, str(SCRIPT), str(tmp_path / "wd"), "other", str(log), "0.1", "10"]
+        + [str(gate), "slurm"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        await poll(lambda: runs(log) == [("start", 10)])
+        async with experiment(tmp_path / "wd", "mine", launcher=fast()) as xp:
+            mine = Epochs(lr=0.1, epochs=20, log=str(log))
+            await mine.submit()
+            # While the other process's job runs, this one is not sent to SLURM.
+            with anyio.move_on_after(3.0):
+                await poll(lambda: calls.count("sbatch") > 1)
+            assert calls.count("sbatch") == 1
+            assert mine.__job__.state is JobState.READY
+            gate.touch()
+        out, _ = other.communicate(timeout=120)
+    finally:
+        if other.poll() is None:
+            other.kill()
+            other.wait()
+    assert out.splitlines()[-1] == "finished DONE"
+    assert [job.state for job in xp.jobs] == [JobState.DONE]
+    assert one_after_another(log, 0.1) == [10, 20]
+    assert [e["resumed"] for e in events(log) if e["event"] == "start"] == [0, 10]
+    submitted = [when for when, _ in calls.calls("sbatch")]
+    assert len(submitted) == 2 and submitted[1] > end_times(log)[0]
