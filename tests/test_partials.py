@@ -152,7 +152,7 @@ async def test_submission_order_holds_while_the_first_waits_for_a_dependency(
 
 async def test_a_first_job_that_never_runs_lets_the_next_go(tmp_path: Path) -> None:
     log = tmp_path / "log"
-    async with experiment(tmp_path, "xp", raise_on_failure=False) as xp:
+    async with experiment(tmp_path, "xp", raise_on_failure=False):
         broken = await Step(name="broken", log=str(log), fail="raise").submit()
         skipped = Epochs(lr=0.1, epochs=10, after=broken, log=str(log))
         await skipped.submit()
@@ -165,7 +165,7 @@ async def test_a_first_job_that_never_runs_lets_the_next_go(tmp_path: Path) -> N
 
 async def test_a_failed_job_lets_the_next_go(tmp_path: Path) -> None:
     log = tmp_path / "log"
-    async with experiment(tmp_path, "xp", raise_on_failure=False) as xp:
+    async with experiment(tmp_path, "xp", raise_on_failure=False):
         first = Epochs(lr=0.1, epochs=10, log=str(log), gate="/nonexistent/dir/")
         second = Epochs(lr=0.1, epochs=20, log=str(log))
         await first.submit()
@@ -193,6 +193,10 @@ async def test_two_experiments_in_one_process_take_turns(tmp_path: Path) -> None
     assert {job.state for job in (*one.jobs, *two.jobs)} == {JobState.DONE}
     assert one_after_another(log, 0.1) == [10, 20]
     assert started(log, epochs=20)[0]["resumed"] == 10
+
+
+def start_python(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, *args], text=True)
 
 
 def run_script(tmp_path: Path, name: str, epochs: int, gate: str) -> subprocess.Popen[str]:
@@ -253,7 +257,7 @@ async def test_a_killed_experiments_job_keeps_the_directory_until_it_ends(tmp_pa
         f"                     linger={str(saved)!r}).submit()\n"
         "anyio.run(main)\n"
     )
-    killed = subprocess.Popen([sys.executable, "-c", script])
+    killed = start_python("-c", script)
     try:
         await poll(lambda: runs(log) == [("start", 10)])
         killed.kill()
@@ -327,7 +331,8 @@ async def test_clean_removes_a_main_directory_once_no_job_uses_it(tmp_path: Path
     dry = await anyio.to_thread.run_sync(clean, "--failed", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     lines = dry.stdout.splitlines()
-    assert f"would remove partials/partials_tasks.Epochs/{single.name[:12]}  no job uses it" in lines
+    expected = f"would remove partials/partials_tasks.Epochs/{single.name[:12]}  no job uses it"
+    assert expected in lines
     assert not any(shared.name[:12] in line for line in lines)
     assert shared.is_dir() and single.is_dir()
     done = await anyio.to_thread.run_sync(clean, "--failed", "--yes")

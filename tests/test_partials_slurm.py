@@ -52,6 +52,14 @@ async def poll(condition, timeout: float = 120.0) -> None:  # type: ignore[no-un
             await anyio.sleep(0.02)
 
 
+def run_script(workdir: Path, *args: str | Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPT), str(workdir), *map(str, args)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
 def end_times(log: Path) -> list[float]:
     return [e["time"] for e in events(log) if e["event"] == "end"]
 
@@ -77,12 +85,7 @@ async def test_jobs_of_one_main_directory_are_submitted_one_after_another(
 
 async def test_two_processes_take_turns_under_slurm(tmp_path: Path, calls: SlurmCalls) -> None:
     log, gate = tmp_path / "log", tmp_path / "gate"
-    other = subprocess.Popen(
-        [sys.executable, str(SCRIPT), str(tmp_path / "wd"), "other", str(log), "0.1", "10"]
-        + [str(gate), "slurm"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    other = run_script(tmp_path / "wd", "other", log, "0.1", "10", str(gate), "slurm")
     try:
         await poll(lambda: runs(log) == [("start", 10)])
         async with experiment(tmp_path / "wd", "mine", launcher=fast()) as xp:
