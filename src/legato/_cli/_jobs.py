@@ -233,7 +233,8 @@ def _details(workdir: Path, entry: JobEntry) -> tuple[dict[str, Any], Params | N
         "paths": params.paths() if params else {},
         "dependencies": deps,
         "path": entry.dir,
-        "main_path": (params.main_dir() if params else None) or entry.dir,
+        # Known from the params file (the command line cannot compute a main identifier).
+        "main_path": (params.main_dir() or entry.dir) if params else None,
         "stdout": os.path.join(entry.dir, STDOUT),
         "stderr": os.path.join(entry.dir, STDERR),
     }
@@ -268,7 +269,7 @@ def _show_text(entry: JobEntry, d: dict[str, Any], params: Params | None) -> str
         extra = " ".join(w for w in where if w)
         row("launcher", f"{run} ({extra})" if extra else run)
     row("directory", d["path"])
-    if d["main_path"] != d["path"]:
+    if d["main_path"] not in (None, d["path"]):
         row("main dir", f"{d['main_path']} (shared with the jobs that differ in sub-parameters)")
     row("logs", f"{STDOUT}, {STDERR} (in the directory)")
     lines.append("tags")
