@@ -4,9 +4,9 @@
 directories, but one main task directory, `<workdir>/partials/<type name>/<main
 identifier>/` (`__maintaskdir__`), where the second finds the first's checkpoint. For that,
 two jobs that share it never run at the same time: whoever runs one holds an `flock` on the
-directory's lock file (this module), taken before the job's own lock, never while waiting
-for another lock; and within one experiment they start in submission order
-(`_scheduler.py`).
+directory's lock file (this module), taken before the job's own lock (a run that finds it
+taken waits holding nothing, not even a slot: no two processes wait on each other); and
+within one experiment they start in submission order (`_scheduler.py`).
 """
 
 from __future__ import annotations
