@@ -16,6 +16,7 @@ from ._errors import (
     NoExperimentError,
     ResourceError,
     ValidationError,
+    WorkdirError,
 )
 from ._fields import Constant, Meta, Option, Param, field, pathgenerator, tag
 from ._identity import ENCODING_VERSION
@@ -86,6 +87,7 @@ __all__ = [
     "SlurmLauncher",
     "Task",
     "ValidationError",
+    "WorkdirError",
     "__version__",
     "cache",
     "dumps",

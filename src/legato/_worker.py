@@ -25,9 +25,12 @@ from ._workdir import (
     FAILED,
     LOCK,
     PARAMS,
+    REASON_MAX,
     STATE,
     STDERR,
     STDOUT,
+    TRACEBACK_MAX,
+    bound_text,
     read_json,
     write_json,
 )
@@ -142,13 +145,17 @@ def run(job_dir: Path) -> int:
         if isinstance(exc, SystemExit) and isinstance(exc.code, int) and exc.code != 0:
             code = exc.code
         cancelled = isinstance(exc, Terminated) and os.path.exists(job_dir / CANCEL)
+        if cancelled:
+            reason = "cancelled by `legato jobs kill`"
+        else:
+            reason = bound_text(f"{type(exc).__name__}: {exc}".rstrip(": "), REASON_MAX)
         write_json(
             job_dir / FAILED,
             {
                 "state": "cancelled" if cancelled else "failed",
-                "reason": f"{type(exc).__name__}: {exc}".rstrip(": "),
+                "reason": reason,
                 "exit_code": code,
-                "traceback": tb,
+                "traceback": bound_text(tb, TRACEBACK_MAX),
                 "ended": time.time(),
                 "pid": os.getpid(),
             },
