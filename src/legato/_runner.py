@@ -7,6 +7,7 @@ on the filesystem.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import signal
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["record_unrun", "run_job"]
 
 _POLL_MIN, _POLL_MAX = 0.05, 2.0
+_UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
 
 
 def _mtime(path: Path) -> int | None:
@@ -99,7 +101,7 @@ def _verdict(job_dir: Path, exit: Exit) -> tuple[JobState, str | None]:
     if record is not None and exit.reason is None:
         if record.get("state") == "cancelled":
             return JobState.CANCELLED, str(record.get("reason") or "cancelled")
-        return JobState.FAILED, str(record.get("reason") or "failed")
+        return JobState.FAILED, bound_text(str(record.get("reason") or "failed"), REASON_MAX)
     if os.path.exists(job_dir / CANCEL):
         write_json(
             job_dir / FAILED,
@@ -182,8 +184,13 @@ async def run_job(xp: Experiment, job: Job, grant: Grant) -> None:
             xp._job_finished(job)
         raise
     except Exception as exc:  # a bug or a disk error: fail this job, keep the others
-        xp._log.exception("job %s/%s: internal error", job.type_name, job.identifier)
-        job._finish(JobState.FAILED, f"legato could not run the job: {exc!r}")
+        if isinstance(exc, OSError) and exc.errno in _UNWRITABLE:  # read-only, full
+            xp._log.warning("job %s/%s: %s", job.type_name, job.identifier, exc)
+            why = f"cannot write its job directory {job.path}: {exc.strerror}"
+        else:
+            xp._log.exception("job %s/%s: internal error", job.type_name, job.identifier)
+            why = f"legato could not run the job: {exc!r}"
+        job._finish(JobState.FAILED, why)
         xp._job_finished(job)
     else:
         if job.state.final:

@@ -68,6 +68,34 @@ def _die_with_parent() -> None:
         raise Terminated("the experiment process ended before the job started")
 
 
+def _watch_parent() -> None:
+    """If the experiment process dies, SIGKILL this job's process group once the grace
+    period has passed: a job that ignores the SIGTERM of its parent's death (or catches
+    `Terminated` and goes on) must not run on unwatched, holding its lock.
+
+    A daemon thread that looks at the parent pid twice a second: it costs nothing while
+    the job runs, and it works whatever the job does with its signals."""
+    parent = os.environ.get("LEGATO_PARENT_PID")
+    if not parent:
+        return
+    try:
+        grace = float(os.environ.get("LEGATO_GRACE_PERIOD", "5"))
+    except ValueError:
+        grace = 5.0
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == int(parent):
+            time.sleep(0.5)
+        time.sleep(grace)
+        try:
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+        except OSError:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="legato-watchdog", daemon=True).start()
+
+
 def _redirect_output(job_dir: Path) -> None:
     """Keep the launcher's stdout as the progress channel; send fd 1 and 2 to the logs."""
     sys.stdout.flush()
@@ -205,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(job_dir / STATE, info, durable=False)
     os.chdir(job_dir)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    _watch_parent()
     return run(job_dir)
 
 
