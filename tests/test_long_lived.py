@@ -124,10 +124,12 @@ async def test_the_cancel_of_an_earlier_run_does_not_cancel_a_resubmission(
     assert step.__job__.state is JobState.DONE
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # slow: one backend is enough
 async def test_memory_stays_bounded_over_100000_submissions(tmp_path: Path) -> None:
     """A service open for weeks: 100,000 submissions of tasks already DONE on disk (what
     earlier runs left), each a distinct job. `xp.jobs` keeps the latest `keep_finished`,
-    and the memory the experiment holds stops growing."""
+    and the memory the experiment holds stops growing: traced over the last 40,000
+    submissions, it grows by noise, where 20,000 more jobs kept would be tens of MB."""
     n, keep = 100_000, 1_000
     tasks_dir = tmp_path / "jobs" / "xp_tasks.Step"
     names = [str(i) for i in range(n)]
@@ -141,7 +143,6 @@ async def test_memory_stays_bounded_over_100000_submissions(tmp_path: Path) -> N
 
     await anyio.to_thread.run_sync(done_on_disk)
     sizes = []
-    tracemalloc.start()
     try:
         async with experiment(tmp_path, "web", keep_finished=keep) as xp:
             for i, name in enumerate(names):
@@ -149,15 +150,16 @@ async def test_memory_stays_bounded_over_100000_submissions(tmp_path: Path) -> N
                 if i % 20_000 == 19_999:
                     await xp.wait()
                     assert len(xp.jobs) <= keep
-                    sizes.append(tracemalloc.get_traced_memory()[0])
+                    if i >= 60_000:
+                        sizes.append(tracemalloc.get_traced_memory()[0])
+                    if i == 59_999:
+                        tracemalloc.start()
     finally:
         tracemalloc.stop()
     assert xp.counts()["done"] == n
     assert len(xp.jobs) == keep
     assert [job.state for job in xp.jobs] == [JobState.DONE] * keep
-    # 20,000 more jobs kept would be tens of MB; a bounded window, noise.
-    growth = sizes[-1] - sizes[1]
-    assert growth < 4 * 2**20, sizes
+    assert sizes[-1] - sizes[0] < 4 * 2**20, sizes
 
 
 async def test_failures_beyond_the_window_are_counted(tmp_path: Path) -> None:

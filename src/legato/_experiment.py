@@ -288,8 +288,9 @@ class Experiment:
     async def _write_records(self) -> None:
         try:
             while self._records:
-                records, self._records = self._records, []
-                await anyio.to_thread.run_sync(_write_records, records)
+                with anyio.CancelScope(shield=True):  # not lost if the experiment ends now
+                    records, self._records = self._records, []
+                    await anyio.to_thread.run_sync(_write_records, records)
         finally:
             self._recording = False
 
