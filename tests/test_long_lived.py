@@ -98,6 +98,9 @@ async def test_a_removed_job_runs_again_when_resubmitted(tmp_path: Path) -> None
         await xp.submit(first)
         await poll(lambda: first.__job__.state.final)
         assert first.__job__.state is JobState.DONE
+        same = Step(name="a", log=log)
+        await xp.submit(same)
+        assert same.__job__ is first.__job__  # still on disk: the same job, DONE
         removed = await anyio.to_thread.run_sync(
             lambda: cli("jobs", "rm", first.__job__.identifier, workdir=tmp_path)
         )

@@ -156,11 +156,19 @@ class Experiment:
         finally:
             current_workdir.reset(token)
         job = self._jobs.get(identifier)
+        # A job that ended otherwise than DONE runs again; one that waits or runs is the
+        # same job; a DONE one too, unless its directory was removed since (`legato jobs
+        # rm`): a stat, in a thread, that only a job submitted again pays.
+        rerun = job is not None and job.state in _RERUN
+        if job is not None and job.state is JobState.DONE:
+            rerun = not await anyio.to_thread.run_sync(os.path.exists, job.path / DONE)
+            if self._tg is None:
+                raise LegatoError(f"experiment {self.name!r} is closed")
+            if self._jobs.get(identifier) is not job:  # submitted meanwhile: start over
+                return await self.submit(task, launcher=launcher, requires=requires)
         path = job.path if job else job_dir(self.workdir, task.__legato_type_name__, identifier)
         _resolve_paths(task, path)
-        if job is None or job.state.final:
-            # A job that ended is never taken as is: a failed one runs again, and a DONE
-            # one is checked on disk again (`legato jobs rm` may have removed it).
+        if job is None or rerun:
             listed = job is not None
             if job is not None:
                 del self._jobs[identifier]  # listed again at its new submission
