@@ -28,9 +28,7 @@ async def sweep(workdir: Path, name: str, members: list[str]) -> None:
 
 
 def names(workdir: Path, *args: str) -> set[str]:
-    return {
-        Path(j["path"]).joinpath("out.txt").read_text() for j in jobs_json(workdir, *args)
-    }
+    return {Path(j["path"]).joinpath("out.txt").read_text() for j in jobs_json(workdir, *args)}
 
 
 async def test_the_latest_run_is_what_counts(tmp_path: Path) -> None:

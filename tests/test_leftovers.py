@@ -22,6 +22,7 @@ from xp_tasks import events
 
 pytestmark = pytest.mark.anyio
 
+
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
