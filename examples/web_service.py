@@ -5,8 +5,9 @@
 
 One experiment stays open for the life of the app: it is opened when the server starts the
 app (the ASGI lifespan protocol) and closed when the server stops it, which ends the jobs
-still running. Serve it from this directory with any ASGI server that speaks the lifespan
-protocol, for instance:
+still running. Posting the parameters of a job that failed runs it again, and the memory
+the app and its experiment hold stays bounded however long it runs. Serve it from this
+directory with any ASGI server that speaks the lifespan protocol, for instance:
 
     LEGATO_WORKDIR=runs uvicorn web_service:app
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +31,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 MAX_BODY = 64 * 1024
+KEEP = 10_000
+"""How many finished jobs the app (and its experiment) keeps in memory, the latest ones."""
 
 
 class CountPrimes(Task, name="examples.CountPrimes"):
@@ -56,7 +60,7 @@ class JobService:
         self.workdir = workdir
         self.max_jobs = max_jobs
         self.experiment: Experiment | None = None
-        self.tasks: dict[str, CountPrimes] = {}
+        self.tasks: OrderedDict[str, CountPrimes] = OrderedDict()
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -73,7 +77,11 @@ class JobService:
         try:
             with anyio.CancelScope() as scope:
                 async with experiment(
-                    self.workdir, "web", max_jobs=self.max_jobs, raise_on_failure=False
+                    self.workdir,
+                    "web",
+                    max_jobs=self.max_jobs,
+                    raise_on_failure=False,
+                    keep_finished=KEEP,
                 ) as xp:
                     self.experiment = xp
                     await send({"type": "lifespan.startup.complete"})
@@ -114,13 +122,23 @@ class JobService:
         # Not `task.submit()`: this request runs in the server's task, not in the lifespan
         # task where the experiment is open, so we ask the experiment object directly.
         await xp.submit(task)
-        self.tasks.setdefault(task.__job__.identifier, task)
+        self.remember(task)
         return 202, await view(task)
+
+    def remember(self, task: CountPrimes) -> None:
+        """Keep the latest submission of each job (a failed job posted again is a new
+        run), and only the latest KEEP of them: a service that runs for weeks must not
+        keep every request it ever served."""
+        identifier = task.__job__.identifier
+        self.tasks[identifier] = task
+        self.tasks.move_to_end(identifier)
+        while len(self.tasks) > KEEP:
+            self.tasks.popitem(last=False)
 
     async def describe(self, identifier: str) -> tuple[int, Message]:
         task = self.tasks.get(identifier)
         if task is None:
-            return 404, {"error": f"no job {identifier!r} was launched by this service"}
+            return 404, {"error": f"no job {identifier!r} was launched lately by this service"}
         return 200, await view(task)
 
 

@@ -240,8 +240,10 @@ def test_experiments_ls(workdir: Path) -> None:
     done = cli("experiments", "ls", workdir=workdir)
     assert done.returncode == 0, done.stderr
     header, row = done.stdout.splitlines()
-    assert header.split()[:7] == ["NAME", "STATUS", "JOBS", "DONE", "RUNNING", "FAILED", "WAITING"]
-    assert row.split()[:7] == ["sweep", "failed", "6", "5", "0", "1", "0"]
+    assert header.split()[:8] == [
+        "NAME", "STATUS", "JOBS", "DONE", "RUNNING", "FAILED", "CANCELLED", "WAITING"
+    ]  # fmt: skip
+    assert row.split()[:8] == ["sweep", "failed", "6", "5", "0", "1", "0", "0"]
     (record,) = [
         json.loads(line)
         for line in cli("experiments", "ls", "--json", workdir=workdir).stdout.splitlines()

@@ -16,6 +16,7 @@ from ._errors import (
     NoExperimentError,
     ResourceError,
     ValidationError,
+    WorkdirError,
 )
 from ._fields import Constant, Meta, Option, Param, SubParam, field, pathgenerator, tag
 from ._identity import ENCODING_VERSION
@@ -87,6 +88,7 @@ __all__ = [
     "SubParam",
     "Task",
     "ValidationError",
+    "WorkdirError",
     "__version__",
     "cache",
     "dumps",

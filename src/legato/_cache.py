@@ -23,6 +23,7 @@ lock file cannot be opened (first use, or the directory was removed).
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import os
@@ -33,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
+from ._errors import WorkdirError
 from ._identity import current_workdir
 from ._workdir import cache_dir
 
@@ -204,8 +206,21 @@ def _dequeue(slot: _Slot, wake: Callable[[], None] | None, *, leaving: bool) -> 
         following()
 
 
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _unwritable(path: str, exc: OSError) -> WorkdirError:
+    return WorkdirError(
+        f"@cache: cannot create {os.path.dirname(path)}: {exc.strerror} (a read-only "
+        "workdir serves the values computed there before, and this one never was)"
+    )
+
+
 class _FlockFile:
-    """`fcntl.flock` on an open lock file; the directory is created when missing."""
+    """`fcntl.flock` on an open lock file; the directory is created when missing.
+
+    On a read-only workdir the lock file is opened read-only (flock needs no write
+    access); where it was never made, nobody can write either, and no lock is needed."""
 
     __slots__ = ("fd",)
 
@@ -213,10 +228,24 @@ class _FlockFile:
         try:
             self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except FileNotFoundError:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            try:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+            except OSError as exc:
+                if exc.errno not in _READ_ONLY:
+                    raise
+                raise _unwritable(path, exc) from None
             self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            if exc.errno not in _READ_ONLY:
+                raise
+            try:
+                self.fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                self.fd = -1
 
     def try_acquire(self) -> bool:
+        if self.fd < 0:
+            return True
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -224,10 +253,13 @@ class _FlockFile:
         return True
 
     def acquire(self) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        if self.fd >= 0:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
 
     def close(self) -> None:
         """Unlock (explicitly, in case a forked child shares the descriptor) and close."""
+        if self.fd < 0:
+            return
         try:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
         finally:

@@ -29,7 +29,7 @@ def summary(xp: Experiment) -> str:
     failed = c["failed"] + c["dependency_failed"] + c["cancelled"]
     return (
         f"{xp.name}: {c['done']} done, {c['running']} running, {failed} failed, "
-        f"{waiting} waiting ({len(xp._jobs)} jobs)"
+        f"{waiting} waiting ({sum(c.values())} jobs)"
     )
 
 
@@ -60,8 +60,8 @@ def _render(xp: Experiment) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    total = len(xp._jobs)
     c = xp.counts()
+    total = sum(c.values())
     finished = c["done"] + c["failed"] + c["dependency_failed"] + c["cancelled"]
     header = Text(summary(xp), style="bold")
     bar = ProgressBar(total=max(total, 1), completed=finished, width=60)

@@ -18,6 +18,7 @@ __all__ = [
     "NoExperimentError",
     "ResourceError",
     "ValidationError",
+    "WorkdirError",
 ]
 
 
@@ -71,6 +72,13 @@ class LauncherError(LegatoError, RuntimeError):
     """A launcher cannot work here (e.g. `sbatch` is not on PATH); raised at experiment start."""
 
 
+class WorkdirError(LegatoError, OSError):
+    """legato had to write to the workdir and could not (a read-only mount, no permission).
+
+    Reading finished work never needs to write: an experiment whose jobs are all done, and
+    `@cache` hits, work on a read-only workdir. The message names the file or directory."""
+
+
 class JobFailed(LegatoError):
     """`await job.wait()` found the job in a final state other than DONE.
 
@@ -103,10 +111,16 @@ class ExperimentFailed(LegatoError):
 
     failed: list[tuple[str, str, Path, str]]
 
-    def __init__(self, name: str, failed: list[tuple[str, str, Path, str]]) -> None:
+    def __init__(self, name: str, failed: list[tuple[str, str, Path, str]], more: int = 0) -> None:
         self.failed = failed
         lines = [
             f"  {type_name}/{ident[:12]}: {reason or 'failed'} (see {log})"
             for type_name, ident, log, reason in failed
         ]
-        super().__init__(f"experiment {name!r}: {len(failed)} job(s) failed\n" + "\n".join(lines))
+        if more:
+            lines.append(
+                f"  ... and {more} more that the experiment no longer keeps in memory "
+                "(legato jobs ls --state failed)"
+            )
+        count = len(failed) + more
+        super().__init__(f"experiment {name!r}: {count} job(s) failed\n" + "\n".join(lines))

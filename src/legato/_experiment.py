@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextvars
+import errno
 import logging
 import os
 import socket
 import sys
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,16 +30,27 @@ from ._launcher import Launcher
 from ._local import LocalLauncher
 from ._partials import record_users
 from ._resources import Grant, ResourcePool
-from ._runner import run_job
+from ._runner import record_unrun, run_job
 from ._scheduler import Scheduler
 from ._serialize import dumps
 from ._task import Task, has_output_config, mark_output
-from ._workdir import DONE, JOBS_LIST, STATE, experiment_dir, job_dir, write_json
+from ._workdir import (
+    DONE,
+    JOBS_LIST,
+    RUN_HEADER,
+    STATE,
+    experiment_dir,
+    job_dir,
+    start_run_record,
+    write_json,
+)
 
 __all__ = ["Experiment", "current_experiment", "experiment"]
 
 logging.getLogger("legato").addHandler(logging.NullHandler())
 _LOG_LEVELS = {JobState.DONE: logging.DEBUG, JobState.FAILED: logging.WARNING}
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+_RERUN = (JobState.FAILED, JobState.CANCELLED, JobState.DEPENDENCY_FAILED)
 
 _current: contextvars.ContextVar[Experiment | None] = contextvars.ContextVar(
     "legato_experiment", default=None
@@ -58,7 +71,8 @@ class Experiment:
     """What `async with experiment(...) as xp` gives: submitted jobs and their states.
 
     Created by `experiment()`, never directly. It outlives its block: after the block,
-    `xp.jobs` holds every job in its final state.
+    `xp.jobs` holds its jobs in their final states (all of them, unless more than
+    `keep_finished` ended: then the latest `keep_finished`).
     """
 
     def __init__(
@@ -68,6 +82,7 @@ class Experiment:
         max_jobs: int,
         resources: Mapping[str, int] | None,
         launcher: Launcher,
+        keep_finished: int | None = None,
     ) -> None:
         self.workdir = workdir
         """The absolute workdir that job directories are under."""
@@ -79,8 +94,16 @@ class Experiment:
         """The experiment's record directory (`jobs.txt`, `state.json`)."""
         self._pool = ResourcePool(max_jobs, resources)
         self._scheduler = Scheduler(self._pool, self._start, self._job_finished)
-        self._jobs: dict[str, Job] = {}
-        self._pending: list[Job] = []  # submitted, not checked against the disk yet
+        self._jobs: dict[str, Job] = {}  # unfinished ones, and the latest finished ones
+        self._keep = keep_finished
+        self._finished: deque[Job] = deque()  # in the order they ended (some replaced since)
+        self._forgotten = {state.value: 0 for state in JobState}  # final, out of `_jobs`
+        # Submitted, not checked against the disk yet; with whether jobs.txt needs a line.
+        self._pending: list[tuple[Job, bool]] = []
+        self._records: list[tuple[Path, dict[str, Any]]] = []  # for jobs that never ran
+        self._recording = False
+        self._run_opened = False
+        self._unwritable: OSError | None = None
         self._draining = False
         self._unfinished = 0
         self._idle = anyio.Event()
@@ -93,13 +116,16 @@ class Experiment:
 
     @property
     def jobs(self) -> list[Job]:
-        """Every job submitted to this experiment, in submission order."""
+        """The jobs submitted to this experiment, in submission order: every unfinished
+        one, and the finished ones but for the oldest beyond `keep_finished` (a job
+        submitted again is listed once, at its latest submission)."""
         return list(self._jobs.values())
 
     def counts(self) -> dict[str, int]:
         """How many jobs are in each state, keyed by `JobState` value (`"done"`), zeros
-        included: what the live view and `legato status` show."""
-        counts = {state.value: 0 for state in JobState}
+        included: what the live view and `legato status` show. Finished jobs that
+        `xp.jobs` no longer lists are counted too."""
+        counts = dict(self._forgotten)
         for job in self._jobs.values():
             counts[job.state.value] += 1
         return counts
@@ -127,19 +153,32 @@ class Experiment:
         token = current_workdir.set(self.workdir)
         try:
             identifier = task.__identifier__
-            deps = [_job_of(dep) for dep in dependencies(task)]
+            deps = [self._latest(_job_of(dep)) for dep in dependencies(task)]
         finally:
             current_workdir.reset(token)
         job = self._jobs.get(identifier)
+        # A job that ended otherwise than DONE runs again; one that waits or runs is the
+        # same job; a DONE one too, unless its directory was removed since (`legato jobs
+        # rm`): a stat, in a thread, that only a job submitted again pays.
+        rerun = job is not None and job.state in _RERUN
+        if job is not None and job.state is JobState.DONE:
+            rerun = not await anyio.to_thread.run_sync(os.path.exists, job.path / DONE)
+            if self._tg is None:
+                raise LegatoError(f"experiment {self.name!r} is closed")
+            if self._jobs.get(identifier) is not job:  # submitted meanwhile: start over
+                return await self.submit(task, launcher=launcher, requires=requires)
         path = job.path if job else job_dir(self.workdir, task.__legato_type_name__, identifier)
         _resolve_paths(task, path)
-        if job is None:
+        if job is None or rerun:
+            listed = job is not None
+            if job is not None:
+                del self._jobs[identifier]  # listed again at its new submission
             job = Job(task, identifier, path, deps, dict(requires or {}), launcher)
             job._amounts = amounts
             self._jobs[identifier] = job
             self._unfinished += 1
             self._idle = anyio.Event() if self._idle.is_set() else self._idle
-            self._pending.append(job)
+            self._pending.append((job, not listed))
             if not self._draining:
                 self._draining = True
                 self._tg.start_soon(self._drain)
@@ -147,6 +186,12 @@ class Experiment:
         output = task.config() if has_output_config(task) else task
         await anyio.lowlevel.checkpoint()
         return mark_output(output, task)
+
+    def _latest(self, dep: Job) -> Job:
+        """The job a dependency stands for now: its latest submission here, if any (a
+        failed dependency submitted again is waited for again)."""
+        latest = self._jobs.get(dep.identifier)
+        return latest if latest is not None and latest.type_name == dep.type_name else dep
 
     async def _drain(self) -> None:
         """Check submitted jobs against the disk in batches: one thread hop per batch
@@ -156,15 +201,18 @@ class Experiment:
                 await anyio.lowlevel.checkpoint()
                 batch, self._pending = self._pending, []
                 done = await anyio.to_thread.run_sync(self._check_batch, batch)
-                for i, (job, is_done) in enumerate(zip(batch, done, strict=True)):
+                for i, ((job, _), is_done) in enumerate(zip(batch, done, strict=True)):
                     if i % 256 == 255:
                         self._scheduler.settle()
                         await anyio.lowlevel.checkpoint()  # keep the loop responsive
-                    if is_done:
+                    if is_done is True:
                         job._finish(JobState.DONE)
                         self._job_finished(job)
-                    else:
+                    elif is_done is False:
                         self._scheduler.add(job)
+                    else:  # its directory cannot be made: it cannot run
+                        job._finish(JobState.FAILED, is_done)
+                        self._job_finished(job)
                 self._scheduler.settle()
         finally:
             self._draining = False
@@ -174,32 +222,91 @@ class Experiment:
         self._tg.start_soon(run_job, self, job, grant, name=f"legato job {job}")
 
     async def _cancel_unstarted(self) -> None:
-        """After the task group: jobs that never got a slot end CANCELLED."""
-        for i, job in enumerate(self._jobs.values()):
+        """After the task group: jobs that never got a slot end CANCELLED, and say so in
+        their directories."""
+        why = "cancelled before it started: its experiment ended first"
+        for i, job in enumerate(list(self._jobs.values())):
             if not job.state.final:
-                job._finish(JobState.CANCELLED, "cancelled")
+                job._finish(JobState.CANCELLED, why)
+                self._records.append((job.path, {"state": "cancelled", "reason": why}))
                 self._job_finished(job)
             if i % 1024 == 1023:
                 await anyio.lowlevel.checkpoint()
+        records, self._records = self._records, []
+        if records:
+            await anyio.to_thread.run_sync(_write_records, records)
 
-    def _check_batch(self, batch: list[Job]) -> list[bool]:
-        self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / JOBS_LIST, "a", encoding="utf-8") as f:
-            f.writelines(f"{job.type_name}/{job.identifier}\n" for job in batch)
+    def _check_batch(self, batch: list[tuple[Job, bool]]) -> list[bool | str]:
+        """Per job: True if DONE on disk, False if it must run (its directory made), or
+        why it cannot run (its directory cannot be made)."""
+        self._list_jobs([job for job, listed in batch if listed])
         exists = os.path.exists
-        done = [exists(job.path / DONE) for job in batch]
-        for job, is_done in zip(batch, done, strict=True):
-            if not is_done:  # the directory shows the job to `legato jobs` while it waits
-                os.makedirs(job.path, exist_ok=True)
-        record_users(batch)
+        done: list[bool | str] = [exists(job.path / DONE) for job, _ in batch]
+        for i, (job, _) in enumerate(batch):
+            if not done[i]:  # the directory shows the job to `legato jobs` while it waits
+                try:
+                    os.makedirs(job.path, exist_ok=True)
+                except OSError as exc:
+                    done[i] = f"cannot make its job directory {job.path}: {exc.strerror}"
+        try:
+            record_users([job for job, _ in batch])
+        except OSError as exc:  # a read-only workdir: nothing of theirs can run here anyway
+            if exc.errno not in _READ_ONLY:
+                raise
         return done
+
+    def _list_jobs(self, jobs: list[Job]) -> None:
+        """Add the jobs to the experiment's record of its latest run (jobs.txt). A
+        workdir that cannot be written is fine as long as nothing has to run."""
+        if not jobs or self._unwritable is not None:
+            return
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            if not self._run_opened:
+                self._run_opened = True
+                header = (
+                    f"{RUN_HEADER}{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(self.started))}Z"
+                    f" pid {os.getpid()} host {socket.gethostname()}"
+                )
+                start_run_record(self.path / JOBS_LIST, header)
+            with open(self.path / JOBS_LIST, "a", encoding="utf-8") as f:
+                f.writelines(f"{job.type_name}/{job.identifier}\n" for job in jobs)
+        except OSError as exc:
+            if exc.errno not in _READ_ONLY:
+                raise
+            self._unwritable = exc
 
     def _job_finished(self, job: Job) -> None:
         self._unfinished -= 1
         level = _LOG_LEVELS.get(job.state, logging.INFO)
         self._log.log(level, "%s/%s %s", job.type_name, job.identifier[:12], job.state.name)
+        if job.state is JobState.DEPENDENCY_FAILED:
+            self._record(job.path, _dependency_record(job))
+        if self._keep is not None:
+            self._finished.append(job)
+            while len(self._finished) > self._keep:
+                old = self._finished.popleft()
+                if self._jobs.get(old.identifier) is old:
+                    del self._jobs[old.identifier]
+                    self._forgotten[old.state.value] += 1
         if self._unfinished == 0:
             self._idle.set()
+
+    def _record(self, path: Path, record: dict[str, Any]) -> None:
+        """Write a failure record for a job that never ran, in a worker thread, soon."""
+        self._records.append((path, record))
+        if not self._recording and self._tg is not None:
+            self._recording = True
+            self._tg.start_soon(self._write_records)
+
+    async def _write_records(self) -> None:
+        try:
+            while self._records:
+                with anyio.CancelScope(shield=True):  # not lost if the experiment ends now
+                    records, self._records = self._records, []
+                    await anyio.to_thread.run_sync(_write_records, records)
+        finally:
+            self._recording = False
 
     async def wait(self) -> None:
         """Wait until every job submitted so far is final (failures do not raise here)."""
@@ -218,9 +325,11 @@ class Experiment:
 
     def failed(self) -> list[Job]:
         """The jobs that ended FAILED, DEPENDENCY_FAILED or CANCELLED so far, in submission
-        order: those that `ExperimentFailed` names."""
-        bad = (JobState.FAILED, JobState.DEPENDENCY_FAILED, JobState.CANCELLED)
-        return [job for job in self._jobs.values() if job.state in bad]
+        order: those that `ExperimentFailed` names (of those `xp.jobs` still lists)."""
+        return [job for job in self._jobs.values() if job.state in _RERUN]
+
+    def _forgotten_failures(self) -> int:
+        return sum(self._forgotten[state.value] for state in _RERUN)
 
     def _state(self, status: str) -> dict[str, Any]:
         return {
@@ -237,13 +346,48 @@ class Experiment:
         state = self._state(status)
 
         def write() -> None:
-            self.path.mkdir(parents=True, exist_ok=True)
-            write_json(self.path / STATE, state, durable=False)
+            if self._unwritable is not None:
+                return
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+                write_json(self.path / STATE, state, durable=False)
+            except OSError as exc:
+                # A finished sweep published read-only can still be read through its
+                # experiment: only jobs that must run need the workdir writable.
+                if exc.errno not in _READ_ONLY:
+                    raise
+                self._unwritable = exc
+                self._log.info("%s: %s; the experiment's record is not kept", self.path, exc)
 
         await anyio.to_thread.run_sync(write)
 
     def __repr__(self) -> str:
         return f"<Experiment {self.name!r} at {self.workdir} ({len(self._jobs)} jobs)>"
+
+
+def _dependency_record(job: Job) -> dict[str, Any]:
+    """What a DEPENDENCY_FAILED job's failed.json says: the dependency that did not end
+    DONE and, up the chain, the job that failed first (whose log explains it)."""
+    failed = next((d for d in job.dependencies if d.state is not JobState.DONE), None)
+    cause = job._cause or failed
+
+    def describe(dep: Job | None) -> dict[str, Any] | None:
+        if dep is None:
+            return None
+        return {"type": dep.type_name, "id": dep.identifier, "path": str(dep.path),
+                "state": dep.state.value}  # fmt: skip
+
+    return {
+        "state": "dependency_failed",
+        "reason": job.failure_reason,
+        "dependency": describe(failed),
+        "cause": describe(cause),
+    }
+
+
+def _write_records(records: list[tuple[Path, dict[str, Any]]]) -> None:
+    for path, record in records:
+        record_unrun(path, record)
 
 
 def _job_of(task: ConfigBase) -> Job:
@@ -279,6 +423,7 @@ async def experiment(
     resources: Mapping[str, int] | None = None,
     launcher: Launcher | None = None,
     raise_on_failure: bool = True,
+    keep_finished: int | None = 10_000,
 ) -> AsyncIterator[Experiment]:
     """Open an experiment, `async with experiment(workdir, name) as xp:`, that runs the
     tasks submitted in its block as jobs under `workdir`.
@@ -303,6 +448,10 @@ async def experiment(
             work fails before anything is submitted.
         raise_on_failure: Raise `ExperimentFailed` on leaving the block if any job did not
             end DONE; with False, look at `xp.jobs` instead.
+        keep_finished: How many finished jobs `xp.jobs` keeps, the latest ones (unfinished
+            ones are always kept); None keeps all. It bounds the memory of an experiment
+            that stays open for weeks (a web service): a job it no longer keeps is found
+            on disk when submitted again, as in a new run.
 
     Raises:
         ExperimentFailed: On leaving the block, when jobs failed and `raise_on_failure`.
@@ -326,7 +475,11 @@ async def experiment(
     if max_jobs is None:
         # Local jobs share this machine's CPUs; a cluster launcher says what suits it.
         max_jobs = getattr(launcher, "default_max_jobs", None) or os.cpu_count() or 1
-    xp = Experiment(root, name, max_jobs, resources, launcher)
+    if keep_finished is not None and (
+        not isinstance(keep_finished, int) or isinstance(keep_finished, bool) or keep_finished < 0
+    ):
+        raise ValueError(f"keep_finished must be a non-negative int or None, got {keep_finished!r}")
+    xp = Experiment(root, name, max_jobs, resources, launcher, keep_finished)
     await launcher.check()
     await xp._write_state("running")
     token = _current.set(xp)
@@ -340,7 +493,7 @@ async def experiment(
             try:
                 yield xp
                 await xp.wait()
-                status = "failed" if xp.failed() else "done"
+                status = "failed" if xp.failed() or xp._forgotten_failures() else "done"
             except BaseException as exc:
                 body_error = exc
             xp._scheduler.stop()
@@ -356,8 +509,10 @@ async def experiment(
             await xp._cancel_unstarted()
             await xp._write_state(status)
     failed = xp.failed()
-    if failed and raise_on_failure:
+    more = xp._forgotten_failures()
+    if (failed or more) and raise_on_failure:
         raise ExperimentFailed(
             name,
             [(j.type_name, j.identifier, j.error_log, j.failure_reason or "") for j in failed],
+            more,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +39,8 @@ class JobState(enum.Enum):
     """Its experiment was cancelled (Ctrl-C, a cancelled scope) or `legato jobs kill` ended
     it; runs again next time."""
     DEPENDENCY_FAILED = "dependency_failed"
-    """A task whose output it holds did not end DONE, so it never ran."""
+    """A task whose output it holds did not end DONE, so it never ran; its `failed.json`
+    names that task."""
 
     @property
     def final(self) -> bool:
@@ -63,6 +65,7 @@ class Job:
         "_cause",
         "_done",
         "_on_final",
+        "_submitted",
         "dependencies",
         "failure_reason",
         "identifier",
@@ -119,6 +122,7 @@ class Job:
         self._blockers = 0  # dependencies not final yet (`_scheduler.py` counts them)
         self._amounts: dict[str, int] = {}
         self._cause: Job | None = None
+        self._submitted = time.time()  # a `legato jobs kill` before this is an older run's
 
     @property
     def tags(self) -> dict[str, Any]:

@@ -21,7 +21,10 @@ class LocalLauncher:
     """Runs each job as `python -m legato._worker` in its own session (process group).
 
     The child inherits the job's lock and dies with the experiment (SIGTERM on parent
-    death), so a killed experiment leaves neither orphans nor a job running unlocked.
+    death, SIGKILL `grace_period` seconds later if it ignored that), so a killed
+    experiment leaves neither orphans nor a job running unlocked. The job's verdict is
+    taken when its own process ends: what it left behind in its process group (a forked
+    child that keeps the lock and the progress pipe open) is ended then.
 
     Args:
         grace_period: Seconds a cancelled job has between SIGTERM and SIGKILL, to run its
@@ -48,6 +51,7 @@ class LocalLauncher:
         if spec.main_lock_fd is not None:
             pass_fds += (spec.main_lock_fd,)
         env["LEGATO_PARENT_PID"] = str(os.getpid())
+        env["LEGATO_GRACE_PERIOD"] = str(self.grace_period)
         process = await open_process(
             spec.argv,
             stdin=None,
@@ -60,8 +64,17 @@ class LocalLauncher:
         )
         try:
             spec.on_started({"pid": process.pid, "launcher": self.name})
-            await _read_progress(process, spec)
-            code = await process.wait()
+            eof = anyio.Event()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_read_progress, process, spec, eof)
+                code = await process.wait()
+                # The job's own process ended: its verdict is on disk. What it left in its
+                # group would hold the lock and the progress pipe for as long as it lives.
+                with anyio.CancelScope(shield=True):
+                    await self._end_group(process.pid)
+                with anyio.move_on_after(1.0):  # the last progress lines, then no more
+                    await eof.wait()
+                tg.cancel_scope.cancel()
         finally:
             if process.returncode is None:
                 with anyio.CancelScope(shield=True):
@@ -74,9 +87,23 @@ class LocalLauncher:
         _killpg(process.pid, signal.SIGTERM)
         with anyio.move_on_after(self.grace_period):
             await process.wait()
-            return
         _killpg(process.pid, signal.SIGKILL)
         await process.wait()
+        _killpg(process.pid, signal.SIGKILL)  # what it left in its group, if anything
+
+    async def _end_group(self, pgid: int) -> None:
+        """SIGTERM what is left of an ended job's process group, SIGKILL after the grace
+        period. (The group outlives its leader while members remain, and its id is not
+        given to a new process meanwhile.)"""
+        if not await _group_alive(pgid):
+            return
+        _killpg(pgid, signal.SIGTERM)
+        with anyio.move_on_after(self.grace_period):
+            while True:
+                await anyio.sleep(0.05)
+                if not await _group_alive(pgid):
+                    return
+        _killpg(pgid, signal.SIGKILL)
 
     async def adopt(self, spec: LaunchSpec, info: dict[str, Any]) -> Exit | None:
         # A local job dies with its experiment: there is never anything to adopt.
@@ -93,8 +120,45 @@ def _killpg(pid: int, sig: int) -> None:
         pass
 
 
-async def _read_progress(process: Process, spec: LaunchSpec) -> None:
+async def _group_alive(pgid: int) -> bool:
+    """Whether a process of group `pgid` runs. One signal-0 call answers the usual case,
+    a job that left nothing; else /proc tells live members from zombies, which a
+    container's init may never reap."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return await anyio.to_thread.run_sync(_live_member, pgid)
+
+
+def _live_member(pgid: int) -> bool:
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return True  # no /proc: trust kill()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+async def _read_progress(process: Process, spec: LaunchSpec, eof: anyio.Event) -> None:
     """The child's original stdout carries JSON progress lines; its output goes to files."""
+    try:
+        await _read_lines(process, spec)
+    finally:
+        eof.set()
+
+
+async def _read_lines(process: Process, spec: LaunchSpec) -> None:
     assert process.stdout is not None
     buffer = b""
     async for chunk in process.stdout:

@@ -8,6 +8,7 @@ on the filesystem.
 from __future__ import annotations
 
 import contextvars
+import errno
 import fcntl
 import os
 import signal
@@ -28,8 +29,10 @@ from ._workdir import (
     LOCK,
     PARAMS,
     PROGRESS,
+    REASON_MAX,
     STATE,
     atomic_write,
+    bound_text,
     read_json,
     write_json,
 )
@@ -37,9 +40,10 @@ from ._workdir import (
 if TYPE_CHECKING:
     from ._experiment import Experiment
 
-__all__ = ["run_job"]
+__all__ = ["record_unrun", "run_job"]
 
 _POLL_MIN, _POLL_MAX = 0.05, 2.0
+_UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
 
 
 def _mtime(path: Path) -> int | None:
@@ -99,7 +103,7 @@ def _verdict(job_dir: Path, exit: Exit) -> tuple[JobState, str | None]:
     if record is not None and exit.reason is None:
         if record.get("state") == "cancelled":
             return JobState.CANCELLED, str(record.get("reason") or "cancelled")
-        return JobState.FAILED, str(record.get("reason") or "failed")
+        return JobState.FAILED, bound_text(str(record.get("reason") or "failed"), REASON_MAX)
     if os.path.exists(job_dir / CANCEL):
         write_json(
             job_dir / FAILED,
@@ -137,6 +141,30 @@ def _signame(sig: int) -> str:
         return "unknown"
 
 
+def record_unrun(job_dir: Path, record: dict[str, Any]) -> None:
+    """Leave `record` as the failed.json of a job that did not run here (a dependency
+    failed, its experiment ended first, it could not be launched), so `legato jobs show`
+    can say why. Only with the job's lock free and no `done`: another process that runs
+    the job keeps its own verdict."""
+    try:
+        fd = os.open(job_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return  # no directory (removed meanwhile), or a read-only workdir: nothing to say
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return
+        if not os.path.exists(job_dir / DONE):
+            record = {**record, "ended": time.time()}
+            record["reason"] = bound_text(str(record.get("reason") or ""), REASON_MAX)
+            write_json(job_dir / FAILED, record, durable=False)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _record_cancelled(job_dir: Path, reason: str = "cancelled", overwrite: bool = True) -> None:
     if os.path.exists(job_dir / DONE):
         return
@@ -158,8 +186,13 @@ async def run_job(xp: Experiment, job: Job, grant: Grant) -> None:
             xp._job_finished(job)
         raise
     except Exception as exc:  # a bug or a disk error: fail this job, keep the others
-        xp._log.exception("job %s/%s: internal error", job.type_name, job.identifier)
-        job._finish(JobState.FAILED, f"legato could not run the job: {exc!r}")
+        if isinstance(exc, OSError) and exc.errno in _UNWRITABLE:  # read-only, full
+            xp._log.warning("job %s/%s: %s", job.type_name, job.identifier, exc)
+            why = f"cannot write its job directory {job.path}: {exc.strerror}"
+        else:
+            xp._log.exception("job %s/%s: internal error", job.type_name, job.identifier)
+            why = f"legato could not run the job: {exc!r}"
+        job._finish(JobState.FAILED, why)
         xp._job_finished(job)
     else:
         if job.state.final:
@@ -253,7 +286,9 @@ async def _run_locked(xp: Experiment, job: Job, fd: int, gpus: list[int]) -> Non
         exit: Exit | None = None
         if previous and previous.get("launcher") == launcher.name:
             exit = await launcher.adopt(spec, previous)
-        if exit is None and await anyio.to_thread.run_sync(_cancelled_since, job.path, xp.started):
+        if exit is None and await anyio.to_thread.run_sync(
+            _cancelled_since, job.path, job._submitted
+        ):
             why = "cancelled by `legato jobs kill` before it started"
             await anyio.to_thread.run_sync(_record_cancelled, job.path, why, False)
             job._finish(JobState.CANCELLED, why)
@@ -270,8 +305,27 @@ async def _run_locked(xp: Experiment, job: Job, fd: int, gpus: list[int]) -> Non
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(_record_cancelled, job.path)
         raise
+    except Exception as exc:  # it could not be launched: say why in its directory
+        record = {"state": "failed", "stage": "launch",
+                  "reason": f"legato could not run the job: {exc!r}"}  # fmt: skip
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_write_locked, job.path, record)
+        raise
     finally:
         os.close(fd)
+
+
+def _write_locked(job_dir: Path, record: dict[str, Any]) -> None:
+    """A failure record written while holding the job's lock (best effort: the job fails
+    anyway, and an unwritable directory is often why)."""
+    if os.path.exists(job_dir / DONE):
+        return
+    record = {**record, "ended": time.time()}
+    record["reason"] = bound_text(str(record["reason"]), REASON_MAX)
+    try:
+        write_json(job_dir / FAILED, record, durable=False)
+    except OSError:
+        pass
 
 
 def _started(job: Job, info: dict[str, Any]) -> None:

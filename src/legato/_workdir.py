@@ -8,8 +8,14 @@
     state.json       who runs it: {"pid", "host", "launcher", "started", "experiment", ...}
     done             written atomically by the job process after `execute` returned: the only
                      proof of DONE (its content: {"ended": <unix time>, "duration": <s>})
-    failed.json      failure record: {"state": "failed"|"cancelled", "reason", "exit_code",
-                     "signal", "traceback", "ended"}; any content, or none, means not done
+    failed.json      failure record: {"state": "failed"|"cancelled"|"dependency_failed",
+                     "reason", "exit_code", "signal", "traceback", "ended"}; any content, or
+                     none, means not done. "reason" is at most REASON_MAX characters and
+                     "traceback" at most TRACEBACK_MAX (the whole text is in stderr.log).
+                     Jobs that never ran have one too: "dependency_failed" (with
+                     "dependency" and "cause": {"type", "id", "path", "state"}), "cancelled"
+                     (the experiment ended before their turn), or "failed" with
+                     "stage": "launch" when legato could not start them
     cancel           written by `legato jobs kill` before it signals the job: the job's
                      verdict is then "cancelled" rather than "failed"
     progress.json    the last `legato.progress()` report: {"fraction", "desc", "time"}
@@ -20,7 +26,11 @@
 <workdir>/slurm/<batch>/   one `sbatch --array` (SlurmLauncher): jobs.txt (one job directory a
                      line), and <task index> -> job directory links for SLURM's output files
 <workdir>/experiments/<name>/
-    jobs.txt         one "<type name>/<identifier>" line per job the experiment submitted
+    jobs.txt         one "<type name>/<identifier>" line per job the experiment submitted;
+                     each run starts with a "# run <ISO time> pid <pid> host <host>" line, so
+                     the lines after the last one are what the latest run submitted (a file
+                     without such a line, from an older legato, is one run). The runs
+                     before the last RUNS_KEPT are dropped when a new run starts.
     state.json       {"name", "pid", "host", "started", "status", "updated", "counts"}
 <workdir>/cache/<type name>/<identifier>/   @cache directories
 <workdir>/partials/<type name>/<main identifier>/
@@ -50,17 +60,23 @@ __all__ = [
     "CANCEL",
     "DONE",
     "FAILED",
+    "JOBS_LIST",
     "LOCK",
     "MAIN_JOBS",
     "MAIN_LOCK",
     "PARAMS",
     "PROGRESS",
+    "REASON_MAX",
+    "RUNS_KEPT",
+    "RUN_HEADER",
     "STATE",
     "STDERR",
     "STDOUT",
+    "TRACEBACK_MAX",
     "SLURM_ERR",
     "SLURM_OUT",
     "atomic_write",
+    "bound_text",
     "cache_dir",
     "experiment_dir",
     "experiments_root",
@@ -69,6 +85,8 @@ __all__ = [
     "main_dir",
     "partials_root",
     "read_json",
+    "runs_of",
+    "start_run_record",
     "slurm_root",
     "workdir_of",
     "write_json",
@@ -88,6 +106,15 @@ SLURM_ERR = "slurm.err"
 JOBS_LIST = "jobs.txt"
 MAIN_LOCK = ".legato-lock"
 MAIN_JOBS = ".legato-jobs.txt"
+RUN_HEADER = "# run "
+"""Starts the line that opens each run's part of `jobs.txt`."""
+RUNS_KEPT = 3
+"""How many runs `jobs.txt` keeps (the latest ones): enough for the run in progress and
+the one before it, which `legato clean --orphans` both spare."""
+REASON_MAX = 2000
+"""The longest failure reason stored in `failed.json` or printed (characters)."""
+TRACEBACK_MAX = 20000
+"""The longest traceback stored in `failed.json`; the whole one is in `stderr.log`."""
 
 
 def jobs_root(workdir: Path) -> Path:
@@ -173,3 +200,57 @@ def read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, msgspec.DecodeError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def bound_text(text: str, limit: int, where: str = "stderr.log") -> str:
+    """`text` cut to about `limit` characters, head and tail kept, saying where the whole is.
+
+    A 10 MB exception message must not be stored twice over in `failed.json`, nor printed
+    whole by the CLI: the job's own stderr has it all."""
+    if len(text) <= limit:
+        return text
+    keep = max(limit - 100, 20)
+    head, tail = text[: keep * 3 // 4], text[len(text) - keep // 4 :]
+    return f"{head} [... {len(text) - len(head) - len(tail)} characters cut: see {where}] {tail}"
+
+
+def runs_of(text: str) -> list[list[str]]:
+    """The runs recorded in a `jobs.txt`, oldest first: each the list of its job lines.
+
+    Lines before the first run header (the whole file, for an older legato's) count as
+    one run."""
+    runs: list[list[str]] = []
+    current: list[str] = []
+    headed = False
+    for line in text.splitlines():
+        if line.startswith(RUN_HEADER):
+            if current or headed:
+                runs.append(current)
+            current, headed = [], True
+        elif line and not line.startswith("#"):
+            current.append(line)
+    if current or headed:
+        runs.append(current)
+    return runs
+
+
+def start_run_record(path: Path, header: str) -> None:
+    """Open a new run in the `jobs.txt` at `path`: drop the runs before the last
+    `RUNS_KEPT - 1` (rewritten atomically), then append the run's header line."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        text = ""
+    blocks: list[list[str]] = [[]]
+    for line in text.splitlines(keepends=True):
+        if line.startswith(RUN_HEADER):
+            blocks.append([])
+        blocks[-1].append(line)
+    blocks = [b for b in blocks if b]
+    if len(blocks) > RUNS_KEPT - 1:
+        kept = "".join("".join(b) for b in blocks[len(blocks) - (RUNS_KEPT - 1) :])
+        atomic_write(path, kept.encode(), durable=False)
+    with open(path, "a", encoding="utf-8") as f:
+        if text and not text.endswith("\n"):
+            f.write("\n")  # a line cut by a crash stays on its own
+        f.write(header + "\n")

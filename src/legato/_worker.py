@@ -25,9 +25,12 @@ from ._workdir import (
     FAILED,
     LOCK,
     PARAMS,
+    REASON_MAX,
     STATE,
     STDERR,
     STDOUT,
+    TRACEBACK_MAX,
+    bound_text,
     read_json,
     write_json,
 )
@@ -63,6 +66,34 @@ def _die_with_parent() -> None:
         return
     if os.getppid() != int(parent):  # the parent died before prctl took effect
         raise Terminated("the experiment process ended before the job started")
+
+
+def _watch_parent() -> None:
+    """If the experiment process dies, SIGKILL this job's process group once the grace
+    period has passed: a job that ignores the SIGTERM of its parent's death (or catches
+    `Terminated` and goes on) must not run on unwatched, holding its lock.
+
+    A daemon thread that looks at the parent pid twice a second: it costs nothing while
+    the job runs, and it works whatever the job does with its signals."""
+    parent = os.environ.get("LEGATO_PARENT_PID")
+    if not parent:
+        return
+    try:
+        grace = float(os.environ.get("LEGATO_GRACE_PERIOD", "5"))
+    except ValueError:
+        grace = 5.0
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == int(parent):
+            time.sleep(0.5)
+        time.sleep(grace)
+        try:
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+        except OSError:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="legato-watchdog", daemon=True).start()
 
 
 def _redirect_output(job_dir: Path) -> None:
@@ -142,13 +173,17 @@ def run(job_dir: Path) -> int:
         if isinstance(exc, SystemExit) and isinstance(exc.code, int) and exc.code != 0:
             code = exc.code
         cancelled = isinstance(exc, Terminated) and os.path.exists(job_dir / CANCEL)
+        if cancelled:
+            reason = "cancelled by `legato jobs kill`"
+        else:
+            reason = bound_text(f"{type(exc).__name__}: {exc}".rstrip(": "), REASON_MAX)
         write_json(
             job_dir / FAILED,
             {
                 "state": "cancelled" if cancelled else "failed",
-                "reason": f"{type(exc).__name__}: {exc}".rstrip(": "),
+                "reason": reason,
                 "exit_code": code,
-                "traceback": tb,
+                "traceback": bound_text(tb, TRACEBACK_MAX),
                 "ended": time.time(),
                 "pid": os.getpid(),
             },
@@ -198,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(job_dir / STATE, info, durable=False)
     os.chdir(job_dir)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    _watch_parent()
     return run(job_dir)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -10,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import msgspec
 import typer
 
-from ._common import format_duration, format_time, open_workdir, table
+from ._common import EXIT_USAGE, CliError, format_duration, format_time, open_workdir, table
 from ._jobs import tag_text
 from ._procs import Locks
 from ._scan import (
@@ -37,9 +39,8 @@ def _summary(counts: dict[str, int]) -> dict[str, int]:
     return {
         "done": counts.get("done", 0),
         "running": counts.get("running", 0),
-        "failed": counts.get("failed", 0)
-        + counts.get("cancelled", 0)
-        + counts.get("dependency_failed", 0),
+        "failed": counts.get("failed", 0) + counts.get("dependency_failed", 0),
+        "cancelled": counts.get("cancelled", 0),
         "waiting": counts.get("waiting", 0) + counts.get("ready", 0),
     }
 
@@ -89,14 +90,61 @@ def ls(
                 str(s["done"]),
                 str(s["running"]),
                 str(s["failed"]),
+                str(s["cancelled"]),
                 str(s["waiting"]),
                 format_time(_number(xp.info, "started")),
                 format_time(_number(xp.info, "updated")),
             )
         )
-    headers = ("NAME", "STATUS", "JOBS", "DONE", "RUNNING", "FAILED", "WAITING", "STARTED",
-               "UPDATED")  # fmt: skip
+    headers = ("NAME", "STATUS", "JOBS", "DONE", "RUNNING", "FAILED", "CANCELLED", "WAITING",
+               "STARTED", "UPDATED")  # fmt: skip
     sys.stdout.write(table(headers, rows, colour_column=1) + "\n")
+
+
+@app.command("rm")
+def rm(
+    ctx: typer.Context,
+    names: Annotated[list[str], typer.Argument(metavar="NAME", help="Experiment names.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Only say what would be removed.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove experiments' records (never a running one's); their jobs stay, for
+    `legato clean --orphans` to remove those no other experiment refers to."""
+    workdir = open_workdir(ctx.obj)
+    known = {xp.name: xp for xp in list_experiments(workdir)}
+    chosen = []
+    for name in dict.fromkeys(names):  # check all first: a typo removes nothing
+        xp = known.get(name)
+        if xp is None:
+            raise CliError(f"no experiment named {name!r} in {workdir}", EXIT_USAGE)
+        if xp.status == "running":
+            raise CliError(f"experiment {name!r} is running (pid {(xp.info or {}).get('pid')})")
+        chosen.append(xp)
+    verb = "would remove" if dry_run else "removing"
+    for xp in chosen:
+        sys.stdout.write(f"{verb} experiment {xp.name} ({xp.status}, {xp.path})\n")
+    if dry_run:
+        return
+    sys.stdout.flush()
+    question = f"Remove {len(chosen)} experiment record(s)?"
+    if not yes and sys.stdin.isatty() and not typer.confirm(question, default=False):
+        sys.stdout.write("nothing removed\n")
+        raise typer.Exit(1)
+    for xp in chosen:
+        trash = xp.path.parent / f".{xp.name}.removed-{os.getpid()}"
+        try:
+            os.rename(xp.path, trash)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise CliError(f"cannot remove {xp.path}: {exc.strerror}") from None
+        shutil.rmtree(trash, ignore_errors=True)
+    sys.stdout.write(
+        f"{len(chosen)} experiment(s) removed; their jobs are kept "
+        "(`legato clean --orphans` removes the jobs no experiment refers to)\n"
+    )
 
 
 # -- status ---------------------------------------------------------------------------
@@ -121,7 +169,8 @@ def render(workdir: Path) -> RenderableType:
         # Counts from the job directories: the experiment's own refresh every few seconds.
         jobs = scan_jobs(workdir, only=experiment_jobs(workdir, xp.name), locks=locks)
         states = [e.state for e in jobs]
-        failed = states.count("failed") + states.count("cancelled")
+        failed = states.count("failed") + states.count("dependency_failed")
+        cancelled = states.count("cancelled")
         head = Text.assemble(
             (xp.name, "bold"),
             f"  pid {info.get('pid')} on {info.get('host')}, started {format_time(started)}"
@@ -131,6 +180,8 @@ def render(workdir: Path) -> RenderableType:
             (f"{states.count('running')} running", "cyan"),
             ", ",
             (f"{failed} failed", "red" if failed else ""),
+            ", ",
+            (f"{cancelled} cancelled", "yellow" if cancelled else ""),
             f", {states.count('incomplete')} pending",
         )
         parts.append(head)

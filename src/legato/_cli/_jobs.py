@@ -43,6 +43,7 @@ class State(str, enum.Enum):
     done = "done"
     failed = "failed"
     cancelled = "cancelled"
+    dependency_failed = "dependency_failed"
     running = "running"
     incomplete = "incomplete"
 
@@ -131,8 +132,8 @@ def ls(
             "--state",
             "-s",
             metavar="STATE",
-            help="Only jobs in this state: done, failed, cancelled, running, incomplete "
-            "(repeatable).",
+            help="Only jobs in this state: done, failed (dependency_failed included), "
+            "cancelled, dependency_failed, running, incomplete (repeatable).",
         ),
     ] = None,
     name: Annotated[
@@ -170,6 +171,8 @@ def ls(
     )
     if state:
         wanted = {s.value for s in state}
+        if State.failed in state:  # a job that never ran because another failed failed too
+            wanted.add(State.dependency_failed.value)
         entries = [e for e in entries if e.state in wanted]
     if filters:
         entries = [e for e in entries if all(_tag_matches(e.tags(), k, v) for k, v in filters)]
@@ -214,6 +217,7 @@ def _details(workdir: Path, entry: JobEntry) -> tuple[dict[str, Any], Params | N
         dep = read_job(type_name, ident, str(job_dir(workdir, type_name, ident)), Locks())
         deps.append({"type": type_name, "id": ident, "state": dep.state if dep else "missing"})
     info = entry.info
+    record = entry.record or {}
     details: dict[str, Any] = {
         "type": entry.type_name,
         "id": entry.identifier,
@@ -232,6 +236,8 @@ def _details(workdir: Path, entry: JobEntry) -> tuple[dict[str, Any], Params | N
         "params": ({k: params.builtins(v) for k, v in params.fields().items()} if params else None),
         "paths": params.paths() if params else {},
         "dependencies": deps,
+        "failed_dependency": record.get("dependency"),
+        "failure_cause": record.get("cause"),
         "path": entry.dir,
         # Known from the params file (the command line cannot compute a main identifier).
         "main_path": (params.main_dir() or entry.dir) if params else None,
@@ -254,6 +260,10 @@ def _show_text(entry: JobEntry, d: dict[str, Any], params: Params | None) -> str
 
     row("state", d["state"])
     row("reason", d["reason"])
+    for key, label in (("failed_dependency", "dependency"), ("failure_cause", "first failed")):
+        dep = d[key]
+        if isinstance(dep, dict) and (key == "failed_dependency" or dep != d["failed_dependency"]):
+            row(label, f"{dep.get('type')}/{dep.get('id')} ({dep.get('state')}) {dep.get('path')}")
     if d["progress"]:
         p = d["progress"]
         row("progress", f"{p['fraction']:.0%}" + (f" {p['desc']}" if p["desc"] else ""))
@@ -304,7 +314,11 @@ def _show_text(entry: JobEntry, d: dict[str, Any], params: Params | None) -> str
 def show(
     ctx: typer.Context,
     job: Annotated[
-        str, typer.Argument(metavar="ID", help="Identifier prefix, optionally TYPE/PREFIX.")
+        str,
+        typer.Argument(
+            metavar="ID",
+            help="Identifier prefix, optionally TYPE/PREFIX, or a type with a single job.",
+        ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:

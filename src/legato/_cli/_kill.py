@@ -30,7 +30,7 @@ from .._workdir import CANCEL, DONE, FAILED, write_json
 from ._common import CliError, open_workdir
 from ._jobs import app
 from ._procs import Locks, job_process, process_alive
-from ._scan import JobEntry, read_job, read_json, resolve
+from ._scan import UNRUN_STATES, JobEntry, read_job, read_json, resolve
 
 __all__ = ["kill_job"]
 
@@ -67,7 +67,7 @@ def _mark_cancelled(entry: JobEntry, reason: str) -> bool:
     if os.path.exists(os.path.join(path, DONE)):
         return False
     record = read_json(os.path.join(path, FAILED))
-    if record is None or record.get("state") not in ("failed", "cancelled"):
+    if record is None or record.get("state") not in UNRUN_STATES:
         write_json(
             entry.path / FAILED,
             {"state": "cancelled", "reason": reason, "ended": time.time(), "by": "legato"},
@@ -118,7 +118,7 @@ def kill_job(entry: JobEntry, grace: float) -> str:
     """End the job if it runs and leave it CANCELLED; a one-line account of what was done."""
     if entry.state == "done":
         return f"{entry.short}: already done, nothing to cancel"
-    if entry.state in ("failed", "cancelled"):
+    if entry.state in UNRUN_STATES:
         return f"{entry.short}: already {entry.state}, nothing to cancel"
     _write_marker(entry)
     if entry.info.get("launcher") == "slurm":

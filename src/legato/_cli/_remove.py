@@ -18,7 +18,7 @@ from .._workdir import MAIN_JOBS, MAIN_LOCK, jobs_root, partials_root
 from ._common import EXIT_USAGE, CliError, open_workdir
 from ._jobs import app as jobs_app
 from ._procs import Locks
-from ._scan import JobEntry, read_job, referenced_jobs, resolve, scan_jobs
+from ._scan import UNRUN_STATES, JobEntry, read_job, referenced_jobs, resolve, scan_jobs
 
 __all__ = ["clean", "remove_jobs"]
 
@@ -53,7 +53,7 @@ def remove_jobs(entries: list[JobEntry], *, dry_run: bool, yes: bool) -> None:
             raise typer.Exit(1)
         return
     for entry in entries:
-        reason = f"  {entry.reason}" if entry.reason else ""
+        reason = f"  {_one_line(entry.reason)}" if entry.reason else ""
         verb = "would remove" if dry_run else "removing"
         sys.stdout.write(f"{verb} {entry.short}  {entry.state}{reason}\n")
     if dry_run:
@@ -75,6 +75,12 @@ def remove_jobs(entries: list[JobEntry], *, dry_run: bool, yes: bool) -> None:
     sys.stdout.write(f"{removed} job(s) removed\n")
     if refused:
         raise typer.Exit(1)
+
+
+def _one_line(reason: str, limit: int = 200) -> str:
+    """A reason as one short line: a listing of many jobs is read line by line."""
+    line = " ".join(reason.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 _DRY_RUN = typer.Option("--dry-run", "-n", help="Only list what would be removed.")
@@ -103,7 +109,8 @@ def rm(
 def clean(
     ctx: typer.Context,
     failed: Annotated[
-        bool, typer.Option("--failed", help="Remove failed and cancelled jobs.")
+        bool,
+        typer.Option("--failed", help="Remove failed, cancelled and dependency-failed jobs."),
     ] = False,
     orphans: Annotated[
         bool, typer.Option("--orphans", help="Remove jobs that no experiment refers to.")
@@ -120,7 +127,7 @@ def clean(
     for entry in scan_jobs(workdir):
         if entry.state == "running":
             continue
-        if (failed and entry.state in ("failed", "cancelled")) or (
+        if (failed and entry.state in UNRUN_STATES) or (
             orphans and (entry.type_name, entry.identifier) not in refs
         ):
             chosen.append(entry)

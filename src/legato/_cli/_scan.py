@@ -1,9 +1,9 @@
 """Reading a workdir that experiments may be writing at this very moment.
 
 A job's state comes from its directory (see `legato._workdir`): DONE iff `done` exists;
-FAILED or CANCELLED iff `failed.json` says so; otherwise RUNNING if an experiment holds
-the job's lock or the job's own process is alive, else INCOMPLETE (waiting, or
-interrupted). A file missing or half-written means "not there yet", never an error: a
+FAILED, CANCELLED or DEPENDENCY_FAILED iff `failed.json` says so; otherwise RUNNING if
+an experiment holds the job's lock or the job's own process is alive, else INCOMPLETE
+(waiting, or interrupted). A file missing or half-written means "not there yet", never an error: a
 directory may have been created a moment ago, or be removed while we look.
 
 Hot path: `jobs ls` reads thousands of directories, so this module works on strings and
@@ -29,11 +29,14 @@ from .._workdir import (
     LOCK,
     PARAMS,
     PROGRESS,
+    REASON_MAX,
     STATE,
+    bound_text,
     experiment_dir,
     experiments_root,
     job_dir,
     jobs_root,
+    runs_of,
 )
 from ._common import EXIT_USAGE, CliError
 from ._params import Params, ParamsError, ParamsMissing
@@ -54,6 +57,10 @@ __all__ = [
 ]
 
 _IDENTIFIER = re.compile(r"[0-9a-f]{64}")
+_HEX = re.compile(r"[0-9a-f]+")
+UNRUN_STATES = ("failed", "cancelled", "dependency_failed")
+"""The states a failed.json may give (a verdict that is not DONE)."""
+FINAL_STATES = ("done", *UNRUN_STATES)
 _json = msgspec.json.Decoder().decode
 
 
@@ -112,6 +119,8 @@ class JobEntry:
     reason: str | None = None
     pid: int | None = None
     """The live local process, for RUNNING jobs whose process this machine can see."""
+    record: dict[str, Any] | None = field(default=None, repr=False)
+    """failed.json, for a job that ended without DONE."""
     _info: dict[str, Any] | None = field(default=None, repr=False)
     _params: Params | None = field(default=None, repr=False)
     _params_error: ParamsError | None = field(default=None, repr=False)
@@ -147,7 +156,7 @@ class JobEntry:
 
     @property
     def final(self) -> bool:
-        return self.state in ("done", "failed", "cancelled")
+        return self.state in FINAL_STATES
 
     def params(self) -> Params:
         """The decoded params file; `ParamsMissing` or `ParamsError` when there is none."""
@@ -207,11 +216,12 @@ def read_job(type_name: str, identifier: str, path: str, locks: Locks) -> JobEnt
     info = entry.info
     entry.started = _number(info.get("started"))
     record = read_json(f"{path}/{FAILED}")
-    if record is not None and record.get("state") in ("failed", "cancelled"):
+    if record is not None and record.get("state") in UNRUN_STATES:
         entry.state = str(record["state"])
         entry.ended = _number(record.get("ended"))
         reason = record.get("reason")
-        entry.reason = str(reason) if reason else entry.state
+        entry.reason = bound_text(str(reason), REASON_MAX) if reason else entry.state
+        entry.record = record
         return entry
     if not info and not os.path.isdir(path):
         return None
@@ -272,11 +282,14 @@ def type_matcher(name: str) -> Callable[[str], bool]:
 
 
 def resolve(workdir: Path, spec: str, locks: Locks | None = None) -> JobEntry:
-    """The one job that `spec` names: an identifier prefix, optionally `Type/prefix`."""
+    """The one job that `spec` names: an identifier prefix, optionally `Type/prefix`, or
+    a type name (full or class name) that has a single job."""
     type_part, _, prefix = spec.rpartition("/")
     prefix = prefix.lower()
     if not prefix:
         raise CliError(f"job ID {spec!r} is empty: give an identifier or a prefix", EXIT_USAGE)
+    if not type_part and not _HEX.fullmatch(prefix):  # not an identifier: a type name?
+        return _resolve_type(workdir, spec, locks)
     matches_type = type_matcher(type_part) if type_part else None
     found = [
         (t, i, p)
@@ -284,6 +297,8 @@ def resolve(workdir: Path, spec: str, locks: Locks | None = None) -> JobEntry:
         if i.startswith(prefix) and (matches_type is None or matches_type(t))
     ]
     if not found:
+        if not type_part:  # `Bad`, `Face`: type names that look like hex
+            return _resolve_type(workdir, spec, locks)
         raise CliError(f"no job matches {spec!r} in {workdir}", EXIT_USAGE)
     if len(found) > 1:
         shown = ", ".join(f"{t}/{i[:12]}" for t, i, _ in sorted(found)[:5])
@@ -291,6 +306,30 @@ def resolve(workdir: Path, spec: str, locks: Locks | None = None) -> JobEntry:
         raise CliError(
             f"job ID {spec!r} is ambiguous: it matches {len(found)} jobs ({shown}{more}); "
             "give more characters",
+            EXIT_USAGE,
+        )
+    type_name, ident, path = found[0]
+    entry = read_job(type_name, ident, path, locks or Locks())
+    if entry is None:
+        raise CliError(f"job {type_name}/{ident[:12]} was removed while being read")
+    return entry
+
+
+def _resolve_type(workdir: Path, name: str, locks: Locks | None) -> JobEntry:
+    matches = type_matcher(name)
+    found = sorted((t, i, p) for t, i, p in _job_dirs(workdir) if matches(t))
+    if not found:
+        raise CliError(
+            f"no job matches {name!r} in {workdir}: give an identifier (or a prefix of one), "
+            "TYPE/PREFIX, or the name of a type that has jobs",
+            EXIT_USAGE,
+        )
+    if len(found) > 1:
+        shown = ", ".join(f"{t}/{i[:12]}" for t, i, _ in found[:5])
+        more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+        raise CliError(
+            f"{name!r} is a type with {len(found)} jobs ({shown}{more}); name one as "
+            f"TYPE/PREFIX, or list them with `legato jobs ls --name {name}`",
             EXIT_USAGE,
         )
     type_name, ident, path = found[0]
@@ -366,8 +405,9 @@ def list_experiments(workdir: Path) -> list[ExperimentEntry]:
     return out
 
 
-def experiment_jobs(workdir: Path, name: str) -> list[tuple[str, str]]:
-    """(type, identifier) of each job the experiment submitted, once each, in order."""
+def experiment_jobs(workdir: Path, name: str, runs: int = 1) -> list[tuple[str, str]]:
+    """(type, identifier) of each job the experiment's latest run (or `runs` latest runs)
+    submitted, once each, in order."""
     path = experiment_dir(workdir, name) / JOBS_LIST
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -378,7 +418,7 @@ def experiment_jobs(workdir: Path, name: str) -> list[tuple[str, str]]:
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror}") from None
     jobs: dict[tuple[str, str], None] = {}
-    for line in text.splitlines():
+    for line in (line for run in runs_of(text)[-runs:] for line in run):
         type_name, _, ident = line.strip().rpartition("/")
         if type_name and _IDENTIFIER.fullmatch(ident):  # a line being appended is skipped
             jobs[(type_name, ident)] = None
@@ -386,8 +426,10 @@ def experiment_jobs(workdir: Path, name: str) -> list[tuple[str, str]]:
 
 
 def referenced_jobs(workdir: Path) -> set[tuple[str, str]]:
-    """Every job some experiment's jobs.txt names."""
+    """Every job that the latest run of some experiment submitted; for an experiment that
+    runs now, the run before it too (the one in progress may not have submitted all yet)."""
     refs: set[tuple[str, str]] = set()
     for xp in list_experiments(workdir):
-        refs.update(experiment_jobs(workdir, xp.name))
+        runs = 1 if xp.status in ("done", "failed", "cancelled") else 2
+        refs.update(experiment_jobs(workdir, xp.name, runs))
     return refs
