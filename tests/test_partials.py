@@ -122,7 +122,8 @@ async def test_a_waiting_job_holds_no_slot(tmp_path: Path) -> None:
         await second.submit()
         unrelated = Step(name="unrelated", log=str(log))
         await unrelated.submit()
-        await poll(lambda: unrelated.__job__.state.final)
+        # the unrelated job may end before the first one's process has logged its start
+        await poll(lambda: unrelated.__job__.state.final and bool(runs(log)))
         assert unrelated.__job__.state is JobState.DONE
         assert second.__job__.state is JobState.READY
         assert runs(log) == [("start", 10)]
