@@ -15,6 +15,8 @@ from ._errors import (
     LegatoError,
     NoExperimentError,
     ResourceError,
+    ResultError,
+    ShippingError,
     ValidationError,
 )
 from ._fields import Constant, Meta, Option, Param, field, pathgenerator, tag
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     from ._load import load
     from ._local import LocalLauncher
     from ._progress import progress
+    from ._result import load_result
+    from ._results import JobRecord, Results, results
     from ._slurm import SlurmLauncher
 
 # Heavier parts load on first use, so a job's process (which imports legato) starts fast.
@@ -43,6 +47,10 @@ _LAZY = {
     "LaunchSpec": "_launcher",
     "Launcher": "_launcher",
     "load": "_load",
+    "load_result": "_result",
+    "JobRecord": "_results",
+    "Results": "_results",
+    "results": "_results",
     "LocalLauncher": "_local",
     "progress": "_progress",
     "SlurmLauncher": "_slurm",
@@ -67,6 +75,7 @@ __all__ = [
     "Exit",
     "Experiment",
     "Job",
+    "JobRecord",
     "JobState",
     "LaunchSpec",
     "Launcher",
@@ -83,6 +92,9 @@ __all__ = [
     "Option",
     "Param",
     "ResourceError",
+    "ResultError",
+    "Results",
+    "ShippingError",
     "SlurmLauncher",
     "Task",
     "ValidationError",
@@ -92,8 +104,10 @@ __all__ = [
     "experiment",
     "field",
     "load",
+    "load_result",
     "loads",
     "pathgenerator",
     "progress",
+    "results",
     "tag",
 ]

@@ -17,6 +17,8 @@ __all__ = [
     "LegatoError",
     "NoExperimentError",
     "ResourceError",
+    "ResultError",
+    "ShippingError",
     "ValidationError",
 ]
 
@@ -69,6 +71,19 @@ class ResourceError(LegatoError, ValueError):
 
 class LauncherError(LegatoError, RuntimeError):
     """A launcher cannot work here (e.g. `sbatch` is not on PATH); raised at experiment start."""
+
+
+class ResultError(LegatoError, TypeError):
+    """A job's result cannot be stored or read back: `execute()` returned a value of a
+    type a result cannot hold, or too large a one (the job then fails with this reason),
+    or `load_result()` found the job not DONE or its result file gone."""
+
+
+class ShippingError(LegatoError, TypeError):
+    """At submit: a task's class is defined where its job cannot import it (a notebook,
+    `python -c`, standard input, a function's body) and cannot be shipped with the job,
+    because cloudpickle is not installed or the class refers to something that cannot be
+    pickled."""
 
 
 class JobFailed(LegatoError):
