@@ -96,12 +96,15 @@ class JobRecord:
         """What `execute()` returned, for a DONE job; None otherwise or if it returned
         nothing. Raises `ResultError` when the result file was deleted or is corrupt."""
         if self._result is _MISSING:
-            if self.state != "done":
-                self._result = None
+            entry = self._entry
+            name = entry.result_file
+            if entry.state != "done" or name is None:
+                self._result = None  # not DONE, or its marker names no result
             else:
-                from ._result import load_result
+                from ._result import read_result
 
-                self._result = load_result(self._entry.dir, plain=self._plain)
+                workdir = Path(os.path.dirname(os.path.dirname(os.path.dirname(entry.dir))))
+                self._result = read_result(entry.dir, name, workdir, plain=self._plain)
         return self._result
 
     def __repr__(self) -> str:
