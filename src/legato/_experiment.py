@@ -30,6 +30,7 @@ from ._resources import Grant, ResourcePool
 from ._runner import run_job
 from ._scheduler import Scheduler
 from ._serialize import dumps
+from ._ship import check as ship_check
 from ._task import Task, has_output_config, mark_output
 from ._workdir import DONE, JOBS_LIST, STATE, experiment_dir, job_dir, write_json
 
@@ -129,6 +130,7 @@ class Experiment:
             deps = [_job_of(dep) for dep in dependencies(task)]
         finally:
             current_workdir.reset(token)
+        ship_check(task)  # a class its job cannot import fails here, not in the job
         job = self._jobs.get(identifier)
         path = job.path if job else job_dir(self.workdir, task.__legato_type_name__, identifier)
         _resolve_paths(task, path)
