@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ._launcher import Exit, Launcher, LaunchSpec
     from ._load import load
     from ._local import LocalLauncher
+    from ._notebook import open_experiment
     from ._progress import progress
     from ._result import load_result
     from ._results import JobRecord, Results, results
@@ -52,6 +53,7 @@ _LAZY = {
     "Results": "_results",
     "results": "_results",
     "LocalLauncher": "_local",
+    "open_experiment": "_notebook",
     "progress": "_progress",
     "SlurmLauncher": "_slurm",
 }
@@ -106,6 +108,7 @@ __all__ = [
     "load",
     "load_result",
     "loads",
+    "open_experiment",
     "pathgenerator",
     "progress",
     "results",
