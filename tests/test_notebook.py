@@ -9,7 +9,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+
+import legato
+from legato import ExperimentFailed, JobState, LegatoError, NoExperimentError, experiment
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -132,3 +136,63 @@ def test_the_docs_notebook_runs(tmp_path: Path) -> None:
     images = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
     assert images, "the plot is missing"
     assert len(list((tmp_path / "runs" / "jobs").glob("*/*/done"))) == 15
+
+
+# -- open_experiment() without a kernel: the same event loop, asyncio ------------------
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_open_experiment_submits_until_closed(tmp_path: Path) -> None:
+    from xp_tasks import Step
+
+    log = str(tmp_path / "log")
+    xp = await legato.open_experiment(tmp_path, "open")
+    a = await Step(name="a", log=log).submit()
+    await a.__job__.wait()
+    b = await Step(name="b", log=log).submit()
+    assert [job.task.name for job in xp.jobs] == ["a", "b"]
+    await xp.close()
+    assert b.__job__.state is JobState.DONE
+    with pytest.raises(NoExperimentError):
+        await Step(name="c", log=log).submit()
+    with pytest.raises(LegatoError, match="closed"):
+        await xp.submit(Step(name="c", log=log))
+
+
+@pytest.mark.anyio
+async def test_close_raises_for_failed_jobs_and_cancel_terminates(tmp_path: Path) -> None:
+    from xp_tasks import Step
+
+    log = str(tmp_path / "log")
+    xp = await legato.open_experiment(tmp_path, "failing")
+    await Step(name="bad", log=log, fail="raise").submit()
+    with pytest.raises(ExperimentFailed, match="failed on purpose"):
+        await xp.close()
+
+    xp = await legato.open_experiment(tmp_path, "cancelled", raise_on_failure=False)
+    slow = await Step(name="slow", log=log, gate=str(tmp_path / "never")).submit()
+    with anyio.fail_after(60):
+        while slow.__job__.state is not JobState.RUNNING:
+            await anyio.sleep(0.01)
+    await xp.close(cancel=True)
+    assert slow.__job__.state is JobState.CANCELLED
+
+
+@pytest.mark.anyio
+async def test_close_is_for_open_experiment_only(tmp_path: Path) -> None:
+    async with experiment(tmp_path, "block") as xp:
+        with pytest.raises(LegatoError, match="closes when its block ends"):
+            await xp.close()
+
+
+def test_open_experiment_needs_asyncio(tmp_path: Path) -> None:
+    async def main() -> None:
+        await legato.open_experiment(tmp_path, "trio")
+
+    with pytest.raises(LegatoError, match="asyncio event loop"):
+        anyio.run(main, backend="trio")
