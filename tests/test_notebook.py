@@ -138,6 +138,18 @@ def test_the_docs_notebook_runs(tmp_path: Path) -> None:
     assert len(list((tmp_path / "runs" / "jobs").glob("*/*/done"))) == 15
 
 
+def test_the_how_to_shows_the_notebook_code() -> None:
+    import re
+
+    page = (DOCS_NOTEBOOK.parent.parent / "how-to" / "notebook.md").read_text()
+    nb = nbformat.read(DOCS_NOTEBOOK, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    blocks = re.findall(r"^```python\n(.*?)^```", page, flags=re.M | re.S)
+    assert len(blocks) >= 6
+    for block in blocks:
+        assert block.strip() in code, f"notebook.md shows code the notebook lacks:\n{block}"
+
+
 # -- open_experiment() without a kernel: the same event loop, asyncio ------------------
 
 
