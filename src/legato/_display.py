@@ -48,9 +48,9 @@ def _in_jupyter() -> bool:
     """In a Jupyter kernel (IPython's ZMQ shell), where a cell's output is HTML."""
     if "ipykernel" not in sys.modules:
         return False
-    from rich.console import _is_jupyter
+    from rich.console import Console
 
-    return _is_jupyter()
+    return Console().is_jupyter
 
 
 async def _plain(xp: Experiment) -> None:

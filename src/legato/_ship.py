@@ -39,7 +39,7 @@ from ._errors import ShippingError
 
 __all__ = ["check", "needs_shipping", "pickled", "unship"]
 
-_needs: dict[type, bool] = {}
+_needs: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
 _pickled: weakref.WeakKeyDictionary[type, bytes] = weakref.WeakKeyDictionary()
 _tokens: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
 _rebuilt: dict[str, type] = {}
