@@ -3,9 +3,9 @@
 Whatever launched it (a local subprocess, a SLURM batch script), it rebuilds the task from
 the params file, runs `execute` with the job directory as working directory and its output
 in the job's log files, and leaves exactly one verdict: the `done` marker, written
-atomically only after `execute` returned (and after its result, if any, was stored), or
-a failure record. Imports are kept to what a
-job needs: every job pays them.
+atomically only after `execute` returned and its result, if any, was stored (see
+`legato._result`), or a failure record. Imports are kept to what a job needs: every job
+pays them.
 """
 
 from __future__ import annotations
