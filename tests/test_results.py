@@ -225,3 +225,24 @@ async def test_jobs_ls_csv_has_the_same_columns(tmp_path: Path) -> None:
     failed = next(r for r in everything[1:] if r[2] == "failed")
     assert failed[everything[0].index("score")] == ""
     assert Path(failed[-1]).name == failed[1]
+
+
+async def test_jobs_ls_csv_imports_no_user_code(tmp_path: Path) -> None:
+    async with experiment(tmp_path, "xp"):
+        await Evaluate(lr=tag(0.01), kind="rich").submit()
+        await Evaluate(lr=tag(0.02), kind="struct").submit()
+    from cli_support import cli
+
+    # The command's interpreter cannot import results_tasks (tests/ is not on its path):
+    # configurations and Structs come out as JSON objects, enums as their names.
+    out = cli("jobs", "ls", "--csv", workdir=tmp_path)
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    rich = next(r for r in rows if r["lr"] == "0.01")
+    assert json.loads(rich["model"]) == {"__type__": "results_tasks.Model", "hidden": 8}
+    assert rich["colour"] == "Colour.RED"
+    assert rich["weights"].endswith("weights.bin")
+    assert json.loads(rich["shape"]) == [2, 3]
+    struct = next(r for r in rows if r["lr"] == "0.02")
+    assert float(struct["score"]) == pytest.approx(0.9)
+    assert json.loads(struct["notes"]) == ["ok"]

@@ -139,7 +139,7 @@ class Results(list[JobRecord]):
 def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
     if isinstance(value, msgspec.Struct) and not hasattr(value, "__legato_type_name__"):
         value = msgspec.structs.asdict(value)
-    if isinstance(value, dict) and value:
+    if isinstance(value, dict) and value and "__type__" not in value:  # not a config
         for key, item in value.items():
             _flatten(item, f"{prefix}.{key}" if prefix else str(key), out)
     else:
