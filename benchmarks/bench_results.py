@@ -8,6 +8,10 @@ The workdir is fake but valid: real params files written by `legato.dumps` (two 
 three scores, one nested), and an experiment listing every job. Each run reads the
 workdir afresh: every job's marker, params and result. Target: under 2 s for 10,000 jobs
 (pandas' own work included), on the shared 2-core machine of the project's CI.
+
+Measured 2026-12-01 on that machine while other test suites ran (load average 7-9 on
+2 cores): results() and every result 1.20 s, to_pandas() 2.35 s (235 us a job), median
+of 5; single runs between 1.4 and 2.1 s.
 """
 
 from __future__ import annotations

@@ -34,11 +34,12 @@ _MISSING: Any = object()
 class JobRecord:
     """One job of a workdir as `legato.results()` finds it; read it, never build it."""
 
-    __slots__ = ("_config", "_entry", "_plain", "_result")
+    __slots__ = ("_config", "_entry", "_plain", "_result", "_workdir")
 
-    def __init__(self, entry: Any, plain: bool = False) -> None:
+    def __init__(self, entry: Any, plain: bool = False, workdir: Path | None = None) -> None:
         self._entry = entry  # a legato._cli._scan.JobEntry
         self._plain = plain  # results without importing classes (the command line)
+        self._workdir = workdir  # the one the job directory lies in, when known
         self._config: Any = _MISSING
         self._result: Any = _MISSING
 
@@ -103,7 +104,9 @@ class JobRecord:
             else:
                 from ._result import read_result
 
-                workdir = Path(os.path.dirname(os.path.dirname(os.path.dirname(entry.dir))))
+                workdir = self._workdir
+                if workdir is None:
+                    workdir = Path(os.path.dirname(os.path.dirname(os.path.dirname(entry.dir))))
                 self._result = read_result(entry.dir, name, workdir, plain=self._plain)
         return self._result
 
@@ -183,7 +186,7 @@ def columns(records: Iterable[JobRecord]) -> tuple[list[str], list[list[Any]]]:
         row: list[Any] = [record.type, record.identifier, record.state]
         row += [tags.get(n) for n in tag_names]
         row += [values.get(n) for n in result_names]
-        row += [record.duration, str(record.path)]
+        row += [record.duration, record._entry.dir]
         rows.append(row)
     return names, rows
 
@@ -239,7 +242,9 @@ def results(
         entries = scan_jobs(root, type_filter=type_filter, only=only, locks=Locks())
     except CliError as exc:
         raise LegatoError(str(exc)) from None
-    found = Results(JobRecord(e) for e in entries if wanted is None or e.state in wanted)
+    found = Results(
+        JobRecord(e, workdir=root) for e in entries if wanted is None or e.state in wanted
+    )
     found.sort(key=_sort_key)
     return found
 

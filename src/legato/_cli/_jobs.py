@@ -183,7 +183,7 @@ def ls(
         entries = [e for e in entries if all(_tag_matches(e.tags(), k, v) for k, v in filters)]
     entries.sort(key=_sort_key)
     if as_csv:
-        _write_csv(entries)
+        _write_csv(entries, workdir)
     elif as_json:
         encode = msgspec.json.Encoder(enc_hook=str).encode
         sys.stdout.buffer.write(b"".join(encode(job_json(e)) + b"\n" for e in entries))
@@ -216,12 +216,12 @@ def _csv_cell(value: Any) -> Any:
     return tag_text(msgspec.to_builtins(value, enc_hook=str, str_keys=True))
 
 
-def _write_csv(entries: list[JobEntry]) -> None:
+def _write_csv(entries: list[JobEntry], workdir: Path) -> None:
     import csv
 
     from .._results import JobRecord, columns
 
-    names, rows = columns(JobRecord(e, plain=True) for e in entries)
+    names, rows = columns(JobRecord(e, plain=True, workdir=workdir) for e in entries)
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(names)
     writer.writerows([_csv_cell(v) for v in row] for row in rows)
