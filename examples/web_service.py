@@ -19,12 +19,11 @@ import math
 import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import anyio
 
-from legato import Experiment, JobState, Param, Task, experiment, pathgenerator, progress
+from legato import Experiment, JobState, Param, Task, experiment, progress
 
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -39,9 +38,8 @@ class CountPrimes(Task, name="examples.CountPrimes"):
     """Count the primes below `limit`, slowly enough to watch its progress."""
 
     limit: Param[int]
-    result: Annotated[Path, pathgenerator("result.json")]
 
-    def execute(self) -> None:
+    def execute(self) -> dict[str, int]:
         count = 0
         step = max(self.limit // 100, 1)
         for n in range(2, self.limit):
@@ -50,7 +48,7 @@ class CountPrimes(Task, name="examples.CountPrimes"):
             if n % step == 0:
                 progress(n / self.limit, f"{count} primes below {n}")
         progress(1.0, f"{count} primes below {self.limit}")
-        self.result.write_text(json.dumps({"limit": self.limit, "primes": count}))
+        return {"limit": self.limit, "primes": count}  # the job's result
 
 
 class JobService:
@@ -152,7 +150,7 @@ async def view(task: CountPrimes) -> Message:
         "desc": job.progress_desc,
     }
     if job.state is JobState.DONE:
-        out["result"] = json.loads(await anyio.Path(task.result).read_text())
+        out["result"] = await job.result()
     elif job.failure_reason is not None:
         out["error"] = job.failure_reason
     return out

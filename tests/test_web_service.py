@@ -14,6 +14,8 @@ from typing import Any
 import anyio
 import pytest
 
+import legato
+
 pytestmark = pytest.mark.anyio
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -119,7 +121,7 @@ async def test_a_job_launched_through_the_app_reaches_done(
         assert (status, again["id"], again["state"]) == (202, ident, "done")
     job_dir = tmp_path / "jobs" / "examples.CountPrimes" / ident
     assert (job_dir / "done").exists()
-    assert json.loads((job_dir / "result.json").read_text())["primes"] == 669
+    assert legato.load_result(job_dir) == {"limit": 5000, "primes": 669}
 
 
 async def test_a_finished_job_is_found_on_disk_after_a_restart(

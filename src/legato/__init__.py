@@ -15,6 +15,8 @@ from ._errors import (
     LegatoError,
     NoExperimentError,
     ResourceError,
+    ResultError,
+    ShippingError,
     ValidationError,
     WorkdirError,
 )
@@ -30,7 +32,10 @@ if TYPE_CHECKING:
     from ._launcher import Exit, Launcher, LaunchSpec
     from ._load import load
     from ._local import LocalLauncher
+    from ._notebook import open_experiment
     from ._progress import progress
+    from ._result import load_result
+    from ._results import JobRecord, Results, results
     from ._slurm import SlurmLauncher
 
 # Heavier parts load on first use, so a job's process (which imports legato) starts fast.
@@ -44,7 +49,12 @@ _LAZY = {
     "LaunchSpec": "_launcher",
     "Launcher": "_launcher",
     "load": "_load",
+    "load_result": "_result",
+    "JobRecord": "_results",
+    "Results": "_results",
+    "results": "_results",
     "LocalLauncher": "_local",
+    "open_experiment": "_notebook",
     "progress": "_progress",
     "SlurmLauncher": "_slurm",
 }
@@ -68,6 +78,7 @@ __all__ = [
     "Exit",
     "Experiment",
     "Job",
+    "JobRecord",
     "JobState",
     "LaunchSpec",
     "Launcher",
@@ -84,6 +95,9 @@ __all__ = [
     "Option",
     "Param",
     "ResourceError",
+    "ResultError",
+    "Results",
+    "ShippingError",
     "SlurmLauncher",
     "SubParam",
     "Task",
@@ -95,8 +109,11 @@ __all__ = [
     "experiment",
     "field",
     "load",
+    "load_result",
     "loads",
+    "open_experiment",
     "pathgenerator",
     "progress",
+    "results",
     "tag",
 ]

@@ -1,5 +1,5 @@
-"""Following an experiment: a live rich display on a terminal, log lines elsewhere, and
-the experiment's state.json kept fresh for `legato status`."""
+"""Following an experiment: a live rich display on a terminal or in a Jupyter notebook,
+log lines elsewhere, and the experiment's state.json kept fresh for `legato status`."""
 
 from __future__ import annotations
 
@@ -35,10 +35,22 @@ def summary(xp: Experiment) -> str:
 
 async def follow(xp: Experiment) -> None:
     """Runs for the experiment's life in its task group; cancelled when it closes."""
-    if sys.stdout.isatty() and os.environ.get("LEGATO_DISPLAY", "1") != "0":
+    shown = os.environ.get("LEGATO_DISPLAY", "1") != "0"
+    if shown and _in_jupyter():
+        await _notebook(xp)
+    elif shown and sys.stdout.isatty():
         await _live(xp)
     else:
         await _plain(xp)
+
+
+def _in_jupyter() -> bool:
+    """In a Jupyter kernel (IPython's ZMQ shell), where a cell's output is HTML."""
+    if "ipykernel" not in sys.modules:
+        return False
+    from rich.console import Console
+
+    return Console().is_jupyter
 
 
 async def _plain(xp: Experiment) -> None:
@@ -95,3 +107,45 @@ async def _live(xp: Experiment) -> None:
                     await xp._write_state("running")
         finally:
             live.update(_render(xp), refresh=True)  # leave the final counts on screen
+
+
+class _Snapshot:
+    """The live view as a notebook shows it: rich's rendering, as HTML and as text."""
+
+    def __init__(self, renderable: Any) -> None:
+        import io
+
+        from rich.console import Console
+
+        console = Console(
+            file=io.StringIO(), record=True, width=100, force_jupyter=False, color_system="standard"
+        )
+        console.print(renderable)
+        self.text = console.export_text(clear=False)
+        self.html = console.export_html(
+            inline_styles=True,
+            code_format='<pre style="white-space: pre; font-family: monospace">{code}</pre>',
+        )
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, str]:
+        return {"text/plain": self.text, "text/html": self.html}
+
+
+async def _notebook(xp: Experiment) -> None:
+    """In the cell that opened the experiment: one output, updated in place (no widget
+    library and no thread, unlike rich's `Live`, which needs ipywidgets there)."""
+    import importlib
+
+    display: Any = importlib.import_module("IPython.display").display
+    handle = display(_Snapshot(_render(xp)), display_id=True)
+    last_state = time.monotonic()
+    try:
+        while True:
+            await anyio.sleep(0.5)
+            handle.update(_Snapshot(_render(xp)))
+            now = time.monotonic()
+            if now - last_state >= _STATE_INTERVAL:
+                last_state = now
+                await xp._write_state("running")
+    finally:
+        handle.update(_Snapshot(_render(xp)))  # leave the final counts in the cell

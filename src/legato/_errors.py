@@ -17,6 +17,8 @@ __all__ = [
     "LegatoError",
     "NoExperimentError",
     "ResourceError",
+    "ResultError",
+    "ShippingError",
     "ValidationError",
     "WorkdirError",
 ]
@@ -77,6 +79,19 @@ class WorkdirError(LegatoError, OSError):
 
     Reading finished work never needs to write: an experiment whose jobs are all done, and
     `@cache` hits, work on a read-only workdir. The message names the file or directory."""
+
+
+class ResultError(LegatoError, TypeError):
+    """A job's result cannot be stored or read back: `execute()` returned a value of a
+    type a result cannot hold, or too large a one (the job then fails with this reason),
+    or `load_result()` found the job not DONE or its result file gone."""
+
+
+class ShippingError(LegatoError, TypeError):
+    """At submit: a task's class is defined where its job cannot import it (a notebook,
+    `python -c`, standard input, a function's body) and cannot be shipped with the job,
+    because cloudpickle is not installed or the class refers to something that cannot be
+    pickled."""
 
 
 class JobFailed(LegatoError):

@@ -10,7 +10,7 @@ import socket
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from ._resources import Grant, ResourcePool
 from ._runner import record_unrun, run_job
 from ._scheduler import Scheduler
 from ._serialize import dumps
+from ._ship import check as ship_check
 from ._task import Task, has_output_config, mark_output
 from ._workdir import (
     DONE,
@@ -57,9 +58,18 @@ _current: contextvars.ContextVar[Experiment | None] = contextvars.ContextVar(
 )
 
 
+opened: list[Experiment] = []
+"""Experiments of `open_experiment()` still open, latest last: what `submit()` uses
+outside any `async with experiment()` block (a notebook cell runs in a task of its own,
+so no context variable set in one cell reaches the next)."""
+
+
 def current_experiment() -> Experiment:
-    """The innermost experiment open in this task, or `NoExperimentError`."""
+    """The innermost experiment open in this task, else the latest of
+    `open_experiment()` still open; or `NoExperimentError`."""
     xp = _current.get()
+    if xp is None and opened:
+        xp = opened[-1]
     if xp is None:
         raise NoExperimentError(
             "submit() needs an open experiment: use `async with experiment(workdir, name):`"
@@ -113,6 +123,7 @@ class Experiment:
         self.started = time.time()
         """When the experiment was opened (seconds since the epoch)."""
         self._job_env = _job_env(workdir, name)
+        self._closer: Callable[[bool], Awaitable[None]] | None = None  # open_experiment's
 
     @property
     def jobs(self) -> list[Job]:
@@ -156,6 +167,7 @@ class Experiment:
             deps = [self._latest(_job_of(dep)) for dep in dependencies(task)]
         finally:
             current_workdir.reset(token)
+        ship_check(task)  # a class its job cannot import fails here, not in the job
         job = self._jobs.get(identifier)
         # A job that ended otherwise than DONE runs again; one that waits or runs is the
         # same job; a DONE one too, unless its directory was removed since (`legato jobs
@@ -360,6 +372,22 @@ class Experiment:
                 self._log.info("%s: %s; the experiment's record is not kept", self.path, exc)
 
         await anyio.to_thread.run_sync(write)
+
+    async def close(self, *, cancel: bool = False) -> None:
+        """End an experiment that `legato.open_experiment()` opened, as leaving an
+        `async with experiment(...)` block would: wait for every job (or, with `cancel`,
+        terminate the running ones), then raise `ExperimentFailed` if jobs failed.
+
+        Raises:
+            LegatoError: For an experiment of `async with experiment(...)`: its block
+                closes it.
+        """
+        if self._closer is None:
+            raise LegatoError(
+                f"experiment {self.name!r} was opened by `async with experiment(...)`: "
+                "it closes when its block ends"
+            )
+        await self._closer(cancel)
 
     def __repr__(self) -> str:
         return f"<Experiment {self.name!r} at {self.workdir} ({len(self._jobs)} jobs)>"

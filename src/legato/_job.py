@@ -187,5 +187,20 @@ class Job:
             raise JobFailed(self)
         return self
 
+    async def result(self) -> Any:
+        """What the job's `execute()` returned (None if it returned nothing), once DONE.
+
+        Waits for the job like `wait()`; the value is read from the job directory (see
+        `legato.load_result`), so a job found DONE from an earlier run has its result too.
+
+        Raises:
+            JobFailed: When the job ends in a state other than DONE.
+            ResultError: When its result file was deleted or is corrupt.
+        """
+        await self.wait()
+        from ._result import load_result
+
+        return await anyio.to_thread.run_sync(load_result, self.path)
+
     def __repr__(self) -> str:
         return f"<Job {self.type_name}/{self.identifier[:12]} {self.state.name}>"

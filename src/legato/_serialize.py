@@ -4,7 +4,9 @@ A msgpack map holding every configuration reachable from the root once (shared o
 stay shared), each with its class's module and qualname, its field values (identity and
 Meta alike), its tags, resolved path generators and, for outputs of submitted tasks, the
 producing task. Classes defined in a script run as `__main__` also record the script's
-file, so a job process can import it under its module name.
+file, so a job process can import it under its module name; classes that no file
+defines (a notebook's, `python -c`'s, a function's) travel pickled by value
+(`legato._ship`).
 
 Paths inside the workdir are written relative to it, and rebuilt under the workdir of the
 reader (the one a job directory lies in, for `load`): a workdir moved or mounted elsewhere
@@ -19,7 +21,7 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from pathlib import Path, PurePath
 from typing import Any, TypeVar
 
@@ -30,6 +32,7 @@ from ._config import ConfigBase, main_module_name, module_name, registry
 from ._errors import DeserializationError, ValidationError
 from ._fields import FieldKind
 from ._identity import current_workdir
+from ._ship import needs_shipping, pickled, unship
 
 __all__ = ["FORMAT_VERSION", "dumps", "loads", "resolve_class"]
 
@@ -80,6 +83,7 @@ def _active_workdir() -> Path | None:
 class _Dumper:
     def __init__(self, workdir: Path | None) -> None:
         self.objects: list[dict[str, Any]] = []
+        self.classes: dict[str, bytes] = {}  # shipped by value: "module:qualname" -> pickle
         self.index: dict[int, int] = {}
         self.workdir = workdir
         # Where paths are "/"-separated, a path under the workdir is its string past this
@@ -103,6 +107,12 @@ class _Dumper:
                 pass
         return ["P", str(value)]
 
+    def ship(self, cls: type, module: str) -> None:
+        """Carry `cls`, which a job cannot import, by value (see `legato._ship`)."""
+        key = f"{module}:{cls.__qualname__}"
+        if key not in self.classes:
+            self.classes[key] = pickled(cls)
+
     def config(self, config: ConfigBase) -> int:
         """The index of `config`'s record, written with those of every configuration it
         refers to (each once, depth first)."""
@@ -125,6 +135,8 @@ class _Dumper:
             main_file = getattr(sys.modules.get("__main__"), "__file__", None)
             if main_file:
                 record["file"] = str(Path(main_file).resolve())
+        if needs_shipping(cls):
+            self.ship(cls, record["module"])
         fields: dict[str, Any] = {}
         paths: dict[str, list[str]] = {}
         for name, kind, *_ in plan.checks:
@@ -176,6 +188,8 @@ class _Dumper:
             return out
         if isinstance(value, enum.Enum):
             cls = type(value)
+            if needs_shipping(cls):
+                self.ship(cls, module_name(cls))
             return ["E", module_name(cls), cls.__qualname__, value.name]
         if isinstance(value, PurePath):
             return self.path(value)
@@ -205,6 +219,8 @@ def dumps(config: ConfigBase) -> bytes:
     doc: dict[str, Any] = {"version": FORMAT_VERSION, "root": root, "objects": dumper.objects}
     if workdir is not None:
         doc["workdir"] = str(workdir)
+    if dumper.classes:
+        doc["classes"] = dumper.classes
     return _encoder.encode(doc)
 
 
@@ -224,8 +240,14 @@ def _import_script(module: str, file: str) -> None:
         raise
 
 
-def resolve_class(module: str, qualname: str, file: str | None = None) -> Any:
-    """The class for a recorded (module, qualname), importing its module if needed."""
+def resolve_class(
+    module: str,
+    qualname: str,
+    file: str | None = None,
+    shipped: Mapping[str, bytes] | None = None,
+) -> Any:
+    """The class for a recorded (module, qualname): one of this process, one `shipped`
+    by value with the params (see `legato._ship`), or one of its module, imported."""
     cls: Any = registry.get((module, qualname))
     if cls is not None:
         return cls
@@ -234,6 +256,9 @@ def resolve_class(module: str, qualname: str, file: str | None = None) -> Any:
         cls = _getattr_path(main, qualname)
         if cls is not None:
             return cls
+    data = shipped.get(f"{module}:{qualname}") if shipped else None
+    if data is not None:
+        return unship(module, qualname, data)
     try:
         mod = importlib.import_module(module)
     except ImportError as exc:
@@ -258,7 +283,13 @@ def _getattr_path(obj: Any, qualname: str) -> Any:
 
 
 class _Loader:
-    def __init__(self, objects: list[dict[str, Any]], workdir: Path | None) -> None:
+    def __init__(
+        self,
+        objects: list[dict[str, Any]],
+        workdir: Path | None,
+        shipped: Mapping[str, bytes] | None = None,
+    ) -> None:
+        self.shipped = shipped
         self.objects = objects
         self.built: dict[int, ConfigBase] = {}
         self.building: set[int] = set()
@@ -284,7 +315,7 @@ class _Loader:
             raise DeserializationError(f"corrupt params file: object {idx} refers to itself")
         self.building.add(idx)
         record = self.objects[idx]
-        cls = resolve_class(record["module"], record["qualname"], record.get("file"))
+        cls = resolve_class(record["module"], record["qualname"], record.get("file"), self.shipped)
         if not (isinstance(cls, type) and issubclass(cls, ConfigBase)):
             raise DeserializationError(f"{record['module']}.{record['qualname']} is not a Config")
         fields = {}
@@ -336,7 +367,7 @@ class _Loader:
         if kind == "I":
             return int(rest[0])
         if kind == "E":
-            cls = resolve_class(rest[0], rest[1])
+            cls = resolve_class(rest[0], rest[1], None, self.shipped)
             return cls[rest[2]]
         if kind == "P":
             return Path(rest[0])
@@ -382,7 +413,7 @@ def loads(data: bytes) -> Any:
     try:
         recorded = doc.get("workdir")
         workdir = _active_workdir() or (Path(recorded) if recorded else None)
-        return _Loader(objects, workdir).config(root)
+        return _Loader(objects, workdir, doc.get("classes")).config(root)
     except DeserializationError:
         raise
     except (KeyError, IndexError, TypeError, ValueError) as exc:

@@ -7,7 +7,10 @@
                      job's process, so a job never runs twice at the same time
     state.json       who runs it: {"pid", "host", "launcher", "started", "experiment", ...}
     done             written atomically by the job process after `execute` returned: the only
-                     proof of DONE (its content: {"ended": <unix time>, "duration": <s>})
+                     proof of DONE (its content: {"ended": <unix time>, "duration": <s>},
+                     and "result": "result.msgpack" when `execute` returned a value)
+    result.msgpack   what `execute` returned, when not None (`legato._result`): written
+                     whole and durably before `done`, which names it
     failed.json      failure record: {"state": "failed"|"cancelled"|"dependency_failed",
                      "reason", "exit_code", "signal", "traceback", "ended"}; any content, or
                      none, means not done. "reason" is at most REASON_MAX characters and
@@ -46,6 +49,15 @@
 Every file but the logs and `jobs.txt` is written whole to a temporary name and renamed,
 so a reader sees the old content or the new, never a part. A `done` file is trusted only
 by its existence: it is renamed into place after its content is complete.
+
+A result is committed by the `done` marker that names it. The job's process writes
+`result.msgpack` first, then `done` with `"result": "result.msgpack"`, so a job is never
+DONE without its result. A `result.msgpack` without a `done`, or beside a `done` that does
+not name it, is left over from a run that died before its marker, or from an earlier run
+that returned something where this one returned None: it is never read, and the next run
+overwrites it. A `done` that names a missing result file means the file was deleted by
+hand: the job stays DONE (nothing reruns it behind the user's back), and `load_result`
+says which file is gone.
 """
 
 from __future__ import annotations
@@ -69,6 +81,7 @@ __all__ = [
     "REASON_MAX",
     "RUNS_KEPT",
     "RUN_HEADER",
+    "RESULT",
     "STATE",
     "STDERR",
     "STDOUT",
@@ -99,6 +112,7 @@ DONE = "done"
 FAILED = "failed.json"
 PROGRESS = "progress.json"
 CANCEL = "cancel"
+RESULT = "result.msgpack"
 STDOUT = "stdout.log"
 STDERR = "stderr.log"
 SLURM_OUT = "slurm.out"

@@ -3,8 +3,9 @@
 Whatever launched it (a local subprocess, a SLURM batch script), it rebuilds the task from
 the params file, runs `execute` with the job directory as working directory and its output
 in the job's log files, and leaves exactly one verdict: the `done` marker, written
-atomically only after `execute` returned, or a failure record. Imports are kept to what a
-job needs: every job pays them.
+atomically only after `execute` returned and its result, if any, was stored (see
+`legato._result`), or a failure record. Imports are kept to what a job needs: every job
+pays them.
 """
 
 from __future__ import annotations
@@ -149,6 +150,7 @@ def _run_state(job_dir: Path) -> dict[str, Any] | None:
 def run(job_dir: Path) -> int:
     """Run the job; return the process exit status."""
     started = time.time()
+    stored: str | None = None
     try:
         _die_with_parent()
         from ._serialize import loads
@@ -162,7 +164,11 @@ def run(job_dir: Path) -> int:
             async def _await() -> Any:
                 return await result
 
-            asyncio.run(_await())
+            result = asyncio.run(_await())
+        if result is not None:  # before `done`, which names it: never DONE without it
+            from ._result import store_result
+
+            stored = store_result(job_dir, result)
     except BaseException as exc:
         import traceback
 
@@ -192,7 +198,10 @@ def run(job_dir: Path) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     ended = time.time()
-    write_json(job_dir / DONE, {"ended": ended, "duration": ended - started})
+    marker: dict[str, Any] = {"ended": ended, "duration": ended - started}
+    if stored is not None:
+        marker["result"] = stored
+    write_json(job_dir / DONE, marker)
     return 0
 
 

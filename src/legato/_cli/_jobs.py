@@ -161,6 +161,14 @@ def ls(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    as_csv: Annotated[
+        bool,
+        typer.Option(
+            "--csv",
+            help="CSV with a header: type, id, state, one column per tag and per result, "
+            "duration, path (the columns of legato.results().to_pandas()).",
+        ),
+    ] = False,
 ) -> None:
     """List jobs: type, short ID, state, tags, start and duration."""
     workdir = open_workdir(ctx.obj)
@@ -177,7 +185,9 @@ def ls(
     if filters:
         entries = [e for e in entries if all(_tag_matches(e.tags(), k, v) for k, v in filters)]
     entries.sort(key=_sort_key)
-    if as_json:
+    if as_csv:
+        _write_csv(entries, workdir)
+    elif as_json:
         encode = msgspec.json.Encoder(enc_hook=str).encode
         sys.stdout.buffer.write(b"".join(encode(job_json(e)) + b"\n" for e in entries))
         sys.stdout.flush()
@@ -199,6 +209,26 @@ def ls(
         else:
             sys.stderr.write("no jobs\n")
     _warn_params(entries)
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (str, int, float)):
+        return value
+    return tag_text(msgspec.to_builtins(value, enc_hook=str, str_keys=True))
+
+
+def _write_csv(entries: list[JobEntry], workdir: Path) -> None:
+    import csv
+
+    from .._results import JobRecord, columns
+
+    names, rows = columns(JobRecord(e, plain=True, workdir=workdir) for e in entries)
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(names)
+    writer.writerows([_csv_cell(v) for v in row] for row in rows)
+    sys.stdout.flush()
 
 
 # -- jobs show ------------------------------------------------------------------------

@@ -121,6 +121,8 @@ class JobEntry:
     """The live local process, for RUNNING jobs whose process this machine can see."""
     record: dict[str, Any] | None = field(default=None, repr=False)
     """failed.json, for a job that ended without DONE."""
+    result_file: str | None = None
+    """The result file a DONE job's marker names (see `legato._result`), if any."""
     _info: dict[str, Any] | None = field(default=None, repr=False)
     _params: Params | None = field(default=None, repr=False)
     _params_error: ParamsError | None = field(default=None, repr=False)
@@ -207,6 +209,8 @@ def read_job(type_name: str, identifier: str, path: str, locks: Locks) -> JobEnt
             record = None  # the marker counts by its existence alone
         if isinstance(record, dict):
             entry.ended = _number(record.get("ended"))
+            result = record.get("result")
+            entry.result_file = result if isinstance(result, str) else None
             duration = _number(record.get("duration"))
             if entry.ended is not None and duration is not None:
                 entry.started = entry.ended - duration
