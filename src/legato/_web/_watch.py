@@ -1,0 +1,87 @@
+"""Keeping the index fresh while someone watches, and telling the watchers what changed.
+
+Nobody watching, nothing is read: pages and API calls refresh the index on demand. While
+a page holds an event stream open, one task re-reads the workdir every second, backing off
+to every few seconds once nothing has changed for a while, so a finished sweep left open in
+a browser tab costs next to nothing. No inotify: it does not see changes made on other
+machines of a cluster's shared file system, which is where SLURM jobs write.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import AsyncGenerator
+
+import anyio
+
+from ._index import Index
+
+__all__ = ["Watcher"]
+
+_HISTORY = 64
+_MAX_NAMES = 500
+
+
+class Watcher:
+    def __init__(
+        self, index: Index, interval: float = 1.0, idle_interval: float = 5.0, calm: float = 30.0
+    ) -> None:
+        self.index = index
+        self.interval = interval
+        self.idle_interval = idle_interval
+        self.calm = calm
+        """Seconds without a change after which polls slow down."""
+        self.watchers = 0
+        self._wanted = anyio.Event()
+        self._changed = anyio.Event()
+        self._history: deque[tuple[int, set[str]]] = deque(maxlen=_HISTORY)
+        self._lock = anyio.Lock()
+        self._last_change = time.monotonic()
+
+    async def refresh(self, max_age: float = 0.0) -> None:
+        """Re-read the workdir unless it was read less than `max_age` seconds ago."""
+        async with self._lock:
+            if self.index.refreshed and time.monotonic() - self.index.refreshed < max_age:
+                return
+            changed = await anyio.to_thread.run_sync(self.index.refresh)
+        self.publish(changed)
+
+    def publish(self, changed: set[str]) -> None:
+        if not changed:
+            return
+        self._last_change = time.monotonic()
+        self._history.append((self.index.version, changed))
+        event, self._changed = self._changed, anyio.Event()
+        event.set()
+
+    async def run(self) -> None:
+        """Poll while somebody watches; forever (cancel it to stop)."""
+        while True:
+            if not self.watchers:
+                await self._wanted.wait()
+                self._wanted = anyio.Event()
+                continue
+            await self.refresh()
+            quiet = time.monotonic() - self._last_change > self.calm
+            await anyio.sleep(self.idle_interval if quiet else self.interval)
+
+    async def changes(self) -> AsyncGenerator[tuple[int, list[str] | None], None]:
+        """(version, names of the jobs that changed, or None for "many") at each change,
+        while the caller iterates; counts the caller as a watcher meanwhile."""
+        self.watchers += 1
+        self._wanted.set()
+        seen = self.index.version
+        try:
+            while True:
+                if not any(v > seen for v, _ in self._history):
+                    await self._changed.wait()
+                version = self.index.version
+                batches = [names for v, names in self._history if v > seen]
+                oldest = self._history[0][0] if self._history else version
+                names: set[str] = set().union(*batches) if batches else set()
+                many = oldest > seen + 1 or len(names) > _MAX_NAMES
+                seen = version
+                yield version, None if many else sorted(names)
+        finally:
+            self.watchers -= 1
