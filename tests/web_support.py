@@ -34,7 +34,7 @@ TASKS = textwrap.dedent(
 
     class Optimizer(Config):
         name: Param[str] = "adam"
-        betas: Param[list[float]] = [0.9, 0.999]
+        betas: Param[tuple[float, float]] = (0.9, 0.999)
 
 
     class Model(Config):

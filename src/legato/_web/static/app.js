@@ -19,7 +19,13 @@ function el(tag, attrs, ...children) {
     else if (key === "class") node.className = value;
     else node.setAttribute(key, value === true ? "" : value);
   }
-  for (const child of children.flat()) {
+  return fill(node, ...children);
+}
+
+// Replace a node's children; null, undefined and false are skipped, arrays flattened.
+function fill(node, ...children) {
+  node.replaceChildren();
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.append(child instanceof Node ? child : String(child));
   }
@@ -96,7 +102,7 @@ function progressBar(job) {
 }
 
 function showError(where, error) {
-  where.replaceChildren(el("p", { class: "error" }, String(error.message || error)));
+  fill(where, el("p", { class: "error" }, String(error.message || error)));
 }
 
 function debounce(fn, ms) {
@@ -153,10 +159,10 @@ function flash(text, bad) {
   setTimeout(() => note.remove(), 6000);
 }
 
-function actions(job, after) {
+function actions(job, after, here) {
   const box = el("span", { class: "actions" },
-    el("a", { href: jobUrl(job.type, job.id), title: "details and logs" }, "view"));
-  if (job.state === "running" || job.state === "incomplete") {
+    here ? null : el("a", { href: jobUrl(job.type, job.id), title: "details and logs" }, "view"));
+  if (job.state === "running") {
     box.append(el("button", { class: "kill", onclick: () => act("kill", job.type, job.id, after) }, "kill"));
   } else {
     box.append(el("button", { class: "remove", onclick: () => act("remove", job.type, job.id, after) }, "remove"));
@@ -179,13 +185,13 @@ function countsBar(counts, total) {
 }
 
 async function experimentsPage() {
-  MAIN.replaceChildren(el("h1", {}, "Experiments"), el("div", { id: "content" }));
+  fill(MAIN, el("h1", {}, "Experiments"), el("div", { id: "content" }));
   const content = document.getElementById("content");
   const render = async () => {
     let data;
     try { data = await api("/api/experiments"); } catch (error) { return showError(content, error); }
     if (!data.experiments.length) {
-      content.replaceChildren(el("p", { class: "muted" }, "No experiment in this workdir yet."));
+      fill(content, el("p", { class: "muted" }, "No experiment in this workdir yet."));
       return;
     }
     const rows = data.experiments.map((xp) => {
@@ -202,7 +208,7 @@ async function experimentsPage() {
         el("td", {}, el("a", { href: `/experiments/${enc(xp.name)}` }, "jobs"), " · ",
           el("a", { href: `/experiments/${enc(xp.name)}/graph` }, "graph")));
     });
-    content.replaceChildren(el("table", { class: "grid", id: "experiments" },
+    fill(content, el("table", { class: "grid", id: "experiments" },
       el("thead", {}, el("tr", {}, ["Name", "Status", "Jobs", "States", "Started", "Updated", "Host", ""].map((h) => el("th", {}, h)))),
       el("tbody", {}, rows)));
   };
@@ -233,7 +239,7 @@ async function jobsPage() {
   const toolbar = el("div", { class: "toolbar" });
   const table = el("div", { id: "table" });
   const pager = el("div", { class: "pager" });
-  MAIN.replaceChildren(el("h1", {}, title), intro, toolbar, pager, table);
+  fill(MAIN, el("h1", {}, title), intro, toolbar, pager, table);
 
   const stateBox = el("span", { class: "chips", id: "state-filter" });
   const typeSelect = el("select", { id: "type-filter", onchange: () => { view.type = typeSelect.value; view.offset = 0; reload(); } });
@@ -282,13 +288,13 @@ async function jobsPage() {
     let data;
     try { data = await api(`/api/jobs?${query()}`); } catch (error) { return showError(table, error); }
     syncUrl();
-    stateBox.replaceChildren(...STATES.map((s) => el("button", {
+    fill(stateBox, ...STATES.map((s) => el("button", {
       class: `chip s-${s}${view.states.has(s) ? " on" : ""}`, "data-state": s,
       onclick: () => { view.states.has(s) ? view.states.delete(s) : view.states.add(s); view.offset = 0; reload(); },
     }, `${s} ${data.counts[s] || 0}`)));
     const types = ["", ...data.types];
     if (view.type && !types.includes(view.type)) types.push(view.type);
-    typeSelect.replaceChildren(...types.map((t) => el("option", { value: t, selected: t === view.type }, t ? shortType(t) : "all types")));
+    fill(typeSelect, ...types.map((t) => el("option", { value: t, selected: t === view.type }, t ? shortType(t) : "all types")));
     const keys = data.tag_keys;
     const head = el("tr", {}, header("State", "state"), header("Type", "type"), header("ID", "id"),
       keys.map((k) => header(k, `tag:${k}`)), header("Progress", "progress"), header("Duration", "duration"),
@@ -303,11 +309,11 @@ async function jobsPage() {
       el("td", {}, fmtTime(job.started)),
       el("td", { title: job.reason || "" }, fmtTime(job.ended)),
       el("td", {}, actions(job, reload))));
-    table.replaceChildren(el("table", { class: "grid", id: "jobs" }, el("thead", {}, head), el("tbody", {}, rows)));
+    fill(table, el("table", { class: "grid", id: "jobs" }, el("thead", {}, head), el("tbody", {}, rows)));
     if (!data.total) table.append(el("p", { class: "muted" }, "No job matches."));
     const first = data.total ? data.offset + 1 : 0;
     const last = data.offset + data.jobs.length;
-    pager.replaceChildren(
+    fill(pager,
       el("button", { disabled: view.offset === 0, onclick: () => { view.offset = Math.max(0, view.offset - view.limit); reload(); } }, "‹ previous"),
       el("span", { id: "range" }, ` ${first}–${last} of ${data.total} `),
       el("button", { disabled: last >= data.total, onclick: () => { view.offset += view.limit; reload(); } }, "next ›"));
@@ -364,15 +370,15 @@ async function jobPage() {
   const head = el("div", { id: "job-head" });
   const body = el("div", { id: "job-body" });
   const logs = el("section", { id: "logs" });
-  MAIN.replaceChildren(head, body, logs);
+  fill(MAIN, head, body, logs);
   let logsStarted = false;
 
   const render = async () => {
     let job;
     try { job = await api(apiJob(type, id)); } catch (error) { return showError(body, error); }
-    head.replaceChildren(
+    fill(head,
       el("h1", {}, shortType(job.type), " ", el("span", { class: "mono" }, job.id.slice(0, 12)), " ", badge(job.state)),
-      actions(job, render));
+      actions(job, render, true));
     const info = [
       ["type", job.type], ["identifier", el("span", { class: "mono" }, job.id)],
       ["state", badge(job.state)], ["reason", job.reason ? el("span", { class: "reason", id: "reason" }, job.reason) : null],
@@ -392,7 +398,7 @@ async function jobPage() {
     const failure = job.failure && job.failure.traceback
       ? el("section", {}, el("h2", {}, "Failure"), el("pre", { class: "log", id: "traceback" }, job.failure.traceback))
       : null;
-    body.replaceChildren(
+    fill(body,
       el("table", { class: "info" }, info.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, v)))),
       el("section", {}, el("h2", {}, "Tags"), tags.length
         ? el("span", { class: "chips", id: "tags" }, tags.map(([k, v]) => el("span", { class: "chip tagchip" }, `${k}=${tagText(v)}`)))
@@ -402,7 +408,7 @@ async function jobPage() {
         ? el("p", { class: "error" }, job.params_error)
         : job.params ? el("div", { id: "params" }, renderValue(job.params)) : el("p", { class: "muted" }, "no params file yet")),
       Object.keys(job.paths || {}).length
-        ? el("section", {}, el("h2", {}, "Paths"), el("dl", {}, Object.entries(job.paths).map(([k, v]) => [el("dt", {}, k), el("dd", { class: "mono" }, v)])))
+        ? el("section", {}, el("h2", {}, "Paths"), el("dl", { class: "kv" }, Object.entries(job.paths).map(([k, v]) => [el("dt", {}, k), el("dd", { class: "mono" }, v)])))
         : null,
       el("section", {}, el("h2", {}, "Depends on"), deps.length ? el("ul", { id: "deps" }, deps) : el("p", { class: "muted" }, "nothing")),
       dependents.length ? el("section", {}, el("h2", {}, "Used by"), el("ul", { id: "dependents" }, dependents)) : null);
@@ -428,7 +434,7 @@ async function jobPage() {
 async function graphPage() {
   const name = ARGS.experiment;
   const holder = el("div", { id: "graph" });
-  MAIN.replaceChildren(el("h1", {}, `Graph of ${name}`),
+  fill(MAIN, el("h1", {}, `Graph of ${name}`),
     el("p", {}, el("a", { href: `/experiments/${enc(name)}` }, "jobs table"), " · ",
       STATES.map((s) => [badge(s), " "])), holder);
   const W = 190, H = 34, GX = 70, GY = 12;
@@ -464,7 +470,7 @@ async function graphPage() {
         title, svg("rect", { x, y, width: W, height: H, rx: 5, class: `s-${node.state}` }), label, sub);
       root.append(link);
     }
-    holder.replaceChildren(root);
+    fill(holder, root);
   };
   onChange(debounce(render, 500));
   await render();
