@@ -48,7 +48,7 @@ _encode = msgspec.json.Encoder(enc_hook=str).encode
 
 STATES = ("running", "incomplete", "failed", "cancelled", "done")
 _FINAL = frozenset(("done", "failed", "cancelled"))
-_SLICE = 2000
+_SLICE = 1000
 """Finished jobs stat'ed at each refresh (all of them every few refreshes)."""
 _FRESH = 1.0
 """A directory changed less than this many seconds ago is read again at the next refresh."""
@@ -216,6 +216,8 @@ class Index:
         """time.monotonic() of the last refresh (0: never)."""
         self._types: dict[str, tuple[int | None, list[str]]] = {}
         self._cursor = 0
+        self._finished: list[str] | None = None
+        self._unfinished: list[tuple[str, str]] | None = None
         self._paths: dict[tuple[str, str], str] | None = None
         self._views: dict[tuple[Any, ...], tuple[list[Row], dict[str, int], list[str], list[str]]]
         self._views = {}
@@ -240,6 +242,7 @@ class Index:
             changed = self._reread(rows, names, Locks())
             if changed:
                 self.rows = rows
+                self._split(rows)
                 self.version += 1
             return changed
 
@@ -301,7 +304,9 @@ class Index:
 
         listing, moved = self._listing()
         old_rows = self.rows
-        finished = [n for n, r in old_rows.items() if r.state in _FINAL]
+        if self._finished is None or moved or full:
+            self._split(old_rows)
+        finished, unfinished = self._finished or [], self._unfinished or []
         if full or len(finished) <= _SLICE:
             swept = set(finished)
         else:
@@ -313,11 +318,10 @@ class Index:
             todo: Iterable[tuple[tuple[str, str], str]] = listing.items()
         else:  # the same jobs: look only at the unfinished, a slice and those re-submitted
             rows = dict(old_rows)
-            keys = {
-                (r.type, r.id) for n, r in old_rows.items() if n in swept or r.state not in _FINAL
-            }
+            keys = {tuple(n.split("/", 1)) for n in swept}
+            keys.update(unfinished)
             keys.update(k for k in recheck if k in listing)
-            todo = [(k, listing[k]) for k in keys]
+            todo = [(k, listing[k]) for k in keys if k in listing]
         for (type_name, ident), path in todo:
             name = f"{type_name}/{ident}"
             prev = old_rows.get(name)
@@ -348,7 +352,15 @@ class Index:
             changed.update(n for n in old_rows if n not in rows)
         self.rows = rows
         self.experiments = experiments
+        if changed or moved:
+            self._split(rows)
         return changed
+
+    def _split(self, rows: dict[str, Row]) -> None:
+        """Note which jobs are finished (stat'ed a slice at a time) and which are not (looked
+        at each time): done again only when something changed, not at every refresh."""
+        self._finished = [n for n, r in rows.items() if r.state in _FINAL]
+        self._unfinished = [(r.type, r.id) for r in rows.values() if r.state not in _FINAL]
 
     def _reread(
         self, rows: dict[str, Row], names: Iterable[tuple[str, str]], locks: Locks
