@@ -32,8 +32,8 @@ import time
 from pathlib import Path
 
 import httpx
-
 from bench_cli import legato_script, make_workdir
+
 from legato._workdir import FAILED, jobs_root
 
 TARGET = 0.200
