@@ -132,10 +132,13 @@ def main() -> None:
         stop = threading.Event()
 
         def watch() -> None:
-            with client.stream("GET", "/api/events", timeout=None) as events:
-                for _ in events.iter_lines():
-                    if stop.is_set():
-                        return
+            try:
+                with client.stream("GET", "/api/events", timeout=None) as events:
+                    for _ in events.iter_lines():
+                        if stop.is_set():
+                            return
+            except httpx.HTTPError:
+                return  # the client closed under it
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -494,3 +495,32 @@ def test_serve_in_help() -> None:
     started = time.monotonic()
     assert "--port" in cli("serve", "--help").stdout
     assert time.monotonic() - started < 60
+
+
+def test_tag_filters_match_the_command_line() -> None:
+    """The table's tag filter is `legato jobs ls --tag`, parsed once rather than per job."""
+    from legato._cli._jobs import _tag_matches
+    from legato._web._index import tag_matcher
+
+    values: list[Any] = [0.1, 1e-1, 1, 0, True, False, "0.1", "adam", float("nan"), [1, 2],
+                         {"a": 1}, None, 13, 13.0]  # fmt: skip
+    wanted: list[str | None] = [None, "0.1", "1e-1", "1", "true", "True", "false", "adam",
+                                "nan", "[1,2]", '{"a":1}', "None", "13", "x", ""]  # fmt: skip
+    for value in values:
+        for want in wanted:
+            tags = {"k": value}
+            expected = _tag_matches(tags, "k", want)
+            assert tag_matcher("k", want)(tags) == expected, (value, want)
+            assert tag_matcher("other", want)(tags) is False
+
+
+def test_assets_ship_in_the_package_and_load_nothing_from_elsewhere() -> None:
+    from importlib import resources
+
+    package = resources.files("legato._web")
+    names = {item.name for item in package.joinpath("static").iterdir()}
+    assert {"app.js", "style.css", "favicon.svg"} <= names
+    for item in [package.joinpath("page.html"), *package.joinpath("static").iterdir()]:
+        text = item.read_text(encoding="utf-8")
+        addresses = set(re.findall(r"(?:https?:)?//[\w.-]+\.\w+", text))
+        assert addresses <= {"http://www.w3.org"}, (item.name, addresses)

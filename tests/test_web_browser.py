@@ -291,4 +291,3 @@ def test_the_kill_button_ends_a_running_job(page: Any, live: Live) -> None:
     page.wait_for_function(
         "document.querySelectorAll('#jobs tbody tr[data-state=running]').length === 0"
     )
-    screenshot(page, "jobs-finished")

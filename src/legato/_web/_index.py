@@ -23,14 +23,14 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from .._cli._jobs import _tag_matches
+from .._cli._jobs import tag_text
 from .._cli._params import ParamsError
 from .._cli._procs import Locks, job_process
 from .._cli._scan import (
@@ -42,7 +42,7 @@ from .._cli._scan import (
 )
 from .._workdir import JOBS_LIST, LOCK, PARAMS, jobs_root
 
-__all__ = ["STATES", "Index", "JobQuery", "Row"]
+__all__ = ["STATES", "Index", "JobQuery", "Row", "tag_matcher"]
 
 _encode = msgspec.json.Encoder(enc_hook=str).encode
 
@@ -425,7 +425,8 @@ class Index:
         if q.types:
             rows = [r for r in rows if r.type in q.types or r.type.rsplit(".", 1)[-1] in q.types]
         for key, wanted in q.tags:
-            rows = [r for r in rows if _tag_matches(r.tags, key, wanted)]
+            matches = tag_matcher(key, wanted)
+            rows = [r for r in rows if matches(r.tags)]
         if q.search:
             needle = q.search.lower()
             rows = [r for r in rows if needle in r.id or needle in r.type.lower()]
@@ -511,6 +512,33 @@ class Index:
             )
         edges = [[p, n] for n in names for p in parents[n]]
         return {"experiment": experiment, "nodes": nodes, "edges": edges, "version": self.version}
+
+
+def tag_matcher(key: str, wanted: str | None) -> Callable[[dict[str, Any]], bool]:
+    """`legato jobs ls --tag KEY[=VALUE]` as a test of a job's tags, with VALUE parsed once
+    rather than once a job (the CLI's `_tag_matches`, for tables of 10,000 rows)."""
+    if wanted is None:
+        return lambda tags: key in tags
+    lowered = wanted.lower()
+    try:
+        number: float | None = float(wanted)
+    except ValueError:
+        number = None
+    nan = number is not None and math.isnan(number)
+
+    def matches(tags: dict[str, Any]) -> bool:
+        if key not in tags:
+            return False
+        value = tags[key]
+        if isinstance(value, bool):
+            return lowered == str(value).lower()
+        if isinstance(value, (int, float)):
+            if number is None:
+                return False
+            return number == value or (nan and math.isnan(value))
+        return tag_text(value) == wanted
+
+    return matches
 
 
 def _is_identifier(name: str) -> bool:
