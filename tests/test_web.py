@@ -30,6 +30,7 @@ with warnings.catch_warnings():  # starlette's advice to use another HTTP client
 from cli_support import (  # noqa: E402
     alive,
     cli,
+    legato_script,
     make_project,
     run_sweep,
     start_wait,
@@ -37,7 +38,7 @@ from cli_support import (  # noqa: E402
 )
 from legato._web import create_app  # noqa: E402
 from legato._web._index import Index  # noqa: E402
-from web_support import serving  # noqa: E402
+from web_support import serving, stop  # noqa: E402
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
@@ -439,6 +440,21 @@ def test_event_stream_reports_what_another_process_changes(copy: Path) -> None:
 
 
 # -- the command ----------------------------------------------------------------------
+
+
+def test_serve_takes_its_workdir_after_the_command(sweep: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEGATO_")}
+    process = subprocess.Popen(
+        [legato_script(), "serve", "--workdir", str(sweep), "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == f"Serving the legato dashboard of {sweep}"
+    finally:
+        stop(process)
 
 
 def test_serve_prints_a_loopback_url_with_a_token(sweep: Path) -> None:

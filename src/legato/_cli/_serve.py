@@ -13,6 +13,16 @@ __all__ = ["serve"]
 
 def serve(
     ctx: typer.Context,
+    workdir: Annotated[
+        str | None,
+        typer.Option(
+            "--workdir",
+            "-w",
+            metavar="DIR",
+            help="The workdir (default: the one given before the command, $LEGATO_WORKDIR, "
+            "else the current directory).",
+        ),
+    ] = None,
     host: Annotated[
         str,
         typer.Option(
@@ -28,7 +38,7 @@ def serve(
     ] = 8765,
 ) -> None:
     """Serve a live web dashboard of the workdir; prints its URL (with its token)."""
-    workdir = open_workdir(ctx.obj)
+    path = open_workdir(workdir or ctx.obj)
     try:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
@@ -51,7 +61,7 @@ def serve(
         why = exc.strerror or exc
         raise CliError(f"cannot listen on {host}:{port}: {why}", EXIT_USAGE) from None
     try:
-        _web.serve(workdir, sock)
+        _web.serve(path, sock)
     except KeyboardInterrupt:
         pass
     finally:

@@ -147,6 +147,10 @@ async function act(kind, type, id, after) {
   try {
     const result = await post(`${apiJob(type, id)}/${kind === "kill" ? "kill" : "remove"}`);
     flash(result.message || "done");
+    if (kind === "remove" && PAGE === "job") {
+      location.assign("/jobs");  // nothing left to show here
+      return;
+    }
   } catch (error) {
     flash(String(error.message || error), true);
   }
