@@ -30,7 +30,7 @@ from .._cli._jobs import _details, _parse_tag_filter
 from .._cli._kill import kill_job
 from .._cli._procs import Locks
 from .._cli._remove import _remove_dir
-from .._cli._scan import read_job
+from .._cli._scan import JobEntry, read_job
 from ._index import STATES, Index, JobQuery, Row
 from ._logs import LOGS, read_log
 from ._security import TokenGuard
@@ -427,18 +427,29 @@ async def api_graph(request: Request) -> Response:
 # -- actions --------------------------------------------------------------------------
 
 
+async def _reread(dash: Dashboard, row: Row) -> None:
+    """Read a job again after acting on it, and tell the pages."""
+    changed = await anyio.to_thread.run_sync(dash.index.refresh_jobs, [(row.type, row.id)])
+    dash.watcher.publish(changed)
+
+
+async def _entry(row: Row) -> JobEntry:
+    entry = await anyio.to_thread.run_sync(read_job, row.type, row.id, row.dir, Locks())
+    if entry is None:
+        raise _NotFound(f"job {row.type}/{row.id[:12]} was removed")
+    return entry
+
+
 async def api_kill(request: Request) -> Response:
     """End a running job as `legato jobs kill` does (the same code)."""
     dash = _dash(request)
     row = await dash.job(request.path_params["type"], request.path_params["id"])
-    entry = read_job(row.type, row.id, row.dir, Locks())
-    if entry is None:
-        raise _NotFound(f"job {row.type}/{row.id[:12]} was removed")
+    entry = await _entry(row)
     try:
         message = await anyio.to_thread.run_sync(kill_job, entry, _KILL_GRACE)
     except CliError as exc:
         return _error(str(exc), 409)
-    dash.watcher.publish(dash.index.refresh_jobs([(row.type, row.id)]))
+    await _reread(dash, row)
     state = dash.index.rows.get(row.name)
     return _json({"message": message, "state": state.state if state else None})
 
@@ -447,13 +458,11 @@ async def api_remove(request: Request) -> Response:
     """Remove a finished job's directory as `legato jobs rm` does (never a running job's)."""
     dash = _dash(request)
     row = await dash.job(request.path_params["type"], request.path_params["id"])
-    entry = read_job(row.type, row.id, row.dir, Locks())
-    if entry is None:
-        raise _NotFound(f"job {row.type}/{row.id[:12]} was removed")
+    entry = await _entry(row)
     if entry.state == "running":
         return _error(f"{entry.short} is running; cancel it first", 409)
     problem = await anyio.to_thread.run_sync(_remove_dir, entry)
-    dash.watcher.publish(dash.index.refresh_jobs([(row.type, row.id)]))
+    await _reread(dash, row)
     if problem:
         return _error(f"{entry.short}: {problem}", 409)
     return _json({"message": f"{entry.short}: removed"})
