@@ -266,7 +266,15 @@ def test_jobs_table_filters_sorts_and_pages(client: TestClient) -> None:
     # Search by identifier prefix.
     assert jobs(client, q=ids[0][:10])["jobs"][0]["id"] == ids[0]
     # Bad requests say what is wrong.
-    for params in ({"state": "sleeping"}, {"limit": "many"}, {"offset": "-1"}, {"tag": "=1"}):
+    for params in (
+        {"state": "sleeping"},
+        {"limit": "many"},
+        {"offset": "-1"},
+        {"tag": "=1"},
+        {"sort": "colour"},
+        {"sort": "tag:"},
+        {"order": "up"},
+    ):
         response = client.get("/api/jobs", params=params, headers=AUTH)
         assert response.status_code == 400, params
         assert response.json()["error"]

@@ -73,8 +73,11 @@ class Dashboard:
         return row
 
     async def experiment(self, name: str) -> str:
+        """The experiment a URL names, once the index lists it; 404 otherwise."""
         index = await self.fresh()
-        if name not in index.experiments:
+        if name not in index.experiments and _plain_name(name):
+            await self.watcher.refresh()
+        if name not in self.index.experiments:
             raise _NotFound(f"no experiment named {name!r} in {self.workdir}")
         return name
 
@@ -205,6 +208,9 @@ class _BadRequest(Exception):
     pass
 
 
+_SORTS = ("state", "type", "id", "started", "ended", "duration", "submitted", "progress")
+
+
 def _job_query(request: Request) -> JobQuery:
     params = request.query_params
     states = frozenset(s for raw in params.getlist("state") for s in raw.split(",") if s)
@@ -218,6 +224,11 @@ def _job_query(request: Request) -> JobQuery:
         except CliError as exc:
             raise _BadRequest(str(exc)) from None
     sort = params.get("sort") or "started"
+    if sort not in _SORTS and not (sort.startswith("tag:") and len(sort) > 4):
+        raise _BadRequest(f"sort={sort!r}: one of {', '.join(_SORTS)} or tag:NAME")
+    order = params.get("order") or "asc"
+    if order not in ("asc", "desc"):
+        raise _BadRequest(f"order={order!r}: asc or desc")
     return JobQuery(
         experiment=params.get("experiment") or None,
         orphans=params.get("orphans", "") in ("1", "true", "yes"),
@@ -226,7 +237,7 @@ def _job_query(request: Request) -> JobQuery:
         tags=tags,
         search=params.get("q", "").strip(),
         sort=sort,
-        descending=params.get("order") == "desc",
+        descending=order == "desc",
         offset=_int(request, "offset", 0, 10**9),
         limit=_int(request, "limit", 100, _MAX_LIMIT),
     )
