@@ -218,7 +218,6 @@ def test_the_graph_shows_every_job(page: Any, live: Live) -> None:
         "#graph-svg a.node[data-state=failed] rect", "r => getComputedStyle(r).fill"
     )
     assert fill == "rgb(254, 202, 202)"  # coloured by state
-    screenshot(page, "graph")
     failed = page.get_attribute("#graph-svg a.node[data-state=failed]", "data-id")
     page.click("#graph-svg a.node[data-state=failed]")
     page.wait_for_selector("#reason")
@@ -291,3 +290,9 @@ def test_the_kill_button_ends_a_running_job(page: Any, live: Live) -> None:
     page.wait_for_function(
         "document.querySelectorAll('#jobs tbody tr[data-state=running]').length === 0"
     )
+    # The graph of the finished sweep: each Evaluate right of the Train it evaluates (the
+    # one whose Train failed never started: no params file, so no arrow to draw).
+    page.goto(f"{live.base}/experiments/sweep/graph")
+    page.wait_for_function("document.querySelectorAll('#graph-svg path.edge').length === 2")
+    assert page.locator("#graph-svg a.node").count() == 7
+    screenshot(page, "graph")

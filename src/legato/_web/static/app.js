@@ -165,7 +165,8 @@ function flash(text, bad) {
 
 function actions(job, after, here) {
   const box = el("span", { class: "actions" },
-    here ? null : el("a", { href: jobUrl(job.type, job.id), title: "details and logs" }, "view"));
+    here ? null : el("a", { href: jobUrl(job.type, job.id), title: "parameters, failure, dependencies" }, "view"),
+    here ? null : el("a", { href: `${jobUrl(job.type, job.id)}#logs`, title: "stdout and stderr, followed live" }, "log"));
   if (job.state === "running") {
     box.append(el("button", { class: "kill", onclick: () => act("kill", job.type, job.id, after) }, "kill"));
   } else {
@@ -447,10 +448,33 @@ async function graphPage() {
     try { g = await api(`/api/experiments/${enc(name)}/graph`); } catch (error) { return showError(holder, error); }
     const columns = [];
     for (const node of g.nodes) (columns[node.layer] = columns[node.layer] || []).push(node);
+    // A column a layer; in a column, each job level with the jobs it depends on when there is
+    // room, so that arrows run straight.
+    const parents = new Map();
+    for (const [from, to] of g.edges) (parents.get(to) || parents.set(to, []).get(to)).push(from);
+    const row = new Map();
+    let rows = 1;
+    columns.forEach((col) => {
+      const want = (node) => {
+        const ys = (parents.get(`${node.type}/${node.id}`) || []).map((p) => row.get(p)).filter((y) => y !== undefined);
+        return ys.length ? Math.min(...ys) : 0;
+      };
+      col.sort((a, b) => want(a) - want(b));
+      let next = 0;
+      for (const node of col) {
+        const y = Math.max(next, want(node));
+        row.set(`${node.type}/${node.id}`, y);
+        next = y + 1;
+      }
+      rows = Math.max(rows, next);
+    });
     const pos = new Map();
-    columns.forEach((col, x) => col.forEach((node, y) => pos.set(`${node.type}/${node.id}`, [x * (W + GX) + 10, y * (H + GY) + 10])));
+    columns.forEach((col, x) => col.forEach((node) => {
+      const name = `${node.type}/${node.id}`;
+      pos.set(name, [x * (W + GX) + 10, row.get(name) * (H + GY) + 10]);
+    }));
     const width = columns.length * (W + GX) + 20;
-    const height = Math.max(1, ...columns.map((c) => c.length)) * (H + GY) + 20;
+    const height = rows * (H + GY) + 20;
     const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, id: "graph-svg" });
     const defs = svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto" },
       svg("path", { d: "M0,0 L10,5 L0,10 z", class: "arrowhead" })));
