@@ -11,9 +11,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -445,6 +447,45 @@ def test_event_stream_reports_what_another_process_changes(copy: Path) -> None:
             assert f'<meta name="legato-token" content="{token}">' in page.text
             assert "/static/app.js" in page.text
             assert "default-src 'self'" in page.headers["content-security-policy"]
+
+
+@contextmanager
+def uvicorn_thread(app: Any) -> Iterator[str]:
+    """Serve `app` from a thread of this process; yield its base URL."""
+    import uvicorn
+
+    from legato._web import bind
+
+    sock = bind("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, 30, "uvicorn to start")
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+def test_an_idle_event_stream_is_kept_alive_and_still_reports(copy: Path) -> None:
+    """Quiet for a while (keep-alive comments), then a change: it still arrives."""
+    app = create_app(copy, TOKEN, interval=0.1, ping=0.2)
+    with uvicorn_thread(app) as base, httpx.Client(base_url=base, headers=AUTH, timeout=60) as c:
+        failed = c.get("/api/jobs", params={"state": "failed"}).json()["jobs"][0]
+        with c.stream("GET", "/api/events") as events:
+            lines = events.iter_lines()
+            assert wait_until(lambda: next(lines).startswith("event: hello"), 30)
+            pings = 0
+            while pings < 3:  # three timeouts of the wait for a change
+                pings += next(lines) == ": ping"
+            os.unlink(copy / "jobs" / failed["type"] / failed["id"] / "failed.json")
+            wait_until(lambda: next(lines) == "event: change", 60, "a change event")
+            data = json.loads(next(lines).removeprefix("data: "))
+            assert data["jobs"] == [f"{failed['type']}/{failed['id']}"]
+        # The watcher stops counting a page that went away.
+        wait_until(lambda: app.state.dash.watcher.watchers == 0, 30, "the stream to close")
 
 
 # -- the command ----------------------------------------------------------------------

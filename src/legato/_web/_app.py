@@ -48,8 +48,10 @@ _KILL_GRACE = 5.0
 class Dashboard:
     """What the routes share: the workdir, its index, the watcher and the token."""
 
-    def __init__(self, workdir: Path, token: str, watcher: Watcher) -> None:
+    def __init__(self, workdir: Path, token: str, watcher: Watcher, ping: float = 15.0) -> None:
         self.workdir = workdir
+        self.ping = ping
+        """Seconds between two comments on an idle event stream."""
         self.token = token
         self.watcher = watcher
         self.index: Index = watcher.index
@@ -357,18 +359,19 @@ async def api_events(request: Request) -> Response:
     dash = _dash(request)
 
     async def stream() -> AsyncIterator[bytes]:
-        yield b"retry: 2000\n\n"
-        yield _event("hello", {"version": dash.index.version})
-        changes = dash.watcher.changes()
-        try:
+        with dash.watcher.watching():
+            seen = dash.index.version
+            yield b"retry: 2000\n\n"
+            yield _event("hello", {"version": seen})
             while True:
-                with anyio.move_on_after(15):
-                    version, names = await changes.__anext__()
-                    yield _event("change", {"version": version, "jobs": names})
+                change = None
+                with anyio.move_on_after(dash.ping):
+                    change = await dash.watcher.next_change(seen)
+                if change is None:
+                    yield b": ping\n\n"  # keeps proxies from closing an idle stream
                     continue
-                yield b": ping\n\n"  # keeps proxies from closing an idle stream
-        finally:
-            await changes.aclose()
+                seen, names = change
+                yield _event("change", {"version": seen, "jobs": names})
 
     return _sse(stream())
 
@@ -501,14 +504,20 @@ _NAME = "{type:str}/{id:str}"
 
 
 def create_app(
-    workdir: Path, token: str, *, interval: float = 1.0, idle_interval: float = 5.0
+    workdir: Path,
+    token: str,
+    *,
+    interval: float = 1.0,
+    idle_interval: float = 5.0,
+    ping: float = 15.0,
 ) -> Starlette:
     """The dashboard of `workdir`, answering only requests that carry `token`.
 
     `interval`: seconds between two reads of the workdir while a page watches it (slowing
-    to `idle_interval` once nothing changed for a while)."""
+    to `idle_interval` once nothing changed for a while); `ping`: seconds between two
+    keep-alive comments on an idle event stream."""
     watcher = Watcher(Index(workdir), interval=interval, idle_interval=idle_interval)
-    dash = Dashboard(workdir, token, watcher)
+    dash = Dashboard(workdir, token, watcher, ping)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -9,9 +9,10 @@ machines of a cluster's shared file system, which is where SLURM jobs write.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncGenerator
+from collections.abc import Iterator
 
 import anyio
 
@@ -66,22 +67,23 @@ class Watcher:
             quiet = time.monotonic() - self._last_change > self.calm
             await anyio.sleep(self.idle_interval if quiet else self.interval)
 
-    async def changes(self) -> AsyncGenerator[tuple[int, list[str] | None], None]:
-        """(version, names of the jobs that changed, or None for "many") at each change,
-        while the caller iterates; counts the caller as a watcher meanwhile."""
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        """Count the caller as a watcher (the workdir is polled while there is one)."""
         self.watchers += 1
         self._wanted.set()
-        seen = self.index.version
         try:
-            while True:
-                if not any(v > seen for v, _ in self._history):
-                    await self._changed.wait()
-                version = self.index.version
-                batches = [names for v, names in self._history if v > seen]
-                oldest = self._history[0][0] if self._history else version
-                names: set[str] = set().union(*batches) if batches else set()
-                many = oldest > seen + 1 or len(names) > _MAX_NAMES
-                seen = version
-                yield version, None if many else sorted(names)
+            yield
         finally:
             self.watchers -= 1
+
+    async def next_change(self, seen: int) -> tuple[int, list[str] | None]:
+        """Wait for a change after version `seen`: (the version now, the names of the jobs
+        that changed since `seen`, or None for "too many to say", reload everything)."""
+        while not any(v > seen for v, _ in self._history):
+            await self._changed.wait()
+        version = self.index.version
+        batches = [names for v, names in self._history if v > seen]
+        names: set[str] = set().union(*batches)
+        many = self._history[0][0] > seen + 1 or len(names) > _MAX_NAMES
+        return version, None if many else sorted(names)
