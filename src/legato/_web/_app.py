@@ -522,6 +522,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tg:
+            # Read the workdir now, while the user opens the URL: the first page is quicker.
+            tg.start_soon(watcher.refresh)
             tg.start_soon(watcher.run)
             yield
             tg.cancel_scope.cancel()

@@ -446,8 +446,10 @@ async function graphPage() {
   const render = async () => {
     let g;
     try { g = await api(`/api/experiments/${enc(name)}/graph`); } catch (error) { return showError(holder, error); }
+    const MAX = 3000;  // beyond that, a picture is no help and the page slows down
+    const shown = g.nodes.slice(0, MAX);
     const columns = [];
-    for (const node of g.nodes) (columns[node.layer] = columns[node.layer] || []).push(node);
+    for (const node of shown) (columns[node.layer] = columns[node.layer] || []).push(node);
     // A column a layer; in a column, each job level with the jobs it depends on when there is
     // room, so that arrows run straight.
     const parents = new Map();
@@ -485,7 +487,7 @@ async function graphPage() {
       const x1 = a[0] + W, y1 = a[1] + H / 2, x2 = b[0], y2 = b[1] + H / 2, mx = (x1 + x2) / 2;
       root.append(svg("path", { d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`, class: "edge", "marker-end": "url(#arrow)" }));
     }
-    for (const node of g.nodes) {
+    for (const node of shown) {
       const [x, y] = pos.get(`${node.type}/${node.id}`);
       const tags = Object.entries(node.tags).map(([k, v]) => `${k}=${tagText(v)}`).join(" ");
       const title = svg("title", {});
@@ -498,7 +500,9 @@ async function graphPage() {
         title, svg("rect", { x, y, width: W, height: H, rx: 5, class: `s-${node.state}` }), label, sub);
       root.append(link);
     }
-    fill(holder, root);
+    fill(holder, g.nodes.length > MAX
+      ? el("p", { class: "muted" }, `The first ${MAX} of ${g.nodes.length} jobs, in submission order.`)
+      : null, root);
   };
   onChange(debounce(render, 500));
   await render();
