@@ -518,6 +518,42 @@ def test_serve_prints_a_loopback_url_with_a_token(sweep: Path) -> None:
         assert other != token  # a new token each time
 
 
+def test_serve_stops_at_once_with_pages_open(sweep: Path) -> None:
+    """Ctrl-C with a page watching: its event stream ends cleanly, nothing is logged."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEGATO_")}
+    process = subprocess.Popen(
+        [legato_script(), "serve", "--workdir", str(sweep), "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        url = ""
+        while not url:
+            line = process.stdout.readline()
+            assert line, process.stderr.read()
+            url = line.strip() if "?token=" in line else ""
+        base, token = url.split("/?token=")
+        headers = {"Authorization": f"token {token}"}
+        with (
+            httpx.Client(base_url=base, headers=headers, timeout=60) as client,
+            client.stream("GET", "/api/events") as events,
+        ):
+            lines = events.iter_lines()
+            assert next(lines) == "retry: 2000"
+            assert next(line for line in lines if line).startswith("event: hello")
+            process.send_signal(signal.SIGINT)
+            rest = list(lines)  # the stream ends: no error, no cut connection
+        assert "event: change" not in rest
+        assert process.wait(timeout=60) == 0
+        errors = process.stderr.read()
+        assert "Traceback" not in errors and "ERROR" not in errors, errors
+    finally:
+        stop(process)
+
+
 def test_serve_without_the_web_extra_says_what_to_install(sweep: Path) -> None:
     code = (
         "import sys; sys.modules['uvicorn'] = None; sys.argv = ['legato', 'serve']; "

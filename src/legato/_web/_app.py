@@ -363,12 +363,13 @@ async def api_events(request: Request) -> Response:
             seen = dash.index.version
             yield b"retry: 2000\n\n"
             yield _event("hello", {"version": seen})
-            while True:
+            while not dash.watcher.closed:
                 change = None
                 with anyio.move_on_after(dash.ping):
                     change = await dash.watcher.next_change(seen)
                 if change is None:
-                    yield b": ping\n\n"  # keeps proxies from closing an idle stream
+                    if not dash.watcher.closed:
+                        yield b": ping\n\n"  # keeps proxies from closing an idle stream
                     continue
                 seen, names = change
                 yield _event("change", {"version": seen, "jobs": names})
@@ -391,7 +392,7 @@ async def api_log_follow(request: Request) -> Response:
         offset = first
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         yield b"retry: 2000\n\n"
-        while True:
+        while not dash.watcher.closed:
             data, end, restarted = await anyio.to_thread.run_sync(
                 read_log, row.dir, stream_name, offset
             )

@@ -70,5 +70,11 @@ def serve(
         timeout_graceful_shutdown=2,
         lifespan="on",
     )
-    server = uvicorn.Server(config)
-    server.run(sockets=[sock])
+    watcher = app.state.dash.watcher
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            watcher.close()  # open pages' event streams end now, not after a timeout
+            await super().shutdown(sockets=sockets)
+
+    Server(config).run(sockets=[sock])

@@ -39,6 +39,13 @@ class Watcher:
         self._history: deque[tuple[int, set[str]]] = deque(maxlen=_HISTORY)
         self._lock = anyio.Lock()
         self._last_change = time.monotonic()
+        self.closed = False
+        """Set when the server shuts down: event streams end rather than hold it up."""
+
+    def close(self) -> None:
+        """End the event streams (they return from `next_change` with None)."""
+        self.closed = True
+        self._changed.set()
 
     async def refresh(self, max_age: float = 0.0) -> None:
         """Re-read the workdir unless it was read less than `max_age` seconds ago."""
@@ -77,10 +84,13 @@ class Watcher:
         finally:
             self.watchers -= 1
 
-    async def next_change(self, seen: int) -> tuple[int, list[str] | None]:
+    async def next_change(self, seen: int) -> tuple[int, list[str] | None] | None:
         """Wait for a change after version `seen`: (the version now, the names of the jobs
-        that changed since `seen`, or None for "too many to say", reload everything)."""
+        that changed since `seen`, or None for "too many to say", reload everything); None
+        once the server closes."""
         while not any(v > seen for v, _ in self._history):
+            if self.closed:
+                return None
             await self._changed.wait()
         version = self.index.version
         batches = [names for v, names in self._history if v > seen]
