@@ -31,9 +31,10 @@ from .._cli._kill import kill_job
 from .._cli._procs import Locks
 from .._cli._remove import _remove_dir
 from .._cli._scan import JobEntry, read_job
-from ._index import STATES, Index, JobQuery, Row
+from ._index import STATES, Index, Row
 from ._logs import LOGS, read_log
 from ._security import TokenGuard
+from ._views import SORTS, JobQuery, experiment_list, graph, query
 from ._watch import Watcher
 
 __all__ = ["Dashboard", "create_app"]
@@ -190,7 +191,7 @@ async def job_page(request: Request) -> Response:
 
 async def api_experiments(request: Request) -> Response:
     index = await _dash(request).fresh()
-    return _json({"experiments": index.experiment_list(), "version": index.version})
+    return _json({"experiments": experiment_list(index), "version": index.version})
 
 
 def _int(request: Request, name: str, default: int, high: int) -> int:
@@ -210,9 +211,6 @@ class _BadRequest(Exception):
     pass
 
 
-_SORTS = ("state", "type", "id", "started", "ended", "duration", "submitted", "progress")
-
-
 def _job_query(request: Request) -> JobQuery:
     params = request.query_params
     states = frozenset(s for raw in params.getlist("state") for s in raw.split(",") if s)
@@ -226,8 +224,8 @@ def _job_query(request: Request) -> JobQuery:
         except CliError as exc:
             raise _BadRequest(str(exc)) from None
     sort = params.get("sort") or "started"
-    if sort not in _SORTS and not (sort.startswith("tag:") and len(sort) > 4):
-        raise _BadRequest(f"sort={sort!r}: one of {', '.join(_SORTS)} or tag:NAME")
+    if sort not in SORTS and not (sort.startswith("tag:") and len(sort) > 4):
+        raise _BadRequest(f"sort={sort!r}: one of {', '.join(SORTS)} or tag:NAME")
     order = params.get("order") or "asc"
     if order not in ("asc", "desc"):
         raise _BadRequest(f"order={order!r}: asc or desc")
@@ -247,11 +245,11 @@ def _job_query(request: Request) -> JobQuery:
 
 async def api_jobs(request: Request) -> Response:
     dash = _dash(request)
-    query = _job_query(request)
-    if query.experiment is not None:
-        await dash.experiment(query.experiment)
+    job_query = _job_query(request)
+    if job_query.experiment is not None:
+        await dash.experiment(job_query.experiment)
     index = await dash.fresh()
-    body = await anyio.to_thread.run_sync(index.query, query)
+    body = await anyio.to_thread.run_sync(query, index, job_query)
     return Response(body, media_type="application/json", headers={"cache-control": "no-store"})
 
 
@@ -433,10 +431,10 @@ async def api_log_follow(request: Request) -> Response:
 async def api_graph(request: Request) -> Response:
     dash = _dash(request)
     name = await dash.experiment(request.path_params["name"])
-    graph = dash.index.graph(name)
-    if graph is None:
+    found = graph(dash.index, name)
+    if found is None:
         raise _NotFound(f"no experiment named {name!r}")
-    return _json(graph)
+    return _json(found)
 
 
 # -- actions --------------------------------------------------------------------------
