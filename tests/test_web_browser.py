@@ -98,7 +98,14 @@ def page(browser: Any, live: Live) -> Iterator[Any]:
 
 def screenshot(page: Any, name: str) -> None:
     IMAGES.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(IMAGES / f"dashboard-{name}.png"))
+    # Down to the end of the content, not the empty rest of the window.
+    bottom = page.evaluate(
+        "Math.max(...[...document.querySelectorAll('main > *')]"
+        ".map(e => e.getBoundingClientRect().bottom))"
+    )
+    height = min(820, max(200, int(bottom) + 24))
+    clip = {"x": 0, "y": 0, "width": 1400, "height": height}
+    page.screenshot(path=str(IMAGES / f"dashboard-{name}.png"), clip=clip)
 
 
 def rows(page: Any) -> list[dict[str, str]]:
