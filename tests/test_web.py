@@ -624,3 +624,31 @@ def test_assets_ship_in_the_package_and_load_nothing_from_elsewhere() -> None:
         text = item.read_text(encoding="utf-8")
         addresses = set(re.findall(r"(?:https?:)?//[\w.-]+\.\w+", text))
         assert addresses <= {"http://www.w3.org"}, (item.name, addresses)
+
+
+@pytest.mark.anyio
+async def test_the_workdir_is_read_only_while_a_page_watches(copy: Path) -> None:
+    """Idle CPU: with no page open, the server reads nothing until it is asked."""
+    import anyio
+
+    from legato._web._watch import Watcher
+
+    index = Index(copy)
+    reads: list[bool] = []
+    read = index.refresh
+
+    def counted(full: bool = False) -> set[str]:
+        reads.append(full)
+        return read(full)
+
+    index.refresh = counted  # type: ignore[method-assign]
+    watcher = Watcher(index, interval=0.01, idle_interval=0.01)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watcher.run)
+        await anyio.wait_all_tasks_blocked()
+        assert reads == []  # nobody watches: not one read
+        with watcher.watching(), anyio.fail_after(30):
+            while len(reads) < 3:  # a page watches: polled
+                await anyio.sleep(0.01)
+        assert watcher.watchers == 0
+        tg.cancel_scope.cancel()
