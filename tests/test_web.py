@@ -40,6 +40,8 @@ from cli_support import (  # noqa: E402
 )
 from legato._web import create_app  # noqa: E402
 from legato._web._index import Index  # noqa: E402
+from slurm_support import SlurmCalls  # noqa: E402
+from test_slurm import calls, cluster, fast, poll, state  # noqa: E402, F401 - fixtures too
 from web_support import serving, stop  # noqa: E402
 
 pytestmark = [
@@ -652,3 +654,41 @@ async def test_the_workdir_is_read_only_while_a_page_watches(copy: Path) -> None
                 await anyio.sleep(0.01)
         assert watcher.watchers == 0
         tg.cancel_scope.cancel()
+
+
+@pytest.mark.slurm
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # what is tested is not the loop
+async def test_a_slurm_sweep_seen_and_killed_from_the_dashboard(
+    tmp_path: Path,
+    calls: SlurmCalls,  # noqa: F811 - the fixture of test_slurm.py
+) -> None:
+    """The dashboard in the experiment's own process, over a SlurmLauncher sweep: the job
+    runs on the cluster, the kill button scancels it."""
+    import anyio
+
+    from legato import JobState, experiment
+    from xp_tasks import Step, events
+
+    log, never = str(tmp_path / "log"), str(tmp_path / "never")
+    workdir = tmp_path / "wd"
+    async with experiment(workdir, "slurm", launcher=fast(), raise_on_failure=False):
+        step = await Step(name="k", log=log, gate=never).submit()
+        await poll(lambda: len(events(tmp_path / "log")) == 1 and "pid" in state(step), 180)
+        job = step.__job__
+        base = f"/api/jobs/{job.type_name}/{job.identifier}"
+
+        def through_the_dashboard() -> httpx.Response:
+            with client_for(workdir) as client:
+                listed = jobs(client, state="running")["jobs"]
+                assert [j["id"] for j in listed] == [job.identifier]
+                details = client.get(base, headers=AUTH).json()
+                assert details["launcher"] == "slurm" and details["slurm_id"]
+                return client.post(f"{base}/kill", headers={"X-Legato-Token": TOKEN})
+
+        killed = await anyio.to_thread.run_sync(through_the_dashboard)
+        assert killed.status_code == 200, killed.text
+    slurm_id = state(step)["slurm_id"]
+    assert f"scancel {slurm_id}" in killed.json()["message"]
+    assert calls.args("scancel") == [slurm_id]
+    assert step.__job__.state is JobState.CANCELLED
