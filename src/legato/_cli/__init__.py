@@ -45,13 +45,14 @@ def _root(
 
 
 def _register() -> None:
-    from . import _experiments, _jobs, _kill, _remove
+    from . import _experiments, _jobs, _kill, _remove, _serve
 
     del _kill  # registers `jobs kill` on the jobs app
     app.add_typer(_jobs.app, name="jobs")
     app.add_typer(_experiments.app, name="experiments")
     app.command("clean")(_remove.clean)
     app.command("status")(_experiments.status)
+    app.command("serve")(_serve.serve)
 
 
 _register()
