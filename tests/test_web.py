@@ -692,3 +692,24 @@ async def test_a_slurm_sweep_seen_and_killed_from_the_dashboard(
     assert f"scancel {slurm_id}" in killed.json()["message"]
     assert calls.args("scancel") == [slurm_id]
     assert step.__job__.state is JobState.CANCELLED
+
+
+def test_a_job_page_names_its_main_task_directory(tmp_path: Path) -> None:
+    """A job of a class with sub-parameters shares a main directory; its page says which."""
+    script = (
+        "import anyio\n"
+        "from legato import experiment\n"
+        "from partials_tasks import Epochs\n"
+        "async def main():\n"
+        f"    async with experiment({str(tmp_path)!r}, 'subs'):\n"
+        "        await Epochs(lr=0.1, epochs=2).submit()\n"
+        "anyio.run(main)\n"
+    )
+    tests = str(Path(__file__).parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=120)
+    client = client_for(tmp_path)
+    (job,) = jobs(client, experiment="subs")["jobs"]
+    details = client.get(f"/api/jobs/{job['type']}/{job['id']}", headers=AUTH).json()
+    assert details["main_dir"] is not None
+    assert "/partials/" in details["main_dir"]
