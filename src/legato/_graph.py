@@ -8,15 +8,19 @@ from typing import Any
 import msgspec
 
 from ._config import ConfigBase
+from ._frozen import FrozenDict, FrozenList, FrozenSet
 
 __all__ = ["collect_tags", "dependencies", "postorder"]
 
 
+_SEQUENCES = (list, tuple, set, frozenset, FrozenList, FrozenSet)
+
+
 def _children(value: Any) -> Any:
     t = type(value)
-    if t is list or t is tuple or t is set or t is frozenset:
+    if t in _SEQUENCES:
         return value
-    if t is dict:
+    if t is dict or t is FrozenDict:
         return value.values()
     return ()
 

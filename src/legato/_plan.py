@@ -19,6 +19,7 @@ from msgspec.structs import astuple, force_setattr
 
 from ._errors import ConfigError
 from ._fields import FieldKind, PathGenerator, Tagged
+from ._frozen import FrozenDict, FrozenList, freeze
 from ._identity import Digest, IdentityField, compile_identity, identity_fields
 from ._validate import Coercer, compile_coercer, exact_type
 
@@ -93,11 +94,11 @@ class Plan:
                 self.constants[info.name] = default
             if kind is FieldKind.PATH:
                 exact: type = type(None)  # a path generator is None until submission
-            elif kind is FieldKind.CONSTANT:
-                exact = _Never
+            elif kind in (FieldKind.CONSTANT, FieldKind.META):
+                exact = _Never  # a Meta value is checked in full: no identity checks it later
             else:
                 exact = exact_type(tp) or _Never
-            container = _container(tp) if kind in (FieldKind.PARAM, FieldKind.META) else None
+            container = _container(tp) if kind is FieldKind.PARAM else None
             items = _items(tp) if container in (list, dict) else None
             checks.append(
                 FieldPlan(info.name, kind, coerce, default, errpath, exact, container, items)
@@ -122,6 +123,8 @@ def _compile_check(checks: tuple[FieldPlan, ...]) -> Callable[[ConfigBase], None
         "astuple": astuple,
         "check_field": check_field,
         "force_setattr": force_setattr,
+        "FrozenList": FrozenList,
+        "FrozenDict": FrozenDict,
     }
     lines = ["def check(self):", "    values = astuple(self)"]
     for i, field in enumerate(checks):
@@ -140,11 +143,12 @@ def _compile_check(checks: tuple[FieldPlan, ...]) -> Callable[[ConfigBase], None
                 else:
                     loop = [f"for k, v in {x}.items():"]
                     loop.append(f"    if type(k) is not str or type(v) is not t{i}:")
+                frozen = "FrozenList" if field.container is list else "FrozenDict"
                 loop += [
                     f"        force_setattr(self, n{i}, c{i}({x}, e{i}))",
                     "        break",
                     "else:",
-                    f"    force_setattr(self, n{i}, {x}.copy())",
+                    f"    force_setattr(self, n{i}, {frozen}({x}))",
                 ]
                 lines += ["        " + line for line in loop]
             else:
@@ -192,6 +196,8 @@ def check_field(config: ConfigBase, field: FieldPlan, value: Any) -> None:
             raise ConfigError(f"{errpath} is a path generator: legato sets it at submission")
         return
     new = coerce(value, errpath)
+    if kind is FieldKind.META:
+        new = freeze(new, errpath)  # what no identity checks must still be written to disk
     if kind is FieldKind.CONSTANT and not (type(new) is type(default) and new == default):
         raise ConfigError(f"{errpath} is a Constant ({default!r}) and cannot be set")
     if new is not original:

@@ -29,6 +29,7 @@ from msgspec.structs import force_setattr
 from ._config import ConfigBase, main_module_name, module_name, registry
 from ._errors import DeserializationError, ValidationError
 from ._fields import FieldKind
+from ._frozen import FrozenDict, FrozenList, FrozenSet
 from ._identity import current_workdir
 
 __all__ = ["FORMAT_VERSION", "dumps", "loads", "resolve_class"]
@@ -159,7 +160,7 @@ class _Dumper:
         tag = _COLLECTIONS.get(t)
         if tag is not None:
             out: list[Any] = [tag]
-            if t is dict:
+            if tag == "M":
                 for k, v in value.items():
                     out += [k, (yield from self._value(v))]
             else:
@@ -178,7 +179,16 @@ class _Dumper:
         raise ValidationError("value", "a configuration value type", value, "cannot serialize")
 
 
-_COLLECTIONS: dict[type, str] = {list: "L", tuple: "U", dict: "M", set: "S", frozenset: "F"}
+_COLLECTIONS: dict[type, str] = {
+    list: "L",
+    tuple: "U",
+    dict: "M",
+    set: "S",
+    frozenset: "F",
+    FrozenList: "L",  # what configurations hold (`_frozen`), rebuilt read-only on loading
+    FrozenDict: "M",
+    FrozenSet: "S",
+}
 
 
 def dumps(config: ConfigBase) -> bytes:
@@ -292,7 +302,7 @@ class _Loader:
             force_setattr(config, name, self.path(path))
         d = config.__dict__
         if record.get("tags"):
-            d["__legato_tags__"] = {k: fields[k] for k in record["tags"] if k in fields}
+            d["__legato_tags__"] = {k: getattr(config, k) for k in record["tags"] if k in fields}
         if record.get("producer") is not None:
             d["__legato_producer__"] = yield record["producer"]
         if record.get("taskdir"):
