@@ -30,7 +30,7 @@ from ._resources import Grant, ResourcePool
 from ._runner import run_job
 from ._scheduler import Scheduler
 from ._serialize import dumps
-from ._task import Task, has_output_config, mark_output
+from ._task import Task, check_executable, has_output_config, mark_output
 from ._workdir import DONE, JOBS_LIST, STATE, experiment_dir, job_dir, write_json
 
 __all__ = ["Experiment", "current_experiment", "experiment"]
@@ -118,6 +118,7 @@ class Experiment:
         """
         if not isinstance(task, Task):
             raise TypeError(f"submit() takes a Task, not {type(task).__name__}")
+        check_executable(task)
         if self._tg is None:
             raise LegatoError(f"experiment {self.name!r} is closed")
         if launcher is not None and not isinstance(launcher, Launcher):

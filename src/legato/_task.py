@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from ._job import Job
     from ._launcher import Launcher
 
-__all__ = ["Task", "has_output_config", "mark_output"]
+__all__ = ["Task", "check_executable", "has_output_config", "mark_output"]
 
 
 class Task(ConfigBase):
@@ -74,6 +74,18 @@ class Task(ConfigBase):
         if path is None:
             raise AttributeError(f"{type(self).__name__} has no job directory yet")
         return path
+
+
+def check_executable(task: Task) -> None:
+    """Refuse, at submission, a task whose class defines no `execute` (an abstract base
+    class, say): its job would fail only once it ran."""
+    if type(task).execute is Task.execute:
+        from ._errors import ConfigError
+
+        raise ConfigError(
+            f"{type(task).__qualname__} defines no execute() method: only tasks that do can "
+            "be submitted"
+        )
 
 
 def has_output_config(task: Task) -> bool:
