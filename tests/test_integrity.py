@@ -154,7 +154,8 @@ def test_frozen_containers_read_like_plain_ones() -> None:
     assert isinstance(fit.layers, list) and isinstance(fit.options, dict)
     assert isinstance(fit.names, set) and isinstance(fit.extra, list)
     assert fit.layers[0] == 1 and list(fit.layers) == [1, 2] and fit.layers[::-1] == [2, 1]
-    assert fit.layers + [3] == [1, 2, 3] and sorted(fit.names | {"y"}) == ["x", "y"]
+    assert fit.layers + [3] == [1, 2, 3]  # noqa: RUF005 - what users write
+    assert sorted(fit.names | {"y"}) == ["x", "y"]
     assert repr(fit.layers) == "[1, 2]" and repr(fit.options) == "{'a': 1.0}"
     copied = fit.layers.copy()
     copied.append(3)  # a copy is the caller's own

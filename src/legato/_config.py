@@ -56,7 +56,7 @@ def _check_names(clsname: str, ns: dict[str, Any]) -> None:
     """Refuse fields that would shadow legato's names (`__identifier__` would silently
     replace the identifier; `submit` would break submission)."""
     for fname, ann in _annotations(ns).items():
-        if fname.startswith("__") and fname.endswith("__") or fname in RESERVED:
+        if (fname.startswith("__") and fname.endswith("__")) or fname in RESERVED:
             text = ann if isinstance(ann, str) else repr(ann)
             if "ClassVar" in text:
                 continue  # a class attribute, not a field

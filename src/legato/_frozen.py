@@ -123,8 +123,10 @@ def _freeze(value: Any, path: str, active: set[int]) -> Any:
                     if type(k) is not str:
                         raise ValidationError(f"{path} key", str, k, "dict keys must be str")
                     items[check_str(k, f"{path} key")] = _freeze(v, f"{path}[{k!r}]", active)
-                return value if t is FrozenDict and _same(items.values(), value.values()) else (
-                    FrozenDict(items)
+                return (
+                    value
+                    if t is FrozenDict and _same(items.values(), value.values())
+                    else (FrozenDict(items))
                 )
             new = [_freeze(v, f"{path}[{i}]", active) for i, v in enumerate(value)]
         finally:
@@ -154,7 +156,4 @@ def _freeze(value: Any, path: str, active: set[int]) -> Any:
 
 def _same(new: Any, old: Any) -> bool:
     """Whether `new` holds the very objects `old` does, in order."""
-    for a, b in zip(new, old, strict=True):
-        if a is not b:
-            return False
-    return True
+    return all(a is b for a, b in zip(new, old, strict=True))

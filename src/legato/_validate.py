@@ -37,7 +37,7 @@ def _numpy(value: Any) -> Any:
 def _exact(tp: type) -> Coercer:
     def coerce(value: Any, path: str) -> Any:
         if type(value) is tp:
-            return check_str(value, path) if tp is str else value
+            return check_str(value, path) if type(value) is str else value
         if tp is not bool and isinstance(value, tp) and not isinstance(value, bool):
             # str.__str__ keeps the characters; str() of a (str, Enum) member is "Cls.NAME".
             return check_str(str.__str__(value), path) if tp is str else tp(value)
