@@ -432,7 +432,7 @@ class Model(Config):
 
 class Learn(Task):
     model: Param[Model] = field(default_factory=Model)
-    epochs: Param[int] = {epochs}
+    epochs: Param[int] = {epochs_decl}
     lr: Param[float] = 0.1
 
     def execute(self):
@@ -440,9 +440,10 @@ class Learn(Task):
 """
 
 
-def _guard_module(tmp_path: Path, epochs: int, width: int = 8) -> Any:
+def _guard_module(tmp_path: Path, epochs: int, width: int = 8, pin: bool = False) -> Any:
     """The user's module, as edited between runs: imported afresh each time."""
-    (tmp_path / "guardmod.py").write_text(GUARD_MODULE.format(epochs=epochs, width=width))
+    decl = f"field(default={epochs}, ignore_default=False)" if pin else str(epochs)
+    (tmp_path / "guardmod.py").write_text(GUARD_MODULE.format(epochs_decl=decl, width=width))
     sys.modules.pop("guardmod", None)
     importlib.invalidate_caches()
     return importlib.import_module("guardmod")
@@ -478,10 +479,12 @@ async def test_changed_default_is_caught_at_reuse(guard_path: Path) -> None:
     assert xp.jobs[0].state is legato.JobState.DONE
     assert (first.path / "ran.txt").read_text() == "ran\n"
 
-    # The fixes: an explicit value or a pinned default is another identity, which runs.
+    # The fix: a default pinned in the identity makes another identifier, which runs.
+    mod = _guard_module(guard_path, epochs=20, pin=True)
     async with experiment(guard_path / "runs", "xp") as xp:
-        await mod.Learn(epochs=20).submit()
+        await mod.Learn().submit()
     assert xp.jobs[0].identifier != first.identifier
+    assert (xp.jobs[0].path / "ran.txt").read_text() == "ran\n"
 
 
 async def test_changed_default_of_a_nested_config_is_caught(guard_path: Path) -> None:

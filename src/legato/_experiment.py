@@ -8,10 +8,11 @@ import os
 import socket
 import sys
 import time
+import warnings
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.lowlevel
@@ -19,6 +20,7 @@ from anyio.abc import TaskGroup
 from msgspec.structs import force_setattr
 
 from ._config import ConfigBase
+from ._defaults import DefaultChanged, DefaultChangedWarning, changed_defaults
 from ._display import follow
 from ._errors import ExperimentFailed, LegatoError, NoExperimentError
 from ._graph import dependencies
@@ -31,7 +33,7 @@ from ._runner import run_job
 from ._scheduler import Scheduler
 from ._serialize import dumps
 from ._task import Task, check_executable, has_output_config, mark_output
-from ._workdir import DONE, JOBS_LIST, STATE, experiment_dir, job_dir, write_json
+from ._workdir import DONE, JOBS_LIST, PARAMS, STATE, experiment_dir, job_dir, write_json
 
 __all__ = ["Experiment", "current_experiment", "experiment"]
 
@@ -161,8 +163,7 @@ class Experiment:
                         self._scheduler.settle()
                         await anyio.lowlevel.checkpoint()  # keep the loop responsive
                     if is_done:
-                        job._finish(JobState.DONE)
-                        self._job_finished(job)
+                        self._reuse(job)
                     else:
                         self._scheduler.add(job)
                 self._scheduler.settle()
@@ -188,10 +189,42 @@ class Experiment:
             f.writelines(f"{job.type_name}/{job.identifier}\n" for job in batch)
         exists = os.path.exists
         done = [exists(job.path / DONE) for job in batch]
+        self._check_defaults(batch, done)
         for job, is_done in zip(batch, done, strict=True):
             if not is_done:  # the directory shows the job to `legato jobs` while it waits
                 os.makedirs(job.path, exist_ok=True)
         return done
+
+    _on_default_change = "raise"
+    _changed_defaults: dict[str, DefaultChanged] | None = None
+
+    def _check_defaults(self, batch: list[Job], done: list[bool]) -> None:
+        """The default-change guard, in `_check_batch`'s thread: of the jobs DONE on disk,
+        note those whose params record a default that their class now declares otherwise
+        (docs/how-to/failures.md)."""
+        for job, is_done in zip(batch, done, strict=True):
+            if is_done:
+                try:
+                    params = (job.path / PARAMS).read_bytes()
+                except OSError:
+                    continue
+                changed = changed_defaults(params, f"job {job.type_name}/{job.identifier[:12]}")
+                if changed is not None:
+                    if self._changed_defaults is None:
+                        self._changed_defaults = {}
+                    self._changed_defaults[job.identifier] = changed
+
+    def _reuse(self, job: Job) -> None:
+        """A job DONE on disk ends DONE here, unless a default changed since it ran: then
+        it ends FAILED, untouched, unless the experiment was told to warn instead."""
+        changed = self._changed_defaults and self._changed_defaults.pop(job.identifier, None)
+        if changed and self._on_default_change == "raise":
+            job._finish(JobState.FAILED, str(changed))
+        else:
+            if changed:
+                warnings.warn(f"{changed} (reused anyway)", DefaultChangedWarning, stacklevel=1)
+            job._finish(JobState.DONE)
+        self._job_finished(job)
 
     def _job_finished(self, job: Job) -> None:
         self._unfinished -= 1
@@ -278,6 +311,7 @@ async def experiment(
     resources: Mapping[str, int] | None = None,
     launcher: Launcher | None = None,
     raise_on_failure: bool = True,
+    on_default_change: Literal["raise", "warn"] = "raise",
 ) -> AsyncIterator[Experiment]:
     """Open an experiment, `async with experiment(workdir, name) as xp:`, that runs the
     tasks submitted in its block as jobs under `workdir`.
@@ -302,6 +336,11 @@ async def experiment(
             work fails before anything is submitted.
         raise_on_failure: Raise `ExperimentFailed` on leaving the block if any job did not
             end DONE; with False, look at `xp.jobs` instead.
+        on_default_change: What to do with a job found DONE on disk whose class now
+            declares another default for a field its identity left out (the default-change
+            guard, docs/how-to/failures.md): `"raise"` ends it FAILED with a
+            `DefaultChanged` reason naming class, field, old and new default, leaving its
+            directory as it is; `"warn"` reuses it with a `DefaultChangedWarning`.
 
     Raises:
         ExperimentFailed: On leaving the block, when jobs failed and `raise_on_failure`.
@@ -318,6 +357,8 @@ async def experiment(
         )
     if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
         raise ValueError(f"experiment name must be a plain non-empty name, got {name!r}")
+    if on_default_change not in ("raise", "warn"):
+        raise ValueError(f'on_default_change must be "raise" or "warn", not {on_default_change!r}')
     root = Path(workdir).expanduser().absolute()  # noqa: ASYNC240 - no I/O
     launcher = launcher if launcher is not None else LocalLauncher()
     if not isinstance(launcher, Launcher):
@@ -326,6 +367,7 @@ async def experiment(
         # Local jobs share this machine's CPUs; a cluster launcher says what suits it.
         max_jobs = getattr(launcher, "default_max_jobs", None) or os.cpu_count() or 1
     xp = Experiment(root, name, max_jobs, resources, launcher)
+    xp._on_default_change = on_default_change
     await launcher.check()
     await xp._write_state("running")
     token = _current.set(xp)

@@ -27,6 +27,7 @@ import msgspec
 from msgspec.structs import force_setattr
 
 from ._config import ConfigBase, main_module_name, module_name, registry
+from ._defaults import left_out_defaults
 from ._errors import DeserializationError, ValidationError
 from ._fields import FieldKind
 from ._frozen import FrozenDict, FrozenList, FrozenSet
@@ -134,6 +135,9 @@ class _Dumper:
                 else:
                     fields[name] = yield from self._value(value)
         record["fields"] = fields
+        defaults = left_out_defaults(config)
+        if defaults:  # for the default-change guard (`_defaults`)
+            record["defaults"] = defaults
         if paths:
             record["paths"] = paths
         d = config.__dict__

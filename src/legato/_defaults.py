@@ -1,0 +1,116 @@
+"""The default-change guard: finished work is not reused under a default it did not run with.
+
+An identity leaves out the fields left at their defaults, so that adding a field keeps
+every finished job valid. The price: changing a default in the code (`epochs = 10` to
+`= 20`) keeps the identifier, and the ten-epoch job would answer for twenty epochs. So the
+params file records, per configuration, the identity form of each field its identity left
+out (`left_out_defaults`); when an experiment is about to reuse a job found DONE on disk,
+`changed_defaults` compares that record with the defaults the classes declare now.
+Params files written before the record existed have none: they are reused as before.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from msgspec.structs import astuple
+
+from ._canon import _encode, canon
+from ._config import registry
+from ._errors import LegatoError
+from ._identity import SKIP_ENCODED, SKIP_EQUAL, _encoded_default
+
+if TYPE_CHECKING:
+    from ._config import ConfigBase
+
+__all__ = ["DefaultChanged", "DefaultChangedWarning", "changed_defaults", "left_out_defaults"]
+
+
+class DefaultChanged(LegatoError):
+    """A job found DONE on disk ran with a default that its class no longer declares.
+
+    Its identifier is the same (defaults are left out of identities), but its results are
+    those of the old default. The experiment does not reuse it: the job ends FAILED with
+    this error's message as its reason, and the directory is left as it is.
+
+    Attributes:
+        field: The field, as `type name.field` (`mylab.Learn.epochs`).
+        old: The default's identity form when the job ran (the value, for plain values).
+        new: The default the class declares now.
+    """
+
+    def __init__(self, field: str, old: Any, new: Any, job: str) -> None:
+        self.field, self.old, self.new = field, old, new
+        super().__init__(
+            f"the default of {field} changed since {job} ran: it ran with {_shown(old)}, the "
+            f"class now declares {_shown(new)}. To run it with the new default, pin the "
+            "default in the identity, `field(default=..., ignore_default=False)` (another "
+            "identifier), or remove the old job (`legato jobs rm`); to reuse it anyway, open "
+            'the experiment with on_default_change="warn"'
+        )
+
+
+class DefaultChangedWarning(UserWarning):
+    """A finished job was reused though a default changed since it ran, as asked by
+    `experiment(..., on_default_change="warn")`."""
+
+
+def left_out_defaults(config: ConfigBase) -> dict[str, Any]:
+    """`{field: identity form}` of the identity fields that `config`'s identity leaves out
+    because they hold their default: what the params file records for the guard."""
+    cls = type(config)
+    plan = cls.__legato_plan__ or cls._legato_compile()
+    values = astuple(config)
+    left: dict[str, Any] = {}
+    for position, name, mode, default, fn, _, errpath in plan.identity:
+        value = values[position]
+        if mode == SKIP_EQUAL:
+            if type(value) is type(default) and value == default:
+                left[name] = canon(value, errpath)
+        elif mode == SKIP_ENCODED:
+            form = fn(value, errpath)
+            if _encode(form) == _encoded_default(default, errpath):
+                left[name] = form
+    return left
+
+
+_decoder = msgspec.msgpack.Decoder()
+
+
+def changed_defaults(params: bytes, job: str) -> DefaultChanged | None:
+    """The first default recorded in a params file that its class, as imported now,
+    declares otherwise; None when none changed, or the file has no record.
+
+    Classes not imported in this process are not looked at: the task being reused is
+    made of imported classes, and a class it does not use changes nothing.
+    """
+    try:
+        objects = _decoder.decode(params)["objects"]
+    except (msgspec.DecodeError, KeyError, TypeError):
+        return None
+    for record in objects:
+        recorded = record.get("defaults")
+        if not recorded:
+            continue
+        cls = registry.get((record.get("module"), record.get("qualname")))
+        if cls is None:
+            continue
+        plan = cls.__legato_plan__ or cls._legato_compile()
+        fields = {field.name: field for field in plan.identity}
+        for name, old in recorded.items():
+            field = fields.get(name)
+            if field is None or field.mode not in (SKIP_EQUAL, SKIP_ENCODED):
+                continue  # removed, or now always in the identity: not this job's identity
+            if field.mode == SKIP_EQUAL:
+                now = _encode(canon(field.default, field.errpath))
+            else:
+                now = _encoded_default(field.default, field.errpath)
+            if _encode(old) != now:
+                new = next(f.default for f in plan.checks if f.name == name)
+                return DefaultChanged(f"{plan.type_name}.{name}", old, new, job)
+    return None
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
