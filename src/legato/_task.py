@@ -53,6 +53,7 @@ class Task(ConfigBase):
 
         Raises:
             NoExperimentError: Outside `async with experiment(...)`.
+            ConfigError: When the class defines no `execute()` (an abstract base task).
             ResourceError: When `requires` asks for more than the experiment declares.
         """
         from ._experiment import current_experiment
