@@ -94,8 +94,12 @@ class Plan:
                 self.constants[info.name] = default
             if kind is FieldKind.PATH:
                 exact: type = type(None)  # a path generator is None until submission
-            elif kind in (FieldKind.CONSTANT, FieldKind.META):
-                exact = _Never  # a Meta value is checked in full: no identity checks it later
+            elif kind is FieldKind.CONSTANT:
+                exact = _Never
+            elif kind is FieldKind.META:
+                # No identity checks a Meta value later: only a value of a type that holds
+                # nothing else (an ASCII str, say) skips the full check.
+                exact = exact_type(tp) or _Never
             else:
                 exact = exact_type(tp) or _Never
             container = _container(tp) if kind is FieldKind.PARAM else None
@@ -158,10 +162,10 @@ def _compile_check(checks: tuple[FieldPlan, ...]) -> Callable[[ConfigBase], None
             lines.append(f"    check_field(self, f{i}, values[{i}])")
         else:
             ns[f"t{i}"] = field.exact
-            lines += [
-                f"    if type(values[{i}]) is not t{i}:",
-                f"        check_field(self, f{i}, values[{i}])",
-            ]
+            test = f"type(values[{i}]) is not t{i}"
+            if field.kind is FieldKind.META and field.exact is str:
+                test += f" or not values[{i}].isascii()"  # else UTF-8 may not encode it
+            lines += [f"    if {test}:", f"        check_field(self, f{i}, values[{i}])"]
     exec(compile("\n".join(lines), "<legato check>", "exec"), ns)  # noqa: S102 - see above
     check: Callable[[ConfigBase], None] = ns["check"]
     return check
