@@ -429,6 +429,7 @@ from legato import Config, Param, Task, field
 
 class Model(Config):
     width: Param[int] = {width}
+    layers: Param[tuple[int, ...]] = {layers}
 
 class Learn(Task):
     model: Param[Model] = field(default_factory=Model)
@@ -440,10 +441,13 @@ class Learn(Task):
 """
 
 
-def _guard_module(tmp_path: Path, epochs: int, width: int = 8, pin: bool = False) -> Any:
+def _guard_module(
+    tmp_path: Path, epochs: int, width: int = 8, pin: bool = False, layers: Any = (4, 4)
+) -> Any:
     """The user's module, as edited between runs: imported afresh each time."""
     decl = f"field(default={epochs}, ignore_default=False)" if pin else str(epochs)
-    (tmp_path / "guardmod.py").write_text(GUARD_MODULE.format(epochs_decl=decl, width=width))
+    text = GUARD_MODULE.format(epochs_decl=decl, width=width, layers=tuple(layers))
+    (tmp_path / "guardmod.py").write_text(text)
     sys.modules.pop("guardmod", None)
     importlib.invalidate_caches()
     return importlib.import_module("guardmod")
@@ -493,6 +497,10 @@ async def test_changed_default_of_a_nested_config_is_caught(guard_path: Path) ->
         await mod.Learn().submit()
     mod = _guard_module(guard_path, epochs=10, width=16)
     with pytest.raises(legato.ExperimentFailed, match=r"Model\.width.*8.*16"):
+        async with experiment(guard_path / "runs", "xp"):
+            await mod.Learn().submit()
+    mod = _guard_module(guard_path, epochs=10, width=8, layers=[4, 8])
+    with pytest.raises(legato.ExperimentFailed, match=r"Model\.layers.*with \(4, 4\).*\(4, 8\)"):
         async with experiment(guard_path / "runs", "xp"):
             await mod.Learn().submit()
     # Unchanged defaults reuse silently.

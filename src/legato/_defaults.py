@@ -36,14 +36,15 @@ class DefaultChanged(LegatoError):
 
     Attributes:
         field: The field, as `type name.field` (`mylab.Learn.epochs`).
-        old: The default's identity form when the job ran (the value, for plain values).
+        old: The default when the job ran, as read back from its identity form (a Path as
+            its string, say).
         new: The default the class declares now.
     """
 
     def __init__(self, field: str, old: Any, new: Any, job: str) -> None:
-        self.field, self.old, self.new = field, old, new
+        self.field, self.old, self.new = field, _readable(old), new
         super().__init__(
-            f"the default of {field} changed since {job} ran: it ran with {_shown(old)}, the "
+            f"the default of {field} changed since {job} ran: it ran with {_shown(self.old)}, the "
             f"class now declares {_shown(new)}. To run it with the new default, pin the "
             "default in the identity, `field(default=..., ignore_default=False)` (another "
             "identifier), or remove the old job (`legato jobs rm`); to reuse it anyway, open "
@@ -112,5 +113,35 @@ def changed_defaults(params: bytes, job: str) -> DefaultChanged | None:
     return None
 
 
+def _readable(form: Any) -> Any:
+    """A value much like the one whose identity form `form` is (`_canon`), for messages."""
+    if type(form) is not list or not form or type(form[0]) is not str:
+        return form
+    kind, rest = form[0], form[1:]
+    if kind == "L":
+        return [_readable(v) for v in rest]
+    if kind == "U":
+        return tuple(_readable(v) for v in rest)
+    if kind == "M":
+        return {rest[i]: _readable(rest[i + 1]) for i in range(0, len(rest), 2)}
+    if kind == "S":
+        return {_readable(_decoder.decode(v)) for v in rest}
+    if kind == "I":
+        return int(rest[0])
+    if kind == "E":
+        return _Shown(f"{rest[0]}.{rest[1]}")
+    if kind in ("P", "T", "D"):
+        return rest[0]
+    if kind == "C":
+        return _Shown(f"<configuration {bytes(rest[0]).hex()[:12]}>")
+    return form
+
+
+class _Shown(str):
+    def __repr__(self) -> str:
+        return str(self)
+
+
 def _shown(value: Any) -> str:
-    return repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
