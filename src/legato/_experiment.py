@@ -20,7 +20,7 @@ from anyio.abc import TaskGroup
 from msgspec.structs import force_setattr
 
 from ._config import ConfigBase
-from ._defaults import DefaultChanged, DefaultChangedWarning, changed_defaults
+from ._defaults import DefaultChanged, DefaultChangedWarning, changed_defaults, read_params
 from ._display import follow
 from ._errors import ExperimentFailed, LegatoError, NoExperimentError
 from ._graph import dependencies
@@ -203,11 +203,8 @@ class Experiment:
         note those whose params record a default that their class now declares otherwise
         (docs/how-to/failures.md)."""
         for job, is_done in zip(batch, done, strict=True):
-            if is_done:
-                try:
-                    params = (job.path / PARAMS).read_bytes()
-                except OSError:
-                    continue
+            params = read_params(f"{job.path}/{PARAMS}") if is_done else None
+            if params is not None:
                 changed = changed_defaults(params, f"job {job.type_name}/{job.identifier[:12]}")
                 if changed is not None:
                     if self._changed_defaults is None:
