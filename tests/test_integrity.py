@@ -268,6 +268,7 @@ class Holder(Config):
     text: Param[str] = ""
     label: Meta[str] = ""
     labels: Meta[list[str]] = field(default_factory=list)
+    where: Meta[Path] = Path(".")
 
 
 @pytest.mark.parametrize("bad", [lambda: 1, object(), io.StringIO(), {"a": [object()]}, {1: 2}])
@@ -282,6 +283,9 @@ def test_a_lone_surrogate_is_a_validation_error() -> None:
         value = ["a\udc80"] if name == "labels" else "a\udc80"
         with pytest.raises(ValidationError, match=rf"Holder\.{name}.*surrogate"):
             Holder(**{name: value})
+    for name in ("note", "where"):
+        with pytest.raises(ValidationError, match=rf"Holder\.{name}.*surrogate"):
+            Holder(**{name: Path("a\udc80")})
     holder = Holder(text="a\udc80")  # an identity str: checked with the identity
     with pytest.raises(ValidationError, match=r"Holder\.text.*surrogate"):
         _ = holder.__identifier__

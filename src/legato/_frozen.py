@@ -148,8 +148,8 @@ def _freeze(value: Any, path: str, active: set[int]) -> Any:
         if converted is not value:
             return _freeze(converted, path, active)
     if isinstance(value, _LEAVES):
-        if isinstance(value, str):
-            check_str(value, path)
+        if isinstance(value, (str, PurePath)):  # (a Path made by os.fsdecode, say)
+            check_str(str(value), path)
         return value
     raise ValidationError(path, "a configuration value type", value, "unsupported type")
 

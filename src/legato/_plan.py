@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Callable
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -165,6 +166,8 @@ def _compile_check(checks: tuple[FieldPlan, ...]) -> Callable[[ConfigBase], None
             test = f"type(values[{i}]) is not t{i}"
             if field.kind is FieldKind.META and field.exact is str:
                 test += f" or not values[{i}].isascii()"  # else UTF-8 may not encode it
+            elif field.kind is FieldKind.META and issubclass(field.exact, PurePath):
+                test += f" or not str(values[{i}]).isascii()"
             lines += [f"    if {test}:", f"        check_field(self, f{i}, values[{i}])"]
     exec(compile("\n".join(lines), "<legato check>", "exec"), ns)  # noqa: S102 - see above
     check: Callable[[ConfigBase], None] = ns["check"]
