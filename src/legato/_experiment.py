@@ -343,7 +343,7 @@ async def experiment(
         ExperimentFailed: On leaving the block, when jobs failed and `raise_on_failure`.
         LauncherError: When the launcher cannot work here.
         ResourceError: When `max_jobs` or `resources` are not positive/non-negative ints.
-        ValueError: When `name` is not a plain name.
+        ValueError: When `name` is not a plain name, or `on_default_change` is unknown.
         LegatoError: When opened inside a running job (a script without a
             `if __name__ == "__main__":` guard).
     """
