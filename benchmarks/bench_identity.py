@@ -1,6 +1,7 @@
 """Identity benchmark (issue #2): construction + identifier of 10,000 configurations.
 
     python benchmarks/bench_identity.py [--n 10000] [--repeats 5] [--no-xpm] [--json FILE]
+                                        [--baseline REV]
 
 The representative class has 8 identity fields: an int, a float, a str, a bool, a list of
 10 floats, a dict of 5 entries, an Enum and a nested configuration of 3 fields. Each of the
@@ -11,6 +12,14 @@ made before the clock starts, the same for both systems.
 experimaestro (`pip install -e '.[bench]'`) runs the same workload in the same process,
 through its public API: `Model.C(...)` to build, `config.__identifier__().all.hex()` to read
 the identifier. Throughput is the best of `repeats` runs.
+
+`--baseline REV` also runs the same workload, in a subprocess, with legato's sources as
+they were at git revision REV (extracted with `git archive` to a temporary directory), and
+prints the ratio: the cost of a change measured in one run on one machine. The two are
+measured in turn, three times each, and the best of each counts, so that a machine busy
+for a while weighs on both alike. For example,
+`--baseline f8dd13c` compares with the sources before configurations held their lists,
+dicts and sets read-only (docs/configurations.md).
 
 Memory: tracemalloc's peak of Python allocations while building and holding the `n`
 configurations with their identifiers (inputs excluded), in a separate, untimed run.
@@ -23,6 +32,10 @@ import enum
 import gc
 import json
 import os
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -167,6 +180,28 @@ def peak_memory(
     return peak / 2**20, held / 2**20
 
 
+def baseline(rev: str, n: int, repeats: int) -> dict[str, Any]:
+    """This benchmark's legato figures with the sources of git revision `rev`."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", rev, "src"],
+            cwd=root,
+            check=True,
+            capture_output=True,
+        ).stdout
+        tar = Path(tmp) / "src.tar"
+        tar.write_bytes(archive)
+        with tarfile.open(tar) as f:
+            f.extractall(tmp, filter="data")
+        out = Path(tmp) / "figures.json"
+        env = {**os.environ, "PYTHONPATH": str(Path(tmp) / "src")}
+        argv = [sys.executable, __file__, "--n", str(n), "--repeats", str(repeats)]
+        subprocess.run([*argv, "--no-xpm", "--json", str(out)], env=env, check=True)
+        figures: dict[str, Any] = json.loads(out.read_text())["legato"]
+        return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=10_000, help="configurations per run")
@@ -174,6 +209,7 @@ def main() -> None:
     parser.add_argument("--xpm-repeats", type=int, default=3)
     parser.add_argument("--no-xpm", action="store_true", help="skip experimaestro")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--baseline", metavar="REV", help="also measure legato at git REV")
     args = parser.parse_args()
 
     rows = inputs(args.n)
@@ -205,6 +241,21 @@ def main() -> None:
             f"({xheld * 2**20 / args.n:,.0f} B per configuration)"
         )
         print(f"ratio          {ratio:>10.1f}x  (target >= {TARGET_RATIO:.0f}x: {verdict})")
+    if args.baseline:
+        import legato
+
+        print(f"baseline       legato at {args.baseline} (this run: {legato.__file__})")
+        base_rate = 0.0
+        for _ in range(3):
+            base = baseline(args.baseline, args.n, args.repeats)
+            base_rate = max(base_rate, base["ids_per_s"])
+            rate = max(rate, throughput(build_legato, rows, args.repeats))
+        results["legato"]["ids_per_s"] = rate
+        results["baseline"] = {"rev": args.baseline, **base, "ids_per_s": base_rate}
+        print(f"legato         {rate:>10,.0f} identifiers/s (best of every round)")
+        print(f"baseline       {base_rate:>10,.0f} identifiers/s at {args.baseline}")
+        change = rate / base_rate - 1
+        print(f"change         {change:>+10.1%} identifiers/s against {args.baseline}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -329,7 +329,8 @@ def test_allowed_values_are_converted_to_the_declared_type(
     name: str, given: Any, stored: Any
 ) -> None:
     value = getattr(Everything(**{name: given}), name)
-    assert value == stored and type(value) is type(stored)
+    # Lists, dicts and sets are held read-only: subclasses of the plain ones.
+    assert value == stored and type(value).__mro__[type(value) is not type(stored)] is type(stored)
     Everything(**{name: given}).__identifier__  # every allowed value has an identity
 
 
@@ -398,12 +399,11 @@ def test_error_in_a_container_names_the_index_or_key() -> None:
         Stack(layers=[{"hidden": "x"}])  # type: ignore[list-item]
 
 
-def test_an_any_value_of_unsupported_type_fails_at_the_latest_with_the_identifier() -> None:
-    config = Everything(anything=object())
+def test_an_any_value_of_unsupported_type_fails_at_construction() -> None:
     with pytest.raises(ValidationError, match=r"Everything\.anything"):
-        config.__identifier__
+        Everything(anything=object())
     with pytest.raises(ValidationError, match=r"Everything\.anything key"):
-        Everything(anything={1: "x"}).__identifier__
+        Everything(anything={1: "x"})
 
 
 class Opaque:

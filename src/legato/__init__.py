@@ -6,6 +6,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._config import Config
+from ._defaults import DefaultChanged, DefaultChangedWarning
 from ._errors import (
     ConfigError,
     DeserializationError,
@@ -85,6 +86,8 @@ __all__ = [
     "LocalLauncher",
     "ConfigError",
     "Constant",
+    "DefaultChanged",
+    "DefaultChangedWarning",
     "DeserializationError",
     "ExperimentFailed",
     "JobFailed",

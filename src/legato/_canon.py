@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ._errors import ValidationError
+from ._frozen import FrozenDict, FrozenList, FrozenSet
 
 if TYPE_CHECKING:
     from ._config import ConfigBase
@@ -178,6 +179,9 @@ _handlers: dict[type, Canon] = {
     dict: _canon_dict,
     set: _canon_set,
     frozenset: _canon_set,
+    FrozenList: _canon_list,  # what configurations hold: the same forms as list, dict, set
+    FrozenDict: _canon_dict,
+    FrozenSet: _canon_set,
 }
 """Handlers by exact value type; other types are added on first sight by `_handler`."""
 
@@ -234,10 +238,9 @@ class WorkdirDefault:
 def _holds_absolute_path(value: Any) -> bool:
     if isinstance(value, PurePath):
         return value.is_absolute()
-    t = type(value)
-    if t is list or t is tuple or t is set or t is frozenset:
+    if isinstance(value, (list, tuple, set, frozenset)):
         return any(_holds_absolute_path(v) for v in value)
-    if t is dict:
+    if isinstance(value, dict):
         return any(_holds_absolute_path(v) for v in value.values())
     return False
 

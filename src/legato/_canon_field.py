@@ -16,6 +16,7 @@ import typing
 from typing import Any
 
 from ._canon import Canon, _enum_name, canon
+from ._frozen import FrozenDict, FrozenList
 
 __all__ = ["FieldCanon", "Inline", "field_canon", "inline_source"]
 
@@ -65,8 +66,10 @@ def field_canon(tp: Any) -> FieldCanon:
         if issubclass(tp, enum.Enum):
             return _field_enum(tp)
         return FieldCanon(None, canon, None)
-    if origin is list or (origin is tuple and len(args) == 2 and args[1] is ...):
-        return _field_sequence(origin, "L" if origin is list else "U", args[0])
+    if origin is list:  # a configuration holds its lists read-only (`_frozen`)
+        return _field_sequence(FrozenList, "L", args[0])
+    if origin is tuple and len(args) == 2 and args[1] is ...:
+        return _field_sequence(tuple, "U", args[0])
     if origin is dict and len(args) == 2 and args[0] is str:
         return _field_dict(args[1])
     return FieldCanon(None, canon, None)
@@ -105,7 +108,7 @@ else:
 """
 
 _DICT = """
-if type({x}) is dict:
+if type({x}) is {frozen}:
     {items} = ["M"]
     for {k} in sorted({x}):
         {v} = {x}[{k}]
@@ -164,7 +167,7 @@ def _field_dict(value_tp: Any) -> FieldCanon:
     plain, item, _ = field_canon(value_tp)
 
     def field(value: Any, path: str) -> Any:
-        if type(value) is not dict:
+        if type(value) is not FrozenDict:
             return canon(value, path)
         items: list[Any] = ["M"]
         append = items.append
@@ -178,7 +181,7 @@ def _field_dict(value_tp: Any) -> FieldCanon:
 
     if plain is None:
         return FieldCanon(None, field, None)
-    inline = Inline(_DICT, {"plain": plain}, field)
+    inline = Inline(_DICT, {"plain": plain, "frozen": FrozenDict}, field)
     return FieldCanon(None, _inline_function(inline), inline)
 
 

@@ -48,6 +48,24 @@ def _is_pathgen(ann: Any, globalns: dict[str, Any], ns: dict[str, Any]) -> bool:
     return any(isinstance(m, PathGenerator) for m in typing.get_args(ann)[1:])
 
 
+RESERVED = frozenset({"submit", "execute", "config"})
+"""Field names that would shadow `Task`'s methods; dunder names are reserved too."""
+
+
+def _check_names(clsname: str, ns: dict[str, Any]) -> None:
+    """Refuse fields that would shadow legato's names (`__identifier__` would silently
+    replace the identifier; `submit` would break submission)."""
+    for fname, ann in _annotations(ns).items():
+        if (fname.startswith("__") and fname.endswith("__")) or fname in RESERVED:
+            text = ann if isinstance(ann, str) else repr(ann)
+            if "ClassVar" in text:
+                continue  # a class attribute, not a field
+            raise ConfigError(
+                f"{clsname}.{fname}: the name is reserved by legato (submit, execute, config "
+                "and dunder names): rename the field"
+            )
+
+
 def _compile_and_check(config: ConfigBase) -> None:
     """A class's `__legato_check__` until its first construction compiles its plan."""
     type(config)._legato_compile().check(config)
@@ -79,6 +97,7 @@ class ConfigMeta(msgspec.StructMeta):
         name: str | None = None,
         **kwargs: Any,
     ) -> ConfigMeta:
+        _check_names(clsname, ns)
         options: dict[str, bool] = {}
         pathgens: dict[str, PathGenerator] = {}
         for base in bases:

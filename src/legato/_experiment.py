@@ -9,11 +9,12 @@ import os
 import socket
 import sys
 import time
+import warnings
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.lowlevel
@@ -21,6 +22,7 @@ from anyio.abc import TaskGroup
 from msgspec.structs import force_setattr
 
 from ._config import ConfigBase
+from ._defaults import DefaultChanged, DefaultChangedWarning, changed_defaults, read_params
 from ._display import follow
 from ._errors import ExperimentFailed, LegatoError, NoExperimentError
 from ._graph import dependencies
@@ -34,10 +36,11 @@ from ._runner import record_unrun, run_job
 from ._scheduler import Scheduler
 from ._serialize import dumps
 from ._ship import check as ship_check
-from ._task import Task, has_output_config, mark_output
+from ._task import Task, check_executable, has_output_config, mark_output
 from ._workdir import (
     DONE,
     JOBS_LIST,
+    PARAMS,
     RUN_HEADER,
     STATE,
     experiment_dir,
@@ -156,6 +159,7 @@ class Experiment:
         """
         if not isinstance(task, Task):
             raise TypeError(f"submit() takes a Task, not {type(task).__name__}")
+        check_executable(task)
         if self._tg is None:
             raise LegatoError(f"experiment {self.name!r} is closed")
         if launcher is not None and not isinstance(launcher, Launcher):
@@ -218,8 +222,7 @@ class Experiment:
                         self._scheduler.settle()
                         await anyio.lowlevel.checkpoint()  # keep the loop responsive
                     if is_done is True:
-                        job._finish(JobState.DONE)
-                        self._job_finished(job)
+                        self._reuse(job)
                     elif is_done is False:
                         self._scheduler.add(job)
                     else:  # its directory cannot be made: it cannot run
@@ -254,6 +257,7 @@ class Experiment:
         self._list_jobs([job for job, listed in batch if listed])
         exists = os.path.exists
         done: list[bool | str] = [exists(job.path / DONE) for job, _ in batch]
+        self._check_defaults([job for job, _ in batch], done)
         for i, (job, _) in enumerate(batch):
             if not done[i]:  # the directory shows the job to `legato jobs` while it waits
                 try:
@@ -287,6 +291,34 @@ class Experiment:
             if exc.errno not in _READ_ONLY:
                 raise
             self._unwritable = exc
+
+    _on_default_change = "raise"
+    _changed_defaults: dict[str, DefaultChanged] | None = None
+
+    def _check_defaults(self, batch: list[Job], done: list[bool | str]) -> None:
+        """The default-change guard, in `_check_batch`'s thread: of the jobs DONE on disk,
+        note those whose params record a default that their class now declares otherwise
+        (docs/how-to/failures.md)."""
+        for job, is_done in zip(batch, done, strict=True):
+            params = read_params(f"{job.path}/{PARAMS}") if is_done is True else None
+            if params is not None:
+                changed = changed_defaults(params, f"job {job.type_name}/{job.identifier[:12]}")
+                if changed is not None:
+                    if self._changed_defaults is None:
+                        self._changed_defaults = {}
+                    self._changed_defaults[job.identifier] = changed
+
+    def _reuse(self, job: Job) -> None:
+        """A job DONE on disk ends DONE here, unless a default changed since it ran: then
+        it ends FAILED, untouched, unless the experiment was told to warn instead."""
+        changed = self._changed_defaults and self._changed_defaults.pop(job.identifier, None)
+        if changed and self._on_default_change == "raise":
+            job._finish(JobState.FAILED, str(changed))
+        else:
+            if changed:
+                warnings.warn(f"{changed} (reused anyway)", DefaultChangedWarning, stacklevel=1)
+            job._finish(JobState.DONE)
+        self._job_finished(job)
 
     def _job_finished(self, job: Job) -> None:
         self._unfinished -= 1
@@ -452,6 +484,7 @@ async def experiment(
     launcher: Launcher | None = None,
     raise_on_failure: bool = True,
     keep_finished: int | None = 10_000,
+    on_default_change: Literal["raise", "warn"] = "raise",
 ) -> AsyncIterator[Experiment]:
     """Open an experiment, `async with experiment(workdir, name) as xp:`, that runs the
     tasks submitted in its block as jobs under `workdir`.
@@ -480,12 +513,17 @@ async def experiment(
             ones are always kept); None keeps all. It bounds the memory of an experiment
             that stays open for weeks (a web service): a job it no longer keeps is found
             on disk when submitted again, as in a new run.
+        on_default_change: What to do with a job found DONE on disk whose class now
+            declares another default for a field its identity left out (the default-change
+            guard, docs/how-to/failures.md): `"raise"` ends it FAILED with a
+            `DefaultChanged` reason naming class, field, old and new default, leaving its
+            directory as it is; `"warn"` reuses it with a `DefaultChangedWarning`.
 
     Raises:
         ExperimentFailed: On leaving the block, when jobs failed and `raise_on_failure`.
         LauncherError: When the launcher cannot work here.
         ResourceError: When `max_jobs` or `resources` are not positive/non-negative ints.
-        ValueError: When `name` is not a plain name.
+        ValueError: When `name` is not a plain name, or `on_default_change` is unknown.
         LegatoError: When opened inside a running job (a script without a
             `if __name__ == "__main__":` guard).
     """
@@ -496,6 +534,8 @@ async def experiment(
         )
     if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
         raise ValueError(f"experiment name must be a plain non-empty name, got {name!r}")
+    if on_default_change not in ("raise", "warn"):
+        raise ValueError(f'on_default_change must be "raise" or "warn", not {on_default_change!r}')
     root = Path(workdir).expanduser().absolute()  # noqa: ASYNC240 - no I/O
     launcher = launcher if launcher is not None else LocalLauncher()
     if not isinstance(launcher, Launcher):
@@ -508,6 +548,7 @@ async def experiment(
     ):
         raise ValueError(f"keep_finished must be a non-negative int or None, got {keep_finished!r}")
     xp = Experiment(root, name, max_jobs, resources, launcher, keep_finished)
+    xp._on_default_change = on_default_change
     await launcher.check()
     await xp._write_state("running")
     token = _current.set(xp)

@@ -104,6 +104,8 @@ def identifier_digest(config: ConfigBase) -> bytes:
         except RecursionError:
             _digest_bottom_up(config)
             digest = plan.digest(config, d)
+        except UnicodeEncodeError:
+            raise _unencodable(config, plan.identity) from None
         d["__legato_digest__"] = digest
     return digest
 
@@ -121,6 +123,23 @@ def main_identifier(config: ConfigBase) -> str:
         identifier_digest(config)  # what it holds is digested, however deep
         ident = d["__legato_main_identifier__"] = plan.main_digest(config, d).hex()
     return ident
+
+
+def _unencodable(config: ConfigBase, plan: tuple[IdentityField, ...]) -> Exception:
+    """The error naming the identity field whose string UTF-8 cannot encode (a lone
+    surrogate, as `os.fsdecode` makes of undecodable file names)."""
+    from ._errors import ValidationError
+
+    values = astuple(config)
+    for field in plan:
+        try:
+            _encode(field.canon(values[field.position], field.errpath))
+        except UnicodeEncodeError:
+            value = values[field.position]
+            return ValidationError(
+                field.errpath, str, value, "holds a lone surrogate, which UTF-8 cannot encode"
+            )
+    return ValidationError(type(config).__name__, str, None, "a string UTF-8 cannot encode")
 
 
 def _digest_bottom_up(config: ConfigBase) -> None:

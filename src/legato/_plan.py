@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Callable
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -19,6 +20,7 @@ from msgspec.structs import astuple, force_setattr
 
 from ._errors import ConfigError
 from ._fields import FieldKind, PathGenerator, Tagged
+from ._frozen import FrozenDict, FrozenList, freeze
 from ._identity import Digest, IdentityField, compile_identity, identity_fields
 from ._validate import Coercer, compile_coercer, exact_type
 
@@ -103,6 +105,10 @@ class Plan:
                 exact: type = type(None)  # a path generator is None until submission
             elif kind is FieldKind.CONSTANT:
                 exact = _Never
+            elif kind is FieldKind.META:
+                # No identity checks a Meta value later: only a value of a type that holds
+                # nothing else (an ASCII str, say) skips the full check.
+                exact = exact_type(tp) or _Never
             else:
                 exact = exact_type(tp) or _Never
             container = _container(tp) if kind in _VALUE_KINDS else None
@@ -140,6 +146,8 @@ def _compile_check(checks: tuple[FieldPlan, ...]) -> Callable[[ConfigBase], None
         "astuple": astuple,
         "check_field": check_field,
         "force_setattr": force_setattr,
+        "FrozenList": FrozenList,
+        "FrozenDict": FrozenDict,
     }
     lines = ["def check(self):", "    values = astuple(self)"]
     for i, field in enumerate(checks):
@@ -158,11 +166,12 @@ def _compile_check(checks: tuple[FieldPlan, ...]) -> Callable[[ConfigBase], None
                 else:
                     loop = [f"for k, v in {x}.items():"]
                     loop.append(f"    if type(k) is not str or type(v) is not t{i}:")
+                frozen = "FrozenList" if field.container is list else "FrozenDict"
                 loop += [
                     f"        force_setattr(self, n{i}, c{i}({x}, e{i}))",
                     "        break",
                     "else:",
-                    f"    force_setattr(self, n{i}, {x}.copy())",
+                    f"    force_setattr(self, n{i}, {frozen}({x}))",
                 ]
                 lines += ["        " + line for line in loop]
             else:
@@ -172,10 +181,12 @@ def _compile_check(checks: tuple[FieldPlan, ...]) -> Callable[[ConfigBase], None
             lines.append(f"    check_field(self, f{i}, values[{i}])")
         else:
             ns[f"t{i}"] = field.exact
-            lines += [
-                f"    if type(values[{i}]) is not t{i}:",
-                f"        check_field(self, f{i}, values[{i}])",
-            ]
+            test = f"type(values[{i}]) is not t{i}"
+            if field.kind is FieldKind.META and field.exact is str:
+                test += f" or not values[{i}].isascii()"  # else UTF-8 may not encode it
+            elif field.kind is FieldKind.META and issubclass(field.exact, PurePath):
+                test += f" or not str(values[{i}]).isascii()"
+            lines += [f"    if {test}:", f"        check_field(self, f{i}, values[{i}])"]
     exec(compile("\n".join(lines), "<legato check>", "exec"), ns)  # noqa: S102 - see above
     check: Callable[[ConfigBase], None] = ns["check"]
     return check
@@ -210,6 +221,8 @@ def check_field(config: ConfigBase, field: FieldPlan, value: Any) -> None:
             raise ConfigError(f"{errpath} is a path generator: legato sets it at submission")
         return
     new = coerce(value, errpath)
+    if kind is FieldKind.META:
+        new = freeze(new, errpath)  # what no identity checks must still be written to disk
     if kind is FieldKind.CONSTANT and not (type(new) is type(default) and new == default):
         raise ConfigError(f"{errpath} is a Constant ({default!r}) and cannot be set")
     if new is not original:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
+import warnings
 from pathlib import Path
 
 __all__ = ["progress"]
@@ -19,19 +21,29 @@ def progress(fraction: float, desc: str | None = None) -> None:
     Outside a job it does nothing, so a task's `execute` can be called directly in tests.
     The experiment sees it at once (`job.progress`); `progress.json` in the job directory
     keeps the latest report for the command line, rewritten at most twice a second.
+
+    Reporting never fails a job: a fraction past either end (`1.0000000000000002` from
+    summed steps, a step count over the total) is clamped to [0, 1]; one that is no finite
+    number (NaN, an infinity, a str) is ignored with a warning, as is a `desc` that is no
+    str (the fraction is still reported).
     """
     global _last_file_write
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
-        raise TypeError(f"progress(): fraction must be a number, got {fraction!r}")
-    if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"progress(): fraction must be within [0, 1], got {fraction!r}")
+    try:  # numpy and other numbers convert; a str, even "0.5", is no number
+        number = math.nan if isinstance(fraction, (str, bytes, bool)) else float(fraction)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        warnings.warn(f"progress(): ignored {fraction!r}, not a number", stacklevel=2)
+        return
+    fraction = min(max(number, 0.0), 1.0)
     if desc is not None and not isinstance(desc, str):
-        raise TypeError(f"progress(): desc must be a str or None, got {desc!r}")
+        warnings.warn(f"progress(): ignored desc {desc!r}, not a str", stacklevel=2)
+        desc = None
     fd = os.environ.get("LEGATO_PROGRESS_FD")
     job_dir = os.environ.get("LEGATO_JOB_DIR")
     if fd is None or job_dir is None:
         return
-    message = {"fraction": float(fraction), "desc": desc}
+    message = {"fraction": fraction, "desc": desc}
     try:
         os.write(int(fd), json.dumps(message).encode() + b"\n")
     except OSError:

@@ -29,8 +29,10 @@ import msgspec
 from msgspec.structs import force_setattr
 
 from ._config import ConfigBase, main_module_name, module_name, registry
+from ._defaults import left_out_defaults
 from ._errors import DeserializationError, ValidationError
 from ._fields import FieldKind
+from ._frozen import FrozenDict, FrozenList, FrozenSet
 from ._identity import current_workdir
 from ._ship import needs_shipping, pickled, unship
 
@@ -151,6 +153,9 @@ class _Dumper:
                 else:
                     fields[name] = yield from self._value(value)
         record["fields"] = fields
+        defaults = left_out_defaults(config)
+        if defaults:  # for the default-change guard (`_defaults`)
+            record["defaults"] = defaults
         if paths:
             record["paths"] = paths
         d = config.__dict__
@@ -179,7 +184,7 @@ class _Dumper:
         tag = _COLLECTIONS.get(t)
         if tag is not None:
             out: list[Any] = [tag]
-            if t is dict:
+            if tag == "M":
                 for k, v in value.items():
                     out += [k, (yield from self._value(v))]
             else:
@@ -200,7 +205,16 @@ class _Dumper:
         raise ValidationError("value", "a configuration value type", value, "cannot serialize")
 
 
-_COLLECTIONS: dict[type, str] = {list: "L", tuple: "U", dict: "M", set: "S", frozenset: "F"}
+_COLLECTIONS: dict[type, str] = {
+    list: "L",
+    tuple: "U",
+    dict: "M",
+    set: "S",
+    frozenset: "F",
+    FrozenList: "L",  # what configurations hold (`_frozen`), rebuilt read-only on loading
+    FrozenDict: "M",
+    FrozenSet: "S",
+}
 
 
 def dumps(config: ConfigBase) -> bytes:
@@ -331,7 +345,7 @@ class _Loader:
             force_setattr(config, name, self.path(path))
         d = config.__dict__
         if record.get("tags"):
-            d["__legato_tags__"] = {k: fields[k] for k in record["tags"] if k in fields}
+            d["__legato_tags__"] = {k: getattr(config, k) for k in record["tags"] if k in fields}
         if record.get("producer") is not None:
             d["__legato_producer__"] = yield record["producer"]
         if record.get("taskdir"):

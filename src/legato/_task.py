@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from ._job import Job
     from ._launcher import Launcher
 
-__all__ = ["Task", "has_output_config", "mark_output"]
+__all__ = ["Task", "check_executable", "has_output_config", "mark_output"]
 
 
 class Task(ConfigBase):
@@ -53,6 +53,7 @@ class Task(ConfigBase):
 
         Raises:
             NoExperimentError: Outside `async with experiment(...)`.
+            ConfigError: When the class defines no `execute()` (an abstract base task).
             ResourceError: When `requires` asks for more than the experiment declares.
         """
         from ._experiment import current_experiment
@@ -88,6 +89,18 @@ class Task(ConfigBase):
 
             kept = self.__dict__["__legato_maintaskdir__"] = (taskdir, main_task_dir(self, taskdir))
         return kept[1]
+
+
+def check_executable(task: Task) -> None:
+    """Refuse, at submission, a task whose class defines no `execute` (an abstract base
+    class, say): its job would fail only once it ran."""
+    if type(task).execute is Task.execute:
+        from ._errors import ConfigError
+
+        raise ConfigError(
+            f"{type(task).__qualname__} defines no execute() method: only tasks that do can "
+            "be submitted"
+        )
 
 
 def has_output_config(task: Task) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from ._errors import ConfigError, ValidationError
+from ._frozen import FrozenDict, FrozenList, FrozenSet, check_str, freeze, from_numpy
 
 Coercer = Callable[[Any, str], Any]
 
@@ -24,17 +25,25 @@ _SCALARS: tuple[type, ...] = (bool, int, float, str, bytes, type(None))
 
 
 def _any(value: Any, path: str) -> Any:
-    # Checked when the identity is computed, which walks every value anyway.
-    return value
+    # The declared type says nothing: check what can be written, and make it read-only.
+    return freeze(value, path)
+
+
+def _numpy(value: Any) -> Any:
+    """A numpy value as the equal Python one (numpy sweeps, `np.linspace`), else `value`."""
+    return from_numpy(value) if type(value).__module__ == "numpy" else value
 
 
 def _exact(tp: type) -> Coercer:
     def coerce(value: Any, path: str) -> Any:
         if type(value) is tp:
-            return value
+            return check_str(value, path) if type(value) is str else value
         if tp is not bool and isinstance(value, tp) and not isinstance(value, bool):
             # str.__str__ keeps the characters; str() of a (str, Enum) member is "Cls.NAME".
-            return str.__str__(value) if tp is str else tp(value)
+            return check_str(str.__str__(value), path) if tp is str else tp(value)
+        converted = _numpy(value)
+        if converted is not value and type(converted) is tp:
+            return converted
         raise ValidationError(path, tp, value)
 
     return coerce
@@ -43,6 +52,7 @@ def _exact(tp: type) -> Coercer:
 def _float(value: Any, path: str) -> Any:
     if type(value) is float:
         return value
+    value = _numpy(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
             return float(value)
@@ -130,24 +140,30 @@ def _all_of(tp: type | None) -> Callable[[Any], bool] | None:
 def _sequence(item: Coercer, out: type, expected: Any, item_type: type | None) -> Coercer:
     all_exact = _all_of(item_type)
 
+    frozen = FrozenList if out is list else tuple
+
     def coerce(value: Any, path: str) -> Any:
         if not isinstance(value, (list, tuple)):
-            raise ValidationError(path, expected, value)
+            converted = _numpy(value)
+            if not isinstance(converted, list):  # a 1-D array
+                raise ValidationError(path, expected, value)
+            value = converted
         if all_exact is not None and all_exact(value):
-            return out(value)
+            return value if type(value) is frozen else frozen(value)
         try:
             items = [item(v, path) for v in value]
         except ValidationError:
             for i, v in enumerate(value):  # again, to name the failing index
                 item(v, f"{path}[{i}]")
             raise
-        return items if out is list else tuple(items)
+        return frozen(items)
 
     return coerce
 
 
 def _fixed_tuple(items: list[Coercer], expected: Any) -> Coercer:
     def coerce(value: Any, path: str) -> Any:
+        value = _numpy(value)
         if not isinstance(value, (list, tuple)) or len(value) != len(items):
             raise ValidationError(path, expected, value, f"needs {len(items)} items")
         return tuple(
@@ -158,10 +174,13 @@ def _fixed_tuple(items: list[Coercer], expected: Any) -> Coercer:
 
 
 def _set(item: Coercer, out: type, expected: Any) -> Coercer:
+    frozen = FrozenSet if out is set else frozenset
+
     def coerce(value: Any, path: str) -> Any:
+        value = _numpy(value)
         if not isinstance(value, (set, frozenset, list, tuple)):
             raise ValidationError(path, expected, value)
-        return out(item(v, f"{path} item") for v in value)
+        return frozen(item(v, f"{path} item") for v in value)
 
     return coerce
 
@@ -180,13 +199,13 @@ def _dict(value_coercer: Coercer, expected: Any, value_type: type | None) -> Coe
         if not isinstance(value, dict):
             raise ValidationError(path, expected, value)
         if all_exact is not None and _str_keys(value) and all_exact(value.values()):
-            return dict(value)
-        result = {}
+            return value if type(value) is FrozenDict else FrozenDict(value)
+        result = FrozenDict()
         for k, v in value.items():
             if type(k) is not str:
                 raise ValidationError(f"{path} key", str, k, "dict keys must be str")
             try:
-                result[k] = value_coercer(v, path)
+                dict.__setitem__(result, k, value_coercer(v, path))
             except ValidationError:
                 value_coercer(v, f"{path}[{k!r}]")
                 raise
@@ -196,7 +215,8 @@ def _dict(value_coercer: Coercer, expected: Any, value_type: type | None) -> Coe
 
 
 def _union(members: list[Any], coercers: list[Coercer], expected: Any) -> Coercer:
-    exact = tuple(m for m in members if isinstance(m, type))
+    # Containers are never taken as they are: they are copied read-only.
+    exact = tuple(m for m in members if isinstance(m, type) and m not in _CONTAINERS)
 
     def coerce(value: Any, path: str) -> Any:
         # The value's own type counts first (rule 2: True, 1 and 1.0 stay apart).
@@ -290,5 +310,7 @@ def exact_type(tp: Any) -> type | None:
             return _PATH_TYPE
     return None
 
+
+_CONTAINERS = (list, tuple, set, frozenset, dict)
 
 SUPPORTED_SCALARS = _SCALARS
