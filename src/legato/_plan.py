@@ -46,8 +46,10 @@ class FieldPlan(typing.NamedTuple):
     conversion: a list or dict of such items (and str keys) is only copied."""
 
 
-_VALUE_KINDS = (FieldKind.PARAM, FieldKind.SUBPARAM, FieldKind.META)
-"""The kinds of fields whose value the user gives."""
+_FAST_CONTAINER_KINDS = (FieldKind.PARAM, FieldKind.SUBPARAM)
+"""The kinds of fields whose lists and dicts of exact items take the inline fast path; a
+`Meta` container always goes through the full check, which also rejects what no identity
+would catch later (a lone surrogate in a string)."""
 _IDENTITY_KINDS = (FieldKind.PARAM, FieldKind.SUBPARAM, FieldKind.CONSTANT)
 
 
@@ -111,7 +113,7 @@ class Plan:
                 exact = exact_type(tp) or _Never
             else:
                 exact = exact_type(tp) or _Never
-            container = _container(tp) if kind in _VALUE_KINDS else None
+            container = _container(tp) if kind in _FAST_CONTAINER_KINDS else None
             items = _items(tp) if container in (list, dict) else None
             checks.append(
                 FieldPlan(info.name, kind, coerce, default, errpath, exact, container, items)
