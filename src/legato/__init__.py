@@ -10,10 +10,12 @@ from ._errors import (
     ConfigError,
     DeserializationError,
     ExperimentFailed,
+    Interrupted,
     JobFailed,
     LauncherError,
     LegatoError,
     NoExperimentError,
+    Requeue,
     ResourceError,
     ValidationError,
 )
@@ -23,6 +25,7 @@ from ._serialize import dumps, loads
 from ._task import Task
 
 if TYPE_CHECKING:
+    from ._attempt import attempt, remaining_time
     from ._cache import cache
     from ._experiment import Experiment, experiment
     from ._job import Job, JobState
@@ -34,6 +37,8 @@ if TYPE_CHECKING:
 
 # Heavier parts load on first use, so a job's process (which imports legato) starts fast.
 _LAZY = {
+    "attempt": "_attempt",
+    "remaining_time": "_attempt",
     "cache": "_cache",
     "Experiment": "_experiment",
     "experiment": "_experiment",
@@ -75,6 +80,7 @@ __all__ = [
     "Constant",
     "DeserializationError",
     "ExperimentFailed",
+    "Interrupted",
     "JobFailed",
     "LauncherError",
     "LegatoError",
@@ -82,11 +88,13 @@ __all__ = [
     "NoExperimentError",
     "Option",
     "Param",
+    "Requeue",
     "ResourceError",
     "SlurmLauncher",
     "Task",
     "ValidationError",
     "__version__",
+    "attempt",
     "cache",
     "dumps",
     "experiment",
@@ -95,5 +103,6 @@ __all__ = [
     "loads",
     "pathgenerator",
     "progress",
+    "remaining_time",
     "tag",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import datetime
 import logging
 import os
 import socket
@@ -30,7 +31,7 @@ from ._resources import Grant, ResourcePool
 from ._runner import run_job
 from ._scheduler import Scheduler
 from ._serialize import dumps
-from ._task import Task, has_output_config, mark_output
+from ._task import Task, attempt_limits, has_output_config, mark_output
 from ._workdir import DONE, JOBS_LIST, STATE, experiment_dir, job_dir, write_json
 
 __all__ = ["Experiment", "current_experiment", "experiment"]
@@ -109,6 +110,9 @@ class Experiment:
         *,
         launcher: Launcher | None = None,
         requires: Mapping[str, int] | None = None,
+        retries: int = 0,
+        timeout: float | datetime.timedelta | None = None,  # noqa: ASYNC109 - the job's, not this call's
+        max_preemptions: int = 100,
     ) -> Any:
         """Submit `task` to this experiment rather than to the innermost open one.
 
@@ -123,6 +127,7 @@ class Experiment:
         if launcher is not None and not isinstance(launcher, Launcher):
             raise TypeError(f"launcher must implement legato.Launcher, got {launcher!r}")
         amounts = self._pool.check(requires)
+        limits = attempt_limits(retries, timeout, max_preemptions)
         token = current_workdir.set(self.workdir)
         try:
             identifier = task.__identifier__
@@ -135,6 +140,7 @@ class Experiment:
         if job is None:
             job = Job(task, identifier, path, deps, dict(requires or {}), launcher)
             job._amounts = amounts
+            job.retries, job.timeout, job.max_preemptions = limits
             self._jobs[identifier] = job
             self._unfinished += 1
             self._idle = anyio.Event() if self._idle.is_set() else self._idle

@@ -24,9 +24,11 @@ class LocalLauncher:
     death), so a killed experiment leaves neither orphans nor a job running unlocked.
 
     Args:
-        grace_period: Seconds a cancelled job has between SIGTERM and SIGKILL, to run its
-            `finally:` blocks; give a job that saves a large checkpoint on the way out
-            its own launcher with more (`submit(launcher=LocalLauncher(grace_period=60))`).
+        grace_period: Seconds a cancelled job, or one that reached its time limit
+            (`submit(timeout=...)`), has between SIGTERM and SIGKILL, to save a checkpoint
+            and run its `finally:` blocks; give a job that saves a large checkpoint on the
+            way out its own launcher with more
+            (`submit(launcher=LocalLauncher(grace_period=60))`).
     """
 
     name = "local"
@@ -46,6 +48,7 @@ class LocalLauncher:
             pass_fds = (spec.lock_fd,)
             env["LEGATO_LOCK_FD"] = str(spec.lock_fd)
         env["LEGATO_PARENT_PID"] = str(os.getpid())
+        env["LEGATO_GRACE"] = repr(self.grace_period)  # the worker ends a timed-out job itself
         process = await open_process(
             spec.argv,
             stdin=None,
