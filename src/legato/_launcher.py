@@ -27,6 +27,10 @@ class Exit:
     """The signal that killed it, when one did."""
     reason: str | None = None
     """Set when the launcher knows better than the exit status (sbatch rejected the job)."""
+    interruption: str | None = None
+    """Set, with `reason`, when the process was stopped before it could record why (SIGKILL
+    at a time limit, a lost node): "timeout" or "preempted". The job may then run again,
+    as one whose attempt recorded that interruption."""
 
 
 @dataclass

@@ -143,14 +143,11 @@ def _start_run(job: Job, params: bytes, info: dict[str, Any], previous: dict[str
 
 def _charge(record: dict[str, Any], counters: dict[str, int], job: Job) -> str | None:
     """Count an interrupted attempt against its budget; the failure reason when it is
-    spent. Preemptions have their own, generous budget: the cluster's doing, not the job's.
-    An attempt that ended with its experiment costs nothing."""
+    spent. Preemptions have their own, generous budget: the cluster's doing, not the job's."""
     kind = record.get("kind")
     reason = str(record.get("reason") or "interrupted")
     attempts = counters["attempt"]
     made = f"{attempts} attempt{'s' if attempts != 1 else ''}"
-    if kind == "experiment":
-        return None
     if kind == "preempted":
         counters["preempted"] += 1
         if counters["preempted"] > job.max_preemptions:
@@ -174,6 +171,10 @@ def _after_attempt(
     counters = _counters(read_json(job_dir / STATE) or {})
     attempts = max(1, counters["attempt"])
     record = read_json(job_dir / FAILED)
+    if record is None and exit.interruption is not None and not os.path.exists(job_dir / DONE):
+        record = {"state": "interrupted", "kind": exit.interruption, "reason": exit.reason}
+        record.update(exit_code=exit.exit_code, signal=exit.signal, ended=time.time())
+        write_json(job_dir / FAILED, record)
     if os.path.exists(job_dir / DONE) or record is None or record.get("state") != "interrupted":
         state, reason = _verdict(job_dir, exit)
         return state, reason, attempts

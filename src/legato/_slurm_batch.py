@@ -49,6 +49,7 @@ __all__ = [
     "sbatch_message",
     "seconds",
     "single_script",
+    "time_seconds",
     "vanished",
     "write_cancel",
 ]
@@ -137,6 +138,27 @@ def format_time(value: Any) -> str:
         "SlurmLauncher: time must be a SLURM time string ('1:30:00', '2-0'), minutes (int) "
         f"or a datetime.timedelta, got {value!r}"
     )
+
+
+_TIME = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
+
+
+def time_seconds(formatted: str) -> float | None:
+    """Seconds of a SLURM time limit ("30", "1:30:00", "2-0", "2-12:30"); None for
+    "infinite" or a form SLURM may accept but this does not know."""
+    match = _TIME.fullmatch(formatted.strip())
+    if match is None:
+        return None
+    days, first, second, third = match.groups()
+    parts = [int(x) for x in (first, second, third) if x is not None]
+    if days is not None:  # days-hours[:minutes[:seconds]]
+        hours, minutes, secs = [*parts, 0, 0][:3]
+        return float(int(days) * 86400 + hours * 3600 + minutes * 60 + secs)
+    if len(parts) == 1:  # minutes
+        return float(parts[0] * 60)
+    if len(parts) == 2:  # minutes:seconds
+        return float(parts[0] * 60 + parts[1])
+    return float(parts[0] * 3600 + parts[1] * 60 + parts[2])  # hours:minutes:seconds
 
 
 def sbatch_args(

@@ -55,6 +55,15 @@ _COMMAND_TIMEOUT = 120.0
 _QUICK = 0.25
 """Poll delay while a job is just cancelled or out of the queue without a verdict."""
 
+_INTERRUPTIONS = {
+    "BOOT_FAIL": "preempted",
+    "NODE_FAIL": "preempted",
+    "PREEMPTED": "preempted",
+    "TIMEOUT": "timeout",
+}
+"""The last squeue states of a job that SLURM stopped before it could write a verdict:
+the kind of interruption, so the job runs again (`Exit.interruption`)."""
+
 _queues: dict[int, SlurmQueue] = {}
 
 
@@ -233,7 +242,7 @@ class SlurmQueue:
         groups: dict[Any, list[_Entry]] = {}
         for entry in batch:
             spec = entry.spec
-            env = job_env(spec.env)
+            env = {**job_env(spec.env), **entry.launcher.worker_env}
             arrayable = spec.argv[-1:] == [str(spec.job_dir)] and "\n" not in str(spec.job_dir)
             key = (
                 (entry.launcher.args, tuple(sorted(env.items())), tuple(spec.argv[:-1]))
@@ -257,7 +266,7 @@ class SlurmQueue:
 
     async def _submit_group(self, entries: list[_Entry]) -> None:
         spec = entries[0].spec
-        env = job_env(spec.env)
+        env = {**job_env(spec.env), **entries[0].launcher.worker_env}
         dirs = [entry.spec.job_dir for entry in entries]
         argv = ["sbatch", "--parsable", "--export=ALL", f"--job-name={job_name(dirs)}"]
         argv += entries[0].launcher.args
@@ -358,7 +367,10 @@ class SlurmQueue:
             elif entry.cancel:
                 self._finish(entry, Exit(reason="cancelled"))
             elif entry.missing:  # a second look, in case the shared filesystem lagged
-                self._finish(entry, Exit(reason=vanished(entry.state, slurm_err)))
+                reason = vanished(entry.state, slurm_err)
+                self._finish(
+                    entry, Exit(reason=reason, interruption=_INTERRUPTIONS.get(entry.state or ""))
+                )
             else:
                 entry.missing = True
         for entry, report in zip(running, reports, strict=True):

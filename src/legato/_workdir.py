@@ -13,8 +13,8 @@
                      proof of DONE (its content: {"ended": <unix time>, "duration": <s>})
     failed.json      failure record: {"state": "failed"|"cancelled"|"interrupted", "reason",
                      "exit_code", "signal", "traceback", "ended"}; any content, or none,
-                     means not done. "interrupted" (with "kind": "timeout", "preempted",
-                     "requeue" or "experiment") is the end of an attempt, not of the job:
+                     means not done. "interrupted" (with "kind": "timeout", "preempted"
+                     or "requeue") is the end of an attempt, not of the job:
                      another attempt follows, by this experiment or by the next run
     cancel           written by `legato jobs kill` before it signals the job: the job's
                      verdict is then "cancelled" rather than "failed"

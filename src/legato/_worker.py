@@ -143,9 +143,6 @@ def _interruption(job_dir: Path, exc: BaseException, limits: _Limits) -> tuple[s
     marker = read_json(job_dir / INTERRUPT)
     if marker is not None and marker.get("kind") in ("timeout", "preempted"):
         return str(marker["kind"]), str(marker.get("reason") or "interrupted")
-    parent = os.environ.get("LEGATO_PARENT_PID")
-    if parent and os.getppid() != int(parent):
-        return "experiment", "its experiment ended"
     if os.environ.get("LEGATO_LAUNCHER") == "slurm" and "SLURM_JOB_ID" in os.environ:
         if limits.near_slurm_limit():
             return "timeout", f"SLURM time limit of {limits.slurm:g} s reached"
