@@ -143,3 +143,22 @@ class KillsItsExperiment(Task):
 
 def attempts_of(log: Path, name: str) -> list[dict[str, Any]]:
     return [e for e in events(log) if e.get("name") == name and e["event"] == "start"]
+
+
+class AsyncSleeper(Task):
+    """An async `execute`: the interruption reaches it as the cancellation of its await."""
+
+    name: Param[str]
+    log: Meta[str]
+
+    async def execute(self) -> None:
+        import asyncio
+
+        record(self.log, event="start", name=self.name, attempt=legato.attempt())
+        if legato.attempt() > 1:
+            return
+        try:
+            await asyncio.sleep(3600)
+        except (Interrupted, asyncio.CancelledError) as exc:
+            record(self.log, event="interrupted", name=self.name, why=type(exc).__name__)
+            raise

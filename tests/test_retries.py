@@ -16,6 +16,7 @@ import legato
 from cli_support import cli
 from legato import ExperimentFailed, JobState, LocalLauncher, experiment
 from retry_tasks import (
+    AsyncSleeper,
     Broken,
     Checkpointed,
     Clock,
@@ -124,6 +125,17 @@ async def test_an_exception_from_user_code_is_not_retried(tmp_path: Path) -> Non
     assert xp.jobs[0].failure_reason == "ValueError: diverged"
     assert len(attempts_of(log, "b")) == 1
     assert not (xp.jobs[0].path / "attempts").exists()
+
+
+async def test_an_async_execute_is_interrupted_at_its_await_and_retried(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    async with experiment(tmp_path / "wd", "async") as xp:
+        await AsyncSleeper(name="a", log=str(log)).submit(timeout=0.5, retries=1)
+    job = xp.jobs[0]
+    assert job.state is JobState.DONE and job.attempts == 2
+    assert [e["event"] for e in events(log)] == ["start", "interrupted", "start"]
+    assert events(log)[1]["why"] == "CancelledError"
+    assert failed_record(job, 1)["kind"] == "timeout"
 
 
 async def test_a_job_that_ignores_its_time_limit_is_killed_after_the_grace_period(

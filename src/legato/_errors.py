@@ -122,7 +122,9 @@ class Interrupted(BaseException):
     A `BaseException`, as `KeyboardInterrupt` is, so that `except Exception:` in user code
     does not swallow it: catch it to save a checkpoint, then re-raise it. Whether the job
     runs again is decided by why it was interrupted, not by what `execute` does with it
-    (see docs/how-to/time-limits.md).
+    (see docs/how-to/time-limits.md). An `async def execute` sees it as the cancellation
+    of the await in progress (`asyncio.CancelledError`), as `asyncio.run` cancels its tasks
+    on the way out.
     """
 
 
