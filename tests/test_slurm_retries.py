@@ -143,3 +143,7 @@ def test_a_long_time_limit_asks_slurm_for_a_warning_signal() -> None:
     mine = SlurmLauncher(time="2:00:00", options=["--signal=USR1@90"])
     assert [a for a in mine.args if a.startswith("--signal")] == ["--signal=USR1@90"]
     assert SlurmLauncher(time="1-2:03:04").worker_env["LEGATO_TIME_LIMIT"] == "93784.0"
+    for options in (["--time=1:00:00"], ["--time", "60"], ["-t", "60"], ["-t60"]):
+        launcher = SlurmLauncher(options=options)
+        assert launcher.worker_env["LEGATO_TIME_LIMIT"] == "3600.0", options
+        assert "--signal=B:TERM@60" in launcher.args

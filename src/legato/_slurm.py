@@ -68,7 +68,7 @@ class SlurmLauncher:
     ) -> None:
         args = sbatch_args(partition, time, cpus, mem, gpus, options)
         self.grace_period = seconds("grace_period", grace_period, zero=True)
-        limit = time_seconds(format_time(time)) if time is not None else None
+        limit = time_seconds(format_time(time)) if time is not None else _time_option(options)
         signalled = any(option.startswith("--signal") for option in options)
         if limit is not None and limit >= self.grace_period + 120 and not signalled:
             args.append(f"--signal=B:TERM@{math.ceil(self.grace_period)}")
@@ -116,3 +116,20 @@ class SlurmLauncher:
         ]
         shown += [f"options={self.options!r}"] if self.options else []
         return f"SlurmLauncher({', '.join(shown)})"
+
+
+def _time_option(options: Sequence[str]) -> float | None:
+    """The time limit given as an sbatch option rather than as `time`: the job must know
+    it, or SLURM's SIGTERM at the limit would pass for a preemption."""
+    options = list(options)
+    for i, option in enumerate(options):
+        value = None
+        if option.startswith("--time="):
+            value = option.removeprefix("--time=")
+        elif option in ("--time", "-t") and i + 1 < len(options):
+            value = options[i + 1]
+        elif option.startswith("-t") and len(option) > 2:
+            value = option[2:]
+        if value is not None:
+            return time_seconds(value)
+    return None
