@@ -16,6 +16,7 @@ import pytest
 
 from cli_support import cli
 from legato import JobState, SlurmLauncher, experiment
+from legato._slurm_batch import slurm_ending
 from retry_tasks import Checkpointed, Sleeper, attempts_of, events
 from slurm_support import SlurmCalls
 from test_slurm import anyio_backend, calls, cluster, fast
@@ -134,6 +135,21 @@ async def test_jobs_interrupt_signals_a_slurm_job_that_then_runs_again(
     assert kinds == ["preempted", "timeout"]
 
 
+async def test_a_job_scancelled_outside_legato_is_cancelled_not_run_again(
+    tmp_path: Path, calls: SlurmCalls
+) -> None:
+    log = tmp_path / "log"
+    workdir = tmp_path / "wd"
+    async with experiment(workdir, "scancel", launcher=fast(), raise_on_failure=False) as xp:
+        await Sleeper(name="s", log=str(log)).submit(retries=3)
+        job = xp.jobs[0]
+        await poll(lambda: attempts_of(log, "s") and "pid" in state(job.path))
+        await anyio.run_process(["scancel", state(job.path)["slurm_id"]])
+    assert job.state is JobState.CANCELLED and job.attempts == 1
+    assert job.failure_reason == "cancelled in SLURM (scancel)"
+    assert calls.count("sbatch") == 1
+
+
 def test_a_long_time_limit_asks_slurm_for_a_warning_signal() -> None:
     assert "--signal=B:TERM@60" in SlurmLauncher(time="1:00:00").args
     assert "--signal=B:TERM@300" in SlurmLauncher(time=60, grace_period=300).args
@@ -147,3 +163,14 @@ def test_a_long_time_limit_asks_slurm_for_a_warning_signal() -> None:
         launcher = SlurmLauncher(options=options)
         assert launcher.worker_env["LEGATO_TIME_LIMIT"] == "3600.0", options
         assert "--signal=B:TERM@60" in launcher.args
+
+
+def test_slurms_last_words_say_how_it_ended_a_job() -> None:
+    line = "slurmstepd-vm: error: *** JOB 603 ON vm CANCELLED AT 2026-12-01T20:45:24{} ***"
+    assert slurm_ending(line.format("")) == "cancelled"
+    assert slurm_ending(line.format(" DUE TO TIME LIMIT")) == "timeout"
+    assert slurm_ending(line.format(" DUE TO JOB REQUEUE")) == "preempted"
+    assert slurm_ending(line.format(" DUE TO PREEMPTION")) == "preempted"
+    assert slurm_ending(line.format(" DUE TO NODE FAILURE")) == "preempted"
+    assert slurm_ending(line.format(" DUE TO SOMETHING NEW")) is None
+    assert slurm_ending("Traceback (most recent call last):") is None

@@ -178,8 +178,9 @@ def _after_attempt(
     if os.path.exists(job_dir / DONE) or record is None or record.get("state") != "interrupted":
         state, reason = _verdict(job_dir, exit)
         return state, reason, attempts
-    if os.path.exists(job_dir / CANCEL):  # `legato jobs kill` as it ended: no more attempts
-        reason = "cancelled by request"
+    cancelled = exit.cancelled and record.get("kind") == "preempted"
+    if cancelled or os.path.exists(job_dir / CANCEL):  # `legato jobs kill`, or `scancel`
+        reason = "cancelled in SLURM (scancel)" if cancelled else "cancelled by request"
         write_json(job_dir / FAILED, {**record, "state": "cancelled", "reason": reason})
         return JobState.CANCELLED, reason, attempts
     spent = _charge(record, counters, job)

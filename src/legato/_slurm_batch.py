@@ -49,6 +49,7 @@ __all__ = [
     "sbatch_message",
     "seconds",
     "single_script",
+    "slurm_ending",
     "time_seconds",
     "vanished",
     "write_cancel",
@@ -332,6 +333,27 @@ def _add_slurm_reason(path: Path, line: str) -> None:
     if line not in reason:
         record["reason"] = f"{reason}; SLURM: {line}"
         write_json(path, record)
+
+
+_CANCELLED_LINE = re.compile(r"\*\*\* JOB \S+ ON \S+ CANCELLED AT \S+(?: DUE TO (.+?))? \*\*\*")
+_DUE_TO = {
+    "TIME LIMIT": "timeout",
+    "PREEMPTION": "preempted",
+    "NODE FAILURE": "preempted",
+    "JOB REQUEUE": "preempted",
+}
+
+
+def slurm_ending(slurm_err: str) -> str | None:
+    """How SLURM's last line in slurm.err says it ended the job: "timeout", "preempted",
+    "cancelled" (a bare `scancel`), or None when it says nothing of the kind.
+
+    squeue forgets ended jobs at once (without `--states=all`): this line is what tells
+    a job cancelled with `scancel` from one preempted, both of which saw a SIGTERM."""
+    match = _CANCELLED_LINE.search(slurm_err)
+    if match is None:
+        return None
+    return "cancelled" if match.group(1) is None else _DUE_TO.get(match.group(1))
 
 
 def vanished(last_state: str | None, slurm_err: str) -> str:

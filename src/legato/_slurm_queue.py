@@ -37,6 +37,7 @@ from ._slurm_batch import (
     remove_batches,
     sbatch_message,
     single_script,
+    slurm_ending,
     vanished,
     write_cancel,
 )
@@ -363,14 +364,14 @@ class SlurmQueue:
             if entry.adopting:  # it ended while no experiment followed it
                 self._finish(entry, Exit() if done else None)
             elif done or failed:
-                self._finish(entry, Exit())
+                self._finish(entry, Exit(cancelled=slurm_ending(slurm_err) == "cancelled"))
             elif entry.cancel:
                 self._finish(entry, Exit(reason="cancelled"))
             elif entry.missing:  # a second look, in case the shared filesystem lagged
                 reason = vanished(entry.state, slurm_err)
-                self._finish(
-                    entry, Exit(reason=reason, interruption=_INTERRUPTIONS.get(entry.state or ""))
-                )
+                kind = _INTERRUPTIONS.get(entry.state or "") or slurm_ending(slurm_err)
+                interruption = kind if kind in ("timeout", "preempted") else None
+                self._finish(entry, Exit(reason=reason, interruption=interruption))
             else:
                 entry.missing = True
         for entry, report in zip(running, reports, strict=True):
