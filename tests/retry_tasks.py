@@ -136,6 +136,8 @@ class KillsItsExperiment(Task):
     def execute(self) -> None:
         record(self.log, event="start", name=self.name, attempt=legato.attempt())
         if legato.attempt() == 1:
+            # The SIGTERM its experiment's death sends must not end this attempt first.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             os.kill(int(os.environ["LEGATO_PARENT_PID"]), signal.SIGKILL)
             raise Requeue("the experiment was killed")
         record(self.log, event="end", name=self.name, attempt=legato.attempt())

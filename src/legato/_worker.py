@@ -237,10 +237,13 @@ def run(job_dir: Path, limits: _Limits | None = None) -> int:
 
             asyncio.run(_await())
     except BaseException as exc:
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        except Interrupted:  # the one SIGTERM, as the attempt ended otherwise: that counts
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         import traceback
 
         tb = traceback.format_exc()
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         sys.stderr.write(tb)
         sys.stderr.flush()
         code = 128 + signal.SIGTERM if isinstance(exc, Interrupted) else EXIT_FAILED
