@@ -178,7 +178,9 @@ def _after_attempt(
     if os.path.exists(job_dir / DONE) or record is None or record.get("state") != "interrupted":
         state, reason = _verdict(job_dir, exit)
         return state, reason, attempts
+    # (`legato jobs interrupt` signals through scancel too: its marker tells them apart)
     cancelled = exit.cancelled and record.get("kind") == "preempted"
+    cancelled = cancelled and not os.path.exists(job_dir / INTERRUPT)
     if cancelled or os.path.exists(job_dir / CANCEL):  # `legato jobs kill`, or `scancel`
         reason = "cancelled in SLURM (scancel)" if cancelled else "cancelled by request"
         write_json(job_dir / FAILED, {**record, "state": "cancelled", "reason": reason})
