@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 import legato
-from cli_support import cli
+from cli_support import cli, wait_until
 from legato import ExperimentFailed, JobState, LocalLauncher, experiment
 from retry_tasks import (
     AsyncSleeper,
@@ -289,6 +289,8 @@ def test_a_retry_is_taken_up_by_the_next_run_when_the_experiment_is_killed_betwe
     first = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert first.returncode == -9, first.stderr  # killed by its own job, mid-retry
     [job_dir] = (workdir / "jobs" / "retry_tasks.KillsItsExperiment").iterdir()
+    # The job outlives its experiment for as long as it takes to record its end.
+    wait_until(lambda: (job_dir / "failed.json").exists(), what="the attempt's record")
     record = json.loads((job_dir / "failed.json").read_text())
     assert (record["state"], record["kind"]) == ("interrupted", "requeue")
     listed = cli("jobs", "ls", "--json", workdir=workdir)
