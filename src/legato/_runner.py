@@ -170,6 +170,8 @@ def _after_attempt(
     job_dir = job.path
     counters = _counters(read_json(job_dir / STATE) or {})
     attempts = max(1, counters["attempt"])
+    if os.path.exists(job_dir / DONE):
+        return JobState.DONE, None, attempts
     record = read_json(job_dir / FAILED)
     if record is None and exit.interruption is not None and not os.path.exists(job_dir / DONE):
         record = {"state": "interrupted", "kind": exit.interruption, "reason": exit.reason}
