@@ -41,13 +41,15 @@ def test_resources_become_sbatch_options() -> None:
         "--qos=high",
         "--account",
         "lab",
+        "--signal=B:TERM@60",
     )
     assert SlurmLauncher(time=90, mem="4G", gpus=1).args == (
         "--time=90",
         "--mem=4G",
         "--gres=gpu:1",
+        "--signal=B:TERM@60",
     )
-    assert SlurmLauncher(time="2-0", gpus=0).args == ("--time=2-0",)
+    assert SlurmLauncher(time="2-0", gpus=0).args == ("--time=2-0", "--signal=B:TERM@60")
     assert SlurmLauncher().args == ()
     shown = repr(SlurmLauncher(partition="debug", cpus=2))
     assert shown == "SlurmLauncher(partition='debug', cpus=2)"

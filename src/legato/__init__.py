@@ -11,10 +11,12 @@ from ._errors import (
     ConfigError,
     DeserializationError,
     ExperimentFailed,
+    Interrupted,
     JobFailed,
     LauncherError,
     LegatoError,
     NoExperimentError,
+    Requeue,
     ResourceError,
     ResultError,
     ShippingError,
@@ -27,6 +29,7 @@ from ._serialize import dumps, loads
 from ._task import Task
 
 if TYPE_CHECKING:
+    from ._attempt import attempt, remaining_time
     from ._cache import cache
     from ._experiment import Experiment, experiment
     from ._job import Job, JobState
@@ -41,6 +44,8 @@ if TYPE_CHECKING:
 
 # Heavier parts load on first use, so a job's process (which imports legato) starts fast.
 _LAZY = {
+    "attempt": "_attempt",
+    "remaining_time": "_attempt",
     "cache": "_cache",
     "Experiment": "_experiment",
     "experiment": "_experiment",
@@ -90,6 +95,7 @@ __all__ = [
     "DefaultChangedWarning",
     "DeserializationError",
     "ExperimentFailed",
+    "Interrupted",
     "JobFailed",
     "LauncherError",
     "LegatoError",
@@ -97,6 +103,7 @@ __all__ = [
     "NoExperimentError",
     "Option",
     "Param",
+    "Requeue",
     "ResourceError",
     "ResultError",
     "Results",
@@ -107,6 +114,7 @@ __all__ = [
     "ValidationError",
     "WorkdirError",
     "__version__",
+    "attempt",
     "cache",
     "dumps",
     "experiment",
@@ -118,5 +126,6 @@ __all__ = [
     "pathgenerator",
     "progress",
     "results",
+    "remaining_time",
     "tag",
 ]

@@ -12,10 +12,12 @@ __all__ = [
     "ConfigError",
     "DeserializationError",
     "ExperimentFailed",
+    "Interrupted",
     "JobFailed",
     "LauncherError",
     "LegatoError",
     "NoExperimentError",
+    "Requeue",
     "ResourceError",
     "ResultError",
     "ShippingError",
@@ -139,3 +141,23 @@ class ExperimentFailed(LegatoError):
             )
         count = len(failed) + more
         super().__init__(f"experiment {name!r}: {count} job(s) failed\n" + "\n".join(lines))
+
+
+class Interrupted(BaseException):
+    """Raised inside a running job, in its main thread, when it is asked to stop: SIGTERM
+    at a time limit (`submit(timeout=...)`, SLURM's `time`), a preemption, a cancellation,
+    or `legato jobs interrupt`.
+
+    A `BaseException`, as `KeyboardInterrupt` is, so that `except Exception:` in user code
+    does not swallow it: catch it to save a checkpoint, then re-raise it. Whether the job
+    runs again is decided by why it was interrupted, not by what `execute` does with it
+    (see docs/how-to/time-limits.md). An `async def execute` sees it as the cancellation
+    of the await in progress (`asyncio.CancelledError`), as `asyncio.run` cancels its tasks
+    on the way out.
+    """
+
+
+class Requeue(LegatoError):
+    """Raise it from `execute` to end this attempt and ask for another (its argument says
+    why): the job runs again, from the same job directory, while `submit(retries=...)`
+    allows; out of retries, the job ends FAILED with that reason."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import datetime
 import errno
 import logging
 import os
@@ -36,7 +37,7 @@ from ._runner import record_unrun, run_job
 from ._scheduler import Scheduler
 from ._serialize import dumps
 from ._ship import check as ship_check
-from ._task import Task, check_executable, has_output_config, mark_output
+from ._task import Task, attempt_limits, check_executable, has_output_config, mark_output
 from ._workdir import (
     DONE,
     JOBS_LIST,
@@ -150,6 +151,9 @@ class Experiment:
         *,
         launcher: Launcher | None = None,
         requires: Mapping[str, int] | None = None,
+        retries: int = 0,
+        timeout: float | datetime.timedelta | None = None,  # noqa: ASYNC109 - the job's, not this call's
+        max_preemptions: int = 100,
     ) -> Any:
         """Submit `task` to this experiment rather than to the innermost open one.
 
@@ -165,6 +169,7 @@ class Experiment:
         if launcher is not None and not isinstance(launcher, Launcher):
             raise TypeError(f"launcher must implement legato.Launcher, got {launcher!r}")
         amounts = self._pool.check(requires)
+        limits = attempt_limits(retries, timeout, max_preemptions)
         token = current_workdir.set(self.workdir)
         try:
             identifier = task.__identifier__
@@ -191,6 +196,7 @@ class Experiment:
                 del self._jobs[identifier]  # listed again at its new submission
             job = Job(task, identifier, path, deps, dict(requires or {}), launcher)
             job._amounts = amounts
+            job.retries, job.timeout, job.max_preemptions = limits
             self._jobs[identifier] = job
             self._unfinished += 1
             self._idle = anyio.Event() if self._idle.is_set() else self._idle

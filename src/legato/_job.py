@@ -66,17 +66,21 @@ class Job:
         "_done",
         "_on_final",
         "_submitted",
+        "attempts",
         "dependencies",
         "failure_reason",
         "identifier",
         "launcher",
+        "max_preemptions",
         "path",
         "pid",
         "progress",
         "progress_desc",
         "requires",
+        "retries",
         "state",
         "task",
+        "timeout",
         "type_name",
     )
 
@@ -115,6 +119,17 @@ class Job:
         self.pid: int | None = None
         """The process id its launcher reported when the job started (a local job's), else
         None."""
+        self.retries = 0
+        """How many interrupted attempts (time limit, `legato.Requeue`) may be run again
+        (`submit(retries=...)`)."""
+        self.timeout: float | None = None
+        """Seconds one attempt may run (`submit(timeout=...)`), or None."""
+        self.max_preemptions = 100
+        """How many preemptions (and lost nodes) the job may go through: they do not use
+        up `retries` (`submit(max_preemptions=...)`)."""
+        self.attempts = 0
+        """Attempts started so far in this run of the job (1 first; 0 before it starts):
+        more than one when it was interrupted and run again."""
         # A waiting job holds no task and no event, only these: a sweep of thousands of
         # jobs keeps the garbage collector's work, and so the event loop's pauses, small.
         self._done: anyio.Event | None = None  # made by the first wait() before the end

@@ -27,6 +27,13 @@ class Exit:
     """The signal that killed it, when one did."""
     reason: str | None = None
     """Set when the launcher knows better than the exit status (sbatch rejected the job)."""
+    interruption: str | None = None
+    """Set, with `reason`, when the process was stopped before it could record why (SIGKILL
+    at a time limit, a lost node): "timeout" or "preempted". The job may then run again,
+    as one whose attempt recorded that interruption."""
+    cancelled: bool = False
+    """Set when the cluster says the job was cancelled there (a bare `scancel`): a SIGTERM
+    that the job cannot tell from a preemption, which must not make it run again."""
 
 
 @dataclass

@@ -27,9 +27,11 @@ class LocalLauncher:
     child that keeps the lock and the progress pipe open) is ended then.
 
     Args:
-        grace_period: Seconds a cancelled job has between SIGTERM and SIGKILL, to run its
-            `finally:` blocks; give a job that saves a large checkpoint on the way out
-            its own launcher with more (`submit(launcher=LocalLauncher(grace_period=60))`).
+        grace_period: Seconds a cancelled job, or one that reached its time limit
+            (`submit(timeout=...)`), has between SIGTERM and SIGKILL, to save a checkpoint
+            and run its `finally:` blocks; give a job that saves a large checkpoint on the
+            way out its own launcher with more
+            (`submit(launcher=LocalLauncher(grace_period=60))`).
     """
 
     name = "local"

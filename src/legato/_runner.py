@@ -1,5 +1,8 @@
 """One job's run on the experiment side, once it holds a slot (`_scheduler.py` decides
-when): take the job's lock, launch, and read the verdict from the job directory.
+when): take the job's lock, launch, and read the verdict from the job directory; launch
+again while an interrupted attempt (a time limit, a preemption, `legato.Requeue`) has
+retries left, keeping the lock and the slot in between, so that a retried job never runs
+twice at the same time.
 
 Disk work happens in worker threads, a few calls per job, so the event loop never waits
 on the filesystem.
@@ -11,6 +14,7 @@ import contextvars
 import errno
 import fcntl
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -23,14 +27,21 @@ from ._launcher import Exit, LaunchSpec
 from ._partials import main_lock_free, try_main_lock
 from ._resources import Grant
 from ._workdir import (
+    ATTEMPTS,
     CANCEL,
     DONE,
     FAILED,
+    INTERRUPT,
     LOCK,
     PARAMS,
     PROGRESS,
     REASON_MAX,
+    SLURM_ERR,
+    SLURM_OUT,
     STATE,
+    STDERR,
+    STDOUT,
+    archive_attempt,
     atomic_write,
     bound_text,
     read_json,
@@ -85,15 +96,117 @@ def _cancelled_since(job_dir: Path, since: float) -> bool:
     return when >= since
 
 
-def _start_run(job_dir: Path, params: bytes, state: dict[str, Any]) -> None:
-    """With the lock held: a fresh run's params and state; old verdicts go."""
+_ATTEMPT_FILES = (STDOUT, STDERR, FAILED, SLURM_OUT, SLURM_ERR)
+"""What an attempt leaves that the next one would overwrite: moved to `attempts/<N>/`."""
+_COUNTERS = ("attempt", "retried", "preempted")
+
+
+def _counters(info: dict[str, Any]) -> dict[str, int]:
+    counters = {name: info.get(name) for name in _COUNTERS}
+    return {k: v if isinstance(v, int) and v >= 0 else 0 for k, v in counters.items()}
+
+
+def _attempt_state(job: Job, info: dict[str, Any], counters: dict[str, int]) -> dict[str, Any]:
+    return {
+        **info,
+        **counters,
+        "timeout": job.timeout,
+        "max_preemptions": job.max_preemptions,
+    }
+
+
+def _start_run(job: Job, params: bytes, info: dict[str, Any], previous: dict[str, Any]) -> int:
+    """With the lock held: a fresh run's params and state; old verdicts go. Its attempt
+    number.
+
+    A retry that an earlier run of the experiment did not get to (it ended between two
+    attempts, or while one ran) is taken up: the attempts go on from there, with what is
+    left of the retries. Otherwise the run starts at attempt 1, without old attempts' logs.
+    """
+    job_dir = job.path
     atomic_write(job_dir / PARAMS, params, durable=False)
-    for name in (FAILED, PROGRESS, CANCEL):
+    record = read_json(job_dir / FAILED)
+    counters = _counters(previous)
+    if record is not None and record.get("state") == "interrupted" and counters["attempt"]:
+        if _charge(record, counters, job) is None:
+            archive_attempt(job_dir, counters["attempt"], _ATTEMPT_FILES)
+            counters["attempt"] += 1
+        else:
+            counters = {}
+    elif not (record is None and counters["attempt"] > 1 and "started" not in previous):
+        counters = {}  # (else: a retry was set up, then its experiment ended: take it)
+    if not counters:
+        counters = {"attempt": 1, "retried": 0, "preempted": 0}
+        shutil.rmtree(job_dir / ATTEMPTS, ignore_errors=True)
+    for name in (FAILED, PROGRESS, CANCEL, INTERRUPT):
         try:
             os.unlink(job_dir / name)
         except FileNotFoundError:
             pass
-    write_json(job_dir / STATE, state, durable=False)
+    write_json(job_dir / STATE, _attempt_state(job, info, counters), durable=False)
+    return counters["attempt"]
+
+
+def _charge(record: dict[str, Any], counters: dict[str, int], job: Job) -> str | None:
+    """Count an interrupted attempt against its budget; the failure reason when it is
+    spent. Preemptions have their own, generous budget: the cluster's doing, not the job's."""
+    kind = record.get("kind")
+    reason = str(record.get("reason") or "interrupted")
+    attempts = counters["attempt"]
+    made = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+    if kind == "preempted":
+        counters["preempted"] += 1
+        if counters["preempted"] > job.max_preemptions:
+            return (
+                f"{reason}; preempted {counters['preempted']} times, more than "
+                f"max_preemptions={job.max_preemptions}, {made}"
+            )
+        return None
+    counters["retried"] += 1
+    if counters["retried"] > job.retries:
+        return f"{reason}, {made}"
+    return None
+
+
+def _after_attempt(
+    job: Job, exit: Exit, info: dict[str, Any]
+) -> tuple[JobState | None, str | None, int]:
+    """After an attempt: (final state, reason, attempts made), or (None, why it ended,
+    next attempt's number) once the next attempt is set up (logs archived, state.json)."""
+    job_dir = job.path
+    counters = _counters(read_json(job_dir / STATE) or {})
+    attempts = max(1, counters["attempt"])
+    if os.path.exists(job_dir / DONE):
+        return JobState.DONE, None, attempts
+    record = read_json(job_dir / FAILED)
+    if record is None and exit.interruption is not None and not os.path.exists(job_dir / DONE):
+        record = {"state": "interrupted", "kind": exit.interruption, "reason": exit.reason}
+        record.update(exit_code=exit.exit_code, signal=exit.signal, ended=time.time())
+        write_json(job_dir / FAILED, record)
+    if os.path.exists(job_dir / DONE) or record is None or record.get("state") != "interrupted":
+        state, reason = _verdict(job_dir, exit)
+        return state, reason, attempts
+    # (`legato jobs interrupt` signals through scancel too: its marker tells them apart)
+    cancelled = exit.cancelled and record.get("kind") == "preempted"
+    cancelled = cancelled and not os.path.exists(job_dir / INTERRUPT)
+    if cancelled or os.path.exists(job_dir / CANCEL):  # `legato jobs kill`, or `scancel`
+        reason = "cancelled in SLURM (scancel)" if cancelled else "cancelled by request"
+        write_json(job_dir / FAILED, {**record, "state": "cancelled", "reason": reason})
+        return JobState.CANCELLED, reason, attempts
+    spent = _charge(record, counters, job)
+    if spent is not None:
+        write_json(job_dir / FAILED, {**record, "state": "failed", "reason": spent})
+        return JobState.FAILED, spent, attempts
+    archive_attempt(job_dir, attempts, _ATTEMPT_FILES)
+    for name in (PROGRESS, INTERRUPT):
+        try:
+            os.unlink(job_dir / name)
+        except FileNotFoundError:
+            pass
+    counters["attempt"] = attempts + 1
+    info = {**info, "submitted": time.time()}
+    write_json(job_dir / STATE, _attempt_state(job, info, counters), durable=False)
+    return None, str(record.get("reason") or "interrupted"), attempts + 1
 
 
 def _verdict(job_dir: Path, exit: Exit) -> tuple[JobState, str | None]:
@@ -260,9 +373,11 @@ async def _run_holding(xp: Experiment, job: Job, grant: Grant) -> None:
             os.close(fd)
             if _mtime(job.path / FAILED) != failed_before:
                 record = read_json(job.path / FAILED) or {}
-                job._finish(JobState.FAILED, str(record.get("reason") or "failed"))
-                return
-            xp._scheduler.requeue(job)  # that run died without a verdict: ours now, in a slot
+                if record.get("state") != "interrupted":
+                    job._finish(JobState.FAILED, str(record.get("reason") or "failed"))
+                    return
+            # That run died without a verdict, or between two attempts: ours now, in a slot.
+            xp._scheduler.requeue(job)
             return
 
 
@@ -293,14 +408,34 @@ async def _run_locked(xp: Experiment, job: Job, fd: int, gpus: list[int]) -> Non
             await anyio.to_thread.run_sync(_record_cancelled, job.path, why, False)
             job._finish(JobState.CANCELLED, why)
             return
+        info = {"experiment": xp.name, "launcher": launcher.name, "submitted": time.time()}
         if exit is None:
-            info = {"experiment": xp.name, "launcher": launcher.name, "submitted": time.time()}
             # The params hold every configuration the task reaches (a chain of a thousand
             # tasks: a thousand): written in the thread, not in the event loop.
-            await anyio.to_thread.run_sync(lambda: _start_run(job.path, xp._params(job), info))
+            job.attempts = await anyio.to_thread.run_sync(
+                lambda: _start_run(job, xp._params(job), info, previous or {})
+            )
             exit = await launcher.launch(spec)
-        verdict, reason = await anyio.to_thread.run_sync(_verdict, job.path, exit)
-        job._finish(verdict, reason)
+        while True:
+            verdict, reason, attempt = await anyio.to_thread.run_sync(
+                _after_attempt, job, exit, info
+            )
+            if verdict is not None:
+                job.attempts = attempt
+                job._finish(verdict, reason)
+                return
+            xp._log.info(
+                "%s/%s: attempt %d ended (%s); attempt %d",
+                job.type_name,
+                job.identifier[:12],
+                attempt - 1,
+                reason,
+                attempt,
+            )
+            job.attempts = attempt
+            job.state = JobState.READY
+            job.pid = None
+            exit = await launcher.launch(spec)
     except anyio.get_cancelled_exc_class():
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(_record_cancelled, job.path)

@@ -9,13 +9,14 @@ whose experiment died goes on under SLURM, and the next run of the experiment ad
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Sequence
 from typing import Any
 
 from ._errors import LauncherError
 from ._launcher import Exit, LaunchSpec
-from ._slurm_batch import count, sbatch_args, seconds
+from ._slurm_batch import count, format_time, sbatch_args, seconds, time_seconds
 from ._slurm_queue import this_loops_queue
 
 __all__ = ["SlurmLauncher"]
@@ -33,6 +34,14 @@ class SlurmLauncher:
     seconds while jobs change state, less often (up to `max_poll_interval`) while they do
     not. A cancelled experiment waits up to `cancel_timeout` for its scancelled jobs to
     leave the queue.
+
+    With a `time` limit, a job gets SIGTERM `grace_period` seconds before it (SLURM's
+    `--signal=B:TERM@<grace_period>`, when the limit is long enough for SLURM to send it
+    that early: `grace_period` plus two minutes), so that `execute` sees
+    `legato.Interrupted` and can save a checkpoint; without that, SLURM's own SIGTERM at the
+    limit leaves it the cluster's `KillWait` (30 s by default). The job then runs again if
+    `submit(retries=...)` allows. A job preempted or requeued by SLURM runs again without
+    using up its retries (`submit(max_preemptions=...)` bounds those).
     """
 
     name = "slurm"
@@ -55,9 +64,20 @@ class SlurmLauncher:
         batch_window: float = 0.1,
         max_array_size: int = 1000,
         cancel_timeout: float = 60.0,
+        grace_period: float = 60.0,
     ) -> None:
-        self.args = tuple(sbatch_args(partition, time, cpus, mem, gpus, options))
+        args = sbatch_args(partition, time, cpus, mem, gpus, options)
+        self.grace_period = seconds("grace_period", grace_period, zero=True)
+        limit = time_seconds(format_time(time)) if time is not None else _time_option(options)
+        signalled = any(option.startswith("--signal") for option in options)
+        if limit is not None and limit >= self.grace_period + 120 and not signalled:
+            args.append(f"--signal=B:TERM@{math.ceil(self.grace_period)}")
+        self.args = tuple(args)
         """The sbatch options these resources make."""
+        self.worker_env = {"LEGATO_GRACE_PERIOD": repr(self.grace_period)}
+        """What the job's worker is told of its limits (`_worker.py`)."""
+        if limit is not None:
+            self.worker_env["LEGATO_TIME_LIMIT"] = repr(limit)
         self.partition, self.time, self.cpus, self.mem, self.gpus = partition, time, cpus, mem, gpus
         self.options = tuple(options)
         self.poll_interval = seconds("poll_interval", poll_interval)
@@ -96,3 +116,20 @@ class SlurmLauncher:
         ]
         shown += [f"options={self.options!r}"] if self.options else []
         return f"SlurmLauncher({', '.join(shown)})"
+
+
+def _time_option(options: Sequence[str]) -> float | None:
+    """The time limit given as an sbatch option rather than as `time`: the job must know
+    it, or SLURM's SIGTERM at the limit would pass for a preemption."""
+    options = list(options)
+    for i, option in enumerate(options):
+        value = None
+        if option.startswith("--time="):
+            value = option.removeprefix("--time=")
+        elif option in ("--time", "-t") and i + 1 < len(options):
+            value = options[i + 1]
+        elif option.startswith("-t") and len(option) > 2:
+            value = option[2:]
+        if value is not None:
+            return time_seconds(value)
+    return None

@@ -49,6 +49,8 @@ __all__ = [
     "sbatch_message",
     "seconds",
     "single_script",
+    "slurm_ending",
+    "time_seconds",
     "vanished",
     "write_cancel",
 ]
@@ -137,6 +139,27 @@ def format_time(value: Any) -> str:
         "SlurmLauncher: time must be a SLURM time string ('1:30:00', '2-0'), minutes (int) "
         f"or a datetime.timedelta, got {value!r}"
     )
+
+
+_TIME = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
+
+
+def time_seconds(formatted: str) -> float | None:
+    """Seconds of a SLURM time limit ("30", "1:30:00", "2-0", "2-12:30"); None for
+    "infinite" or a form SLURM may accept but this does not know."""
+    match = _TIME.fullmatch(formatted.strip())
+    if match is None:
+        return None
+    days, first, second, third = match.groups()
+    parts = [int(x) for x in (first, second, third) if x is not None]
+    if days is not None:  # days-hours[:minutes[:seconds]]
+        hours, minutes, secs = [*parts, 0, 0][:3]
+        return float(int(days) * 86400 + hours * 3600 + minutes * 60 + secs)
+    if len(parts) == 1:  # minutes
+        return float(parts[0] * 60)
+    if len(parts) == 2:  # minutes:seconds
+        return float(parts[0] * 60 + parts[1])
+    return float(parts[0] * 3600 + parts[1] * 60 + parts[2])  # hours:minutes:seconds
 
 
 def sbatch_args(
@@ -310,6 +333,27 @@ def _add_slurm_reason(path: Path, line: str) -> None:
     if line not in reason:
         record["reason"] = f"{reason}; SLURM: {line}"
         write_json(path, record)
+
+
+_CANCELLED_LINE = re.compile(r"\*\*\* JOB \S+ ON \S+ CANCELLED AT \S+(?: DUE TO (.+?))? \*\*\*")
+_DUE_TO = {
+    "TIME LIMIT": "timeout",
+    "PREEMPTION": "preempted",
+    "NODE FAILURE": "preempted",
+    "JOB REQUEUE": "preempted",
+}
+
+
+def slurm_ending(slurm_err: str) -> str | None:
+    """How SLURM's last line in slurm.err says it ended the job: "timeout", "preempted",
+    "cancelled" (a bare `scancel`), or None when it says nothing of the kind.
+
+    squeue forgets ended jobs at once (without `--states=all`): this line is what tells
+    a job cancelled with `scancel` from one preempted, both of which saw a SIGTERM."""
+    match = _CANCELLED_LINE.search(slurm_err)
+    if match is None:
+        return None
+    return "cancelled" if match.group(1) is None else _DUE_TO.get(match.group(1))
 
 
 def vanished(last_state: str | None, slurm_err: str) -> str:

@@ -37,6 +37,7 @@ from ._slurm_batch import (
     remove_batches,
     sbatch_message,
     single_script,
+    slurm_ending,
     vanished,
     write_cancel,
 )
@@ -53,7 +54,19 @@ _NEW, _SUBMITTING, _QUEUED, _GONE = "new", "submitting", "queued", "gone"
 """Local-job plumbing, meaningless on a compute node (SLURM sets GPUs itself)."""
 _COMMAND_TIMEOUT = 120.0
 _QUICK = 0.25
+_REQUEUE_WAIT = 30.0
+"""How long a job that SLURM stopped to requeue may stay out of squeue's list before the
+experiment takes it for gone (and submits it again itself)."""
 """Poll delay while a job is just cancelled or out of the queue without a verdict."""
+
+_INTERRUPTIONS = {
+    "BOOT_FAIL": "preempted",
+    "NODE_FAIL": "preempted",
+    "PREEMPTED": "preempted",
+    "TIMEOUT": "timeout",
+}
+"""The last squeue states of a job that SLURM stopped before it could write a verdict:
+the kind of interruption, so the job runs again (`Exit.interruption`)."""
 
 _queues: dict[int, SlurmQueue] = {}
 
@@ -85,6 +98,7 @@ class _Entry:
     cancel: bool = False
     scancelled: bool = False
     missing: bool = False  # out of the queue without a verdict at the last poll
+    requeued: float | None = None  # when it was first seen out of the queue, requeued
     progress: Any = None
 
 
@@ -233,7 +247,7 @@ class SlurmQueue:
         groups: dict[Any, list[_Entry]] = {}
         for entry in batch:
             spec = entry.spec
-            env = job_env(spec.env)
+            env = {**job_env(spec.env), **entry.launcher.worker_env}
             arrayable = spec.argv[-1:] == [str(spec.job_dir)] and "\n" not in str(spec.job_dir)
             key = (
                 (entry.launcher.args, tuple(sorted(env.items())), tuple(spec.argv[:-1]))
@@ -257,7 +271,7 @@ class SlurmQueue:
 
     async def _submit_group(self, entries: list[_Entry]) -> None:
         spec = entries[0].spec
-        env = job_env(spec.env)
+        env = {**job_env(spec.env), **entries[0].launcher.worker_env}
         dirs = [entry.spec.job_dir for entry in entries]
         argv = ["sbatch", "--parsable", "--export=ALL", f"--job-name={job_name(dirs)}"]
         argv += entries[0].launcher.args
@@ -332,6 +346,7 @@ class SlurmQueue:
                 entry.state = state or entry.state
                 left.append(entry)
                 continue
+            entry.requeued = None
             if state in STARTED and not entry.started:  # READY while SLURM queues it
                 entry.started = True
                 entry.spec.on_started({"launcher": "slurm", "slurm_id": entry.slurm_id})
@@ -354,11 +369,17 @@ class SlurmQueue:
             if entry.adopting:  # it ended while no experiment followed it
                 self._finish(entry, Exit() if done else None)
             elif done or failed:
-                self._finish(entry, Exit())
+                ending = slurm_ending(slurm_err)
+                if ending == "preempted" and not done and not self._requeue_gone(entry):
+                    continue  # SLURM may list it again, requeued under the same id
+                self._finish(entry, Exit(cancelled=ending == "cancelled"))
             elif entry.cancel:
                 self._finish(entry, Exit(reason="cancelled"))
             elif entry.missing:  # a second look, in case the shared filesystem lagged
-                self._finish(entry, Exit(reason=vanished(entry.state, slurm_err)))
+                reason = vanished(entry.state, slurm_err)
+                kind = _INTERRUPTIONS.get(entry.state or "") or slurm_ending(slurm_err)
+                interruption = kind if kind in ("timeout", "preempted") else None
+                self._finish(entry, Exit(reason=reason, interruption=interruption))
             else:
                 entry.missing = True
         for entry, report in zip(running, reports, strict=True):
@@ -373,9 +394,22 @@ class SlurmQueue:
             self._next_poll = anyio.current_time() + self._interval
         else:
             self._back_off(watched)
-        if any(e.missing or e.scancelled for e in self._entries if e.status == _QUEUED):
+        if any(
+            e.missing or e.scancelled or e.requeued is not None
+            for e in self._entries
+            if e.status == _QUEUED
+        ):
             self._next_poll = min(self._next_poll, anyio.current_time() + _QUICK)
         await self._remove_ended_batches()
+
+    def _requeue_gone(self, entry: _Entry) -> bool:
+        """Whether a job that SLURM stopped to requeue (its slurm.err says so) stayed out
+        of the queue long enough to be taken for gone: SLURM lists it again, pending,
+        within moments; a cluster that cancels preempted jobs never does."""
+        now = anyio.current_time()
+        if entry.requeued is None:
+            entry.requeued = now
+        return now - entry.requeued >= _REQUEUE_WAIT
 
     def _back_off(self, watched: list[_Entry]) -> None:
         """Poll less often while nothing changes, up to the launchers' maximum."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +14,7 @@ if TYPE_CHECKING:
     from ._job import Job
     from ._launcher import Launcher
 
-__all__ = ["Task", "check_executable", "has_output_config", "mark_output"]
+__all__ = ["Task", "attempt_limits", "check_executable", "has_output_config", "mark_output"]
 
 
 class Task(ConfigBase):
@@ -35,6 +37,9 @@ class Task(ConfigBase):
         *,
         launcher: Launcher | None = None,
         requires: dict[str, int] | None = None,
+        retries: int = 0,
+        timeout: float | datetime.timedelta | None = None,
+        max_preemptions: int = 100,
     ) -> Any:
         """Make this task a job of the current experiment; return what later tasks hold.
 
@@ -47,6 +52,15 @@ class Task(ConfigBase):
             launcher: Run this job with this launcher rather than the experiment's.
             requires: Counted resources the job holds while it runs, among those the
                 experiment declares, as `{"gpu": 1}`.
+            retries: How many times an *interrupted* attempt may be run again: one that
+                reached its time limit or raised `legato.Requeue`. An exception from
+                `execute` is never retried. Each attempt runs in the same job directory, so
+                it can resume from the checkpoints the last one saved.
+            timeout: Seconds (or a `timedelta`) one attempt may run, on any launcher: then
+                `execute` sees `legato.Interrupted` (SIGTERM), and is killed after the
+                launcher's grace period.
+            max_preemptions: How many times the job may be preempted (or lose its node)
+                and run again; preemptions do not use up `retries`.
 
         Returns:
             `self.config()` when the class defines `config()`, else the task itself.
@@ -55,10 +69,18 @@ class Task(ConfigBase):
             NoExperimentError: Outside `async with experiment(...)`.
             ConfigError: When the class defines no `execute()` (an abstract base task).
             ResourceError: When `requires` asks for more than the experiment declares.
+            ValueError: When `retries`, `timeout` or `max_preemptions` is out of range.
         """
         from ._experiment import current_experiment
 
-        return await current_experiment().submit(self, launcher=launcher, requires=requires)
+        return await current_experiment().submit(
+            self,
+            launcher=launcher,
+            requires=requires,
+            retries=retries,
+            timeout=timeout,
+            max_preemptions=max_preemptions,
+        )
 
     @property
     def __job__(self) -> Job:
@@ -113,3 +135,23 @@ def mark_output(output: Any, task: Task) -> Any:
         output.__dict__["__legato_producer__"] = task
         forget_identifier(output)
     return output
+
+
+def attempt_limits(
+    retries: Any, timeout: Any, max_preemptions: Any
+) -> tuple[int, float | None, int]:
+    """`submit()`'s retries, timeout (in seconds) and max_preemptions, checked."""
+    for name, value in (("retries", retries), ("max_preemptions", max_preemptions)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"submit(): {name} must be an int >= 0, got {value!r}")
+    if isinstance(timeout, datetime.timedelta):
+        timeout = timeout.total_seconds()
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not 0 < timeout < math.inf
+    ):
+        raise ValueError(
+            f"submit(): timeout must be a number of seconds > 0 or a timedelta, got {timeout!r}"
+        )
+    return retries, None if timeout is None else float(timeout), max_preemptions

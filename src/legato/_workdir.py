@@ -5,27 +5,40 @@
     params.msgpack   the task, written by `dumps` before the first launch (rebuilt by `load`)
     lock             flock held by the experiment that runs the job, and inherited by the
                      job's process, so a job never runs twice at the same time
-    state.json       who runs it: {"pid", "host", "launcher", "started", "experiment", ...}
+    state.json       who runs it: {"pid", "host", "launcher", "started", "experiment", ...},
+                     and its attempts: {"attempt": <1 first>, "retried": <attempts that used
+                     up a retry>, "preempted": <attempts preempted>, "timeout",
+                     "max_preemptions"}
     done             written atomically by the job process after `execute` returned: the only
                      proof of DONE (its content: {"ended": <unix time>, "duration": <s>},
                      and "result": "result.msgpack" when `execute` returned a value)
     result.msgpack   what `execute` returned, when not None (`legato._result`): written
                      whole and durably before `done`, which names it
     failed.json      failure record: {"state": "failed"|"cancelled"|"dependency_failed",
-                     "reason", "exit_code", "signal", "traceback", "ended"}; any content, or
-                     none, means not done. "reason" is at most REASON_MAX characters and
-                     "traceback" at most TRACEBACK_MAX (the whole text is in stderr.log).
-                     Jobs that never ran have one too: "dependency_failed" (with
-                     "dependency" and "cause": {"type", "id", "path", "state"}), "cancelled"
-                     (the experiment ended before their turn), or "failed" with
-                     "stage": "launch" when legato could not start them
+    failed.json      failure record: {"state": "failed"|"cancelled"|"dependency_failed"|
+                     "interrupted", "reason", "exit_code", "signal", "traceback", "ended"};
+                     any content, or none, means not done. "reason" is at most REASON_MAX
+                     characters and "traceback" at most TRACEBACK_MAX (the whole text is in
+                     stderr.log). "interrupted" (with "kind": "timeout", "preempted" or
+                     "requeue") is the end of an attempt, not of the job: another attempt
+                     follows, by this experiment or by the next run. Jobs that never ran
+                     have one too: "dependency_failed" (with "dependency" and "cause":
+                     {"type", "id", "path", "state"}), "cancelled" (the experiment ended
+                     before their turn), or "failed" with "stage": "launch" when legato
+                     could not start them
     cancel           written by `legato jobs kill` before it signals the job: the job's
                      verdict is then "cancelled" rather than "failed"
+    interrupt        written before the SIGTERM of a time limit (`submit(timeout=...)`) or
+                     of `legato jobs interrupt`: {"kind": "timeout"|"preempted", "reason"};
+                     the job's verdict is then "interrupted" of that kind
     progress.json    the last `legato.progress()` report: {"fraction", "desc", "time"}
-    stdout.log       the job's standard output
-    stderr.log       the job's standard error
+    stdout.log       the job's standard output (of its latest attempt)
+    stderr.log       the job's standard error (of its latest attempt)
     slurm.out        SLURM's own output file of the job (SlurmLauncher; the job's: stdout.log)
     slurm.err        SLURM's own error file of the job (time limits, scancel) (SlurmLauncher)
+    attempts/<N>/    what attempt N left when another attempt followed it: its stdout.log,
+                     stderr.log, failed.json (why it ended) and, under SlurmLauncher, its
+                     slurm.out and slurm.err. The latest attempt's are in the job directory
 <workdir>/slurm/<batch>/   one `sbatch --array` (SlurmLauncher): jobs.txt (one job directory a
                      line), and <task index> -> job directory links for SLURM's output files
 <workdir>/experiments/<name>/
@@ -69,10 +82,12 @@ from typing import Any
 import msgspec
 
 __all__ = [
+    "ATTEMPTS",
     "CANCEL",
     "DONE",
     "FAILED",
     "JOBS_LIST",
+    "INTERRUPT",
     "LOCK",
     "MAIN_JOBS",
     "MAIN_LOCK",
@@ -88,8 +103,10 @@ __all__ = [
     "TRACEBACK_MAX",
     "SLURM_ERR",
     "SLURM_OUT",
+    "archive_attempt",
     "atomic_write",
     "bound_text",
+    "attempt_dir",
     "cache_dir",
     "experiment_dir",
     "experiments_root",
@@ -113,6 +130,8 @@ FAILED = "failed.json"
 PROGRESS = "progress.json"
 CANCEL = "cancel"
 RESULT = "result.msgpack"
+INTERRUPT = "interrupt"
+ATTEMPTS = "attempts"
 STDOUT = "stdout.log"
 STDERR = "stderr.log"
 SLURM_OUT = "slurm.out"
@@ -171,6 +190,23 @@ def workdir_of(job_dir: Path) -> Path:
 
 def cache_dir(workdir: Path, type_name: str, identifier: str) -> Path:
     return workdir / "cache" / type_name / identifier
+
+
+def attempt_dir(job_dir: Path, attempt: int) -> Path:
+    """Where attempt `attempt` (1 first) of a job that was run again keeps its logs."""
+    return job_dir / ATTEMPTS / str(attempt)
+
+
+def archive_attempt(job_dir: Path, attempt: int, names: tuple[str, ...]) -> None:
+    """Move the files `names` of an attempt that ended into its `attempts/<N>/`, so the
+    next attempt starts with fresh logs and every attempt's stay apart."""
+    target = attempt_dir(job_dir, attempt)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        try:
+            os.replace(job_dir / name, target / name)
+        except FileNotFoundError:
+            pass
 
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)

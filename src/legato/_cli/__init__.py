@@ -45,9 +45,9 @@ def _root(
 
 
 def _register() -> None:
-    from . import _experiments, _jobs, _kill, _remove, _serve
+    from . import _experiments, _interrupt, _jobs, _kill, _remove, _serve
 
-    del _kill  # registers `jobs kill` on the jobs app
+    del _kill, _interrupt  # register `jobs kill` and `jobs interrupt` on the jobs app
     app.add_typer(_jobs.app, name="jobs")
     app.add_typer(_experiments.app, name="experiments")
     app.command("clean")(_remove.clean)

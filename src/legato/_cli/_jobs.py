@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import msgspec
 import typer
 
-from .._workdir import STDERR, STDOUT, job_dir
+from .._workdir import STDERR, STDOUT, attempt_dir, job_dir
 from ._common import EXIT_USAGE, CliError, format_duration, format_time, open_workdir, table
 from ._params import Params, ParamsError, ParamsMissing
 from ._procs import Locks
@@ -261,6 +261,7 @@ def _details(workdir: Path, entry: JobEntry) -> tuple[dict[str, Any], Params | N
         "host": info.get("host"),
         "pid": info.get("pid"),
         "slurm_id": info.get("slurm_id"),
+        "attempts": info.get("attempt"),
         "progress": None,
         "tags": params.tags() if params else {},
         "params": ({k: params.builtins(v) for k, v in params.fields().items()} if params else None),
@@ -301,6 +302,8 @@ def _show_text(entry: JobEntry, d: dict[str, Any], params: Params | None) -> str
     row("ended", format_time(d["ended"]) if d["ended"] else None)
     row("duration", format_duration(d["duration"]) if d["duration"] is not None else None)
     row("experiment", d["experiment"])
+    if isinstance(d["attempts"], int) and d["attempts"] > 1:
+        row("attempts", f"{d['attempts']} (logs of the earlier ones: attempts/<N>/)")
     run = d["launcher"]
     if run:
         where = [f"pid {d['pid']}" if d["pid"] else "", f"on {d['host']}" if d["host"] else ""]
@@ -396,11 +399,31 @@ def log(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing output until the job ends.")
     ] = False,
+    attempt: Annotated[
+        int | None,
+        typer.Option(
+            "--attempt",
+            "-a",
+            min=1,
+            metavar="N",
+            help="The output of attempt N (1 first) of a job that was run again; "
+            "default: the latest.",
+        ),
+    ] = None,
 ) -> None:
     """Print a job's standard output (or error)."""
     workdir = open_workdir(ctx.obj)
     entry = resolve(workdir, job)
-    path = os.path.join(entry.dir, STDERR if err else STDOUT)
+    name = STDERR if err else STDOUT
+    path = os.path.join(entry.dir, name)
+    if attempt is not None:
+        archived = attempt_dir(entry.path, attempt) / name
+        latest = entry.info.get("attempt")
+        if archived.exists():
+            path, follow = str(archived), False  # an attempt that ended
+        elif attempt != (latest if isinstance(latest, int) else 1):
+            made = f"{latest} attempts" if isinstance(latest, int) else "one attempt"
+            raise CliError(f"{entry.short} has no attempt {attempt} (it made {made})")
     if not follow:
         if not os.path.exists(path):
             raise CliError(f"{entry.short} has no {os.path.basename(path)} yet ({entry.state})")

@@ -227,6 +227,9 @@ def read_job(type_name: str, identifier: str, path: str, locks: Locks) -> JobEnt
         entry.reason = bound_text(str(reason), REASON_MAX) if reason else entry.state
         entry.record = record
         return entry
+    if record is not None and record.get("state") == "interrupted":
+        # An attempt ended; the next one runs, or the next run of the experiment starts it.
+        entry.reason = f"attempt {info.get('attempt') or 1} interrupted: {record.get('reason')}"
     if not info and not os.path.isdir(path):
         return None
     entry.pid = job_process(info, identifier) if info else None
