@@ -211,6 +211,7 @@ async def _run_locked(xp: Experiment, job: Job, fd: int, gpus: list[int]) -> Non
             lock_fd=fd,
             on_started=lambda info: _started(job, info),
             on_progress=lambda fraction, desc: _progressed(job, fraction, desc),
+            session=xp._session,
         )
         previous = await anyio.to_thread.run_sync(read_json, job.path / STATE)
         exit: Exit | None = None
