@@ -9,16 +9,19 @@ initialised CUDA context) make their jobs run as fresh processes, with one warni
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import pickle
 import signal
 import socket
 import sys
 import time
 import warnings
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+
 import anyio
+import msgspec
 from anyio import open_process
 from anyio.abc import Process
 
@@ -27,12 +30,12 @@ from ._workdir import CANCEL, FAILED
 
 __all__ = ["WarmPool", "run_warm", "warm_default"]
 
-_wait_readable: Callable[[socket.socket], Awaitable[None]] = getattr(
-    anyio, "wait_readable", None
-) or anyio.wait_socket_readable  # anyio < 4.7
-_wait_writable: Callable[[socket.socket], Awaitable[None]] = getattr(
-    anyio, "wait_writable", None
-) or anyio.wait_socket_writable
+_wait_readable: Callable[[socket.socket], Awaitable[None]] = (
+    getattr(anyio, "wait_readable", None) or anyio.wait_socket_readable
+)  # anyio < 4.7
+_wait_writable: Callable[[socket.socket], Awaitable[None]] = (
+    getattr(anyio, "wait_writable", None) or anyio.wait_socket_writable
+)
 _RESTARTS = 2
 """Servers that may die before forking one job before that job runs as a fresh process."""
 
@@ -71,9 +74,9 @@ class _Server:
         """No new jobs: the server ends once those it runs have ended."""
         self.ctrl.close()
 
-    async def aclose(self, timeout: float) -> None:
+    async def aclose(self, patience: float) -> None:
         self.retire()
-        with anyio.move_on_after(timeout):
+        with anyio.move_on_after(patience):
             await self.process.wait()
             return
         self.process.kill()
@@ -152,7 +155,7 @@ class WarmPool:
         servers = [*self.old, *([self.server] if self.server else [])]
         self.server, self.old = None, []
         for server in servers:
-            await server.aclose(timeout=5.0)
+            await server.aclose(patience=5.0)
 
 
 async def _recv(sock: socket.socket) -> bytes:
@@ -175,7 +178,7 @@ async def run_warm(
     """Run the job forked from the experiment's warm server; `fresh()` when it cannot be."""
     pool = WarmPool.of(session)
     env = dict(spec.env)
-    payload = pickle.dumps({"job_dir": str(spec.job_dir), "env": env})
+    payload = msgspec.msgpack.encode({"job_dir": str(spec.job_dir), "env": env})
     restarts = 0
     while True:
         server = await pool.get(env)
@@ -214,12 +217,8 @@ async def run_warm(
             # The server died with the job running (the job's parent-death signal ended
             # it): once it is gone, run it again on a new server, unless it was cancelled.
             await _gone(pid)
-            if os.path.exists(spec.job_dir / CANCEL):
+            if not await anyio.to_thread.run_sync(_clear_for_rerun, spec.job_dir):
                 return Exit(signal=signal.SIGTERM)
-            try:
-                os.unlink(spec.job_dir / FAILED)
-            except FileNotFoundError:
-                pass
             restarts = 0
         finally:
             status.close()
@@ -277,9 +276,18 @@ def _kill(pid: int, sig: int) -> None:
         pass
 
 
-async def _gone(pid: int, timeout: float = 30.0) -> None:
+def _clear_for_rerun(job_dir: Path) -> bool:
+    """Forget the verdict of a run its server's death ended; False if it was cancelled."""
+    if os.path.exists(job_dir / CANCEL):
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(job_dir / FAILED)
+    return True
+
+
+async def _gone(pid: int, patience: float = 30.0) -> None:
     """Wait until process `pid` (not our child: it was the server's) has ended."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patience
     delay = 0.005
     while time.monotonic() < deadline:
         try:

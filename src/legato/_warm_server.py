@@ -6,7 +6,7 @@ starts at the cost of a fork rather than of an interpreter and its imports. It n
 a job itself: each job is a fresh fork of a process that ran none, so no job sees what
 another did.
 
-Requests arrive on a `SOCK_SEQPACKET` socket, one packet each: a pickled
+Requests arrive on a `SOCK_SEQPACKET` socket, one packet each: a msgpack map
 `{"job_dir", "env"}` with the job's descriptors attached (`socket.send_fds`): its status
 socket, its progress channel (the job's stdout, as a fresh process has), and the job's
 lock. Replies go on the job's status socket, one packet each: `P<pid>` once forked,
@@ -19,10 +19,10 @@ dies (its parent-death signal).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
-import pickle
 import selectors
 import signal
 import socket
@@ -51,11 +51,9 @@ def unsafe_state() -> str | None:
         return f"it started threads at import ({', '.join(sorted(threads))})"
     torch = sys.modules.get("torch")
     cuda = getattr(torch, "cuda", None)
-    try:
+    with contextlib.suppress(Exception):  # a broken torch is not ours to judge
         if cuda is not None and cuda.is_initialized():
             return "it initialised CUDA at import"
-    except Exception:  # noqa: BLE001 - a broken torch is not ours to judge
-        pass
     return None
 
 
@@ -101,8 +99,10 @@ class _Server:
             return False
         status = socket.socket(fileno=fds[0])
         try:
-            self._start(pickle.loads(data), status, fds[1], fds[2] if len(fds) > 2 else None)
-        except Exception:  # noqa: BLE001 - one bad request must not end the server
+            self._start(
+                msgspec.msgpack.decode(data), status, fds[1], fds[2] if len(fds) > 2 else None
+            )
+        except Exception:
             traceback.print_exc()
             _send(status, b"R")
             status.close()
@@ -144,7 +144,7 @@ class _Server:
                 code = self._child(request, progress, lock)
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
-            except BaseException:  # noqa: BLE001 - the child must never return to the loop
+            except BaseException:
                 traceback.print_exc()
             finally:
                 try:
@@ -160,10 +160,9 @@ class _Server:
 
         for module, file in modules:
             self.imported.add(module)
-            try:
+            # An error here the job meets again, and reports in its own logs.
+            with contextlib.suppress(BaseException):
                 import_module_of(module, file)
-            except BaseException:  # noqa: BLE001 - the job meets the same error, and reports it
-                pass
 
     def _child(self, request: dict[str, Any], progress: int, lock: int | None) -> int:
         """In the forked job: become what a fresh job process would be, then run the job."""
@@ -217,7 +216,7 @@ def _modules(job_dir: Path) -> list[tuple[str, str | None]]:
         doc = msgspec.msgpack.decode((job_dir / PARAMS).read_bytes())
         records = doc["objects"]
         seen = {(r["module"], r.get("file")): None for r in records}
-    except Exception:  # noqa: BLE001 - the job reports a bad params file itself
+    except Exception:
         return []
     return list(seen)
 
@@ -240,8 +239,8 @@ def main(argv: list[str]) -> None:
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     ctrl = socket.socket(fileno=fd)
+    import legato._serialize
     import legato._worker  # noqa: F401 - what every job needs, imported once here
-    import legato._serialize  # noqa: F401
 
     gc.freeze()
     _Server(ctrl, unsafe).serve()
