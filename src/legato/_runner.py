@@ -11,6 +11,7 @@ import fcntl
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +89,27 @@ def _start_run(job_dir: Path, params: bytes, state: dict[str, Any]) -> None:
         except FileNotFoundError:
             pass
     write_json(job_dir / STATE, state, durable=False)
+
+
+def _prepare(
+    job_dir: Path,
+    since: float,
+    params: Callable[[], bytes],
+    state: dict[str, Any],
+    adopt: bool = True,
+) -> tuple[str, dict[str, Any] | None]:
+    """With the lock held, before launching: ("adopt", previous state) when the run that
+    the same launcher recorded may be followed instead, ("cancelled", None) when
+    `legato jobs kill` asked that the job not run, else ("started", None) once a fresh
+    run's params and state are written."""
+    if adopt:
+        previous = read_json(job_dir / STATE)
+        if previous and previous.get("launcher") == state["launcher"]:
+            return "adopt", previous
+    if _cancelled_since(job_dir, since):
+        return "cancelled", None
+    _start_run(job_dir, params(), state)
+    return "started", None
 
 
 def _verdict(job_dir: Path, exit: Exit) -> tuple[JobState, str | None]:
@@ -213,20 +235,26 @@ async def _run_locked(xp: Experiment, job: Job, fd: int, gpus: list[int]) -> Non
             on_progress=lambda fraction, desc: _progressed(job, fraction, desc),
             session=xp._session,
         )
-        previous = await anyio.to_thread.run_sync(read_json, job.path / STATE)
+        info = {"experiment": xp.name, "launcher": launcher.name, "submitted": time.time()}
+        # The params hold every configuration the task reaches (a chain of a thousand
+        # tasks: a thousand): written in the thread, not in the event loop. The usual case
+        # (nothing to adopt, not cancelled) takes one trip to a thread.
+        step, previous = await anyio.to_thread.run_sync(
+            lambda: _prepare(job.path, xp.started, lambda: xp._params(job), info)
+        )
         exit: Exit | None = None
-        if previous and previous.get("launcher") == launcher.name:
+        if step == "adopt" and previous is not None:
             exit = await launcher.adopt(spec, previous)
-        if exit is None and await anyio.to_thread.run_sync(_cancelled_since, job.path, xp.started):
+            if exit is None:
+                step, _ = await anyio.to_thread.run_sync(
+                    lambda: _prepare(job.path, xp.started, lambda: xp._params(job), info, False)
+                )
+        if step == "cancelled":
             why = "cancelled by `legato jobs kill` before it started"
             await anyio.to_thread.run_sync(_record_cancelled, job.path, why, False)
             job._finish(JobState.CANCELLED, why)
             return
         if exit is None:
-            info = {"experiment": xp.name, "launcher": launcher.name, "submitted": time.time()}
-            # The params hold every configuration the task reaches (a chain of a thousand
-            # tasks: a thousand): written in the thread, not in the event loop.
-            await anyio.to_thread.run_sync(lambda: _start_run(job.path, xp._params(job), info))
             exit = await launcher.launch(spec)
         verdict, reason = await anyio.to_thread.run_sync(_verdict, job.path, exit)
         job._finish(verdict, reason)

@@ -52,9 +52,18 @@ class _Gone(Exception):
 
 
 class _Server:
-    def __init__(self, process: Process, ctrl: socket.socket) -> None:
+    def __init__(self, process: Process, ctrl: socket.socket, env: dict[str, str]) -> None:
         self.process = process
         self.ctrl = ctrl
+        self.env = env
+        """The environment it started with: a request carries only what differs."""
+
+    def payload(self, job_dir: Path, env: dict[str, str]) -> bytes:
+        base = self.env
+        changed = {k: v for k, v in env.items() if base.get(k) != v}
+        removed = [k for k in base if k not in env]
+        request = {"job_dir": str(job_dir), "env": changed, "unset": removed}
+        return msgspec.msgpack.encode(request)
 
     @property
     def alive(self) -> bool:
@@ -136,7 +145,7 @@ class WarmPool:
         finally:
             theirs.close()
         ours.setblocking(False)
-        return _Server(process, ours)
+        return _Server(process, ours, env)
 
     def mark_unsafe(self, refused: list[list[str]]) -> None:
         for module, file, why in refused:
@@ -177,11 +186,11 @@ async def run_warm(
 ) -> Exit:
     """Run the job forked from the experiment's warm server; `fresh()` when it cannot be."""
     pool = WarmPool.of(session)
-    env = dict(spec.env)
-    payload = msgspec.msgpack.encode({"job_dir": str(spec.job_dir), "env": env})
+    env = spec.env
     restarts = 0
     while True:
         server = await pool.get(env)
+        payload = server.payload(spec.job_dir, env)
         status, child_status = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         progress, child_progress = socket.socketpair()
         try:

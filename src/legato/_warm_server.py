@@ -7,9 +7,10 @@ a job itself: each job is a fresh fork of a process that ran none, so no job see
 another did.
 
 Requests arrive on a `SOCK_SEQPACKET` socket, one packet each: a msgpack map
-`{"job_dir", "env"}` with the job's descriptors attached (`socket.send_fds`): its status
-socket, its progress channel (the job's stdout, as a fresh process has), and the job's
-lock. Replies go on the job's status socket, one packet each: `P<pid>` once forked,
+`{"job_dir", "env", "unset"}` (the job's environment, as it differs from the server's),
+with the job's descriptors attached (`socket.send_fds`): its status socket, its progress
+channel (the job's stdout, as a fresh process has), and the job's lock. Replies go on
+the job's status socket, one packet each: `P<pid>` once forked,
 `X<exit code>` (negative: the signal) once reaped, `C<json>` when the job's modules are
 not safe to fork (it must run as a fresh process), `R` when this server took on such a
 module and no longer forks (ask a new one). The server ends when the experiment closes
@@ -176,13 +177,14 @@ class _Server:
         self.ctrl.close()
         for sock in self.children.values():
             sock.close()
-        env = dict(request["env"])
+        env = os.environ
+        for name in request["unset"]:
+            env.pop(name, None)
+        env.update(request["env"])
         env["LEGATO_PARENT_PID"] = str(os.getppid())
         if lock is not None:
             os.set_inheritable(lock, True)
             env["LEGATO_LOCK_FD"] = str(lock)
-        os.environ.clear()
-        os.environ.update(env)
         os.dup2(progress, 1)
         os.close(progress)
         from ._worker import main
