@@ -201,3 +201,17 @@ def test_kill_9_of_the_experiment_ends_the_server_and_its_jobs(tmp_path: Path) -
     finally:
         process.kill()
         process.wait()
+
+
+async def test_each_job_draws_its_own_random_numbers(tmp_path: Path) -> None:
+    pytest.importorskip("numpy")
+    from warm_numpy import Draw
+
+    log = tmp_path / "log"
+    async with experiment(tmp_path / "wd", "xp", launcher=LocalLauncher()):
+        for i in range(3):
+            await Draw(index=i, log=str(log)).submit()
+    draws = events(log)
+    assert len({e["ppid"] for e in draws}) == 1  # from one server
+    assert len({e["python"] for e in draws}) == 3
+    assert len({e["numpy"] for e in draws}) == 3

@@ -187,6 +187,7 @@ class _Server:
             env["LEGATO_LOCK_FD"] = str(lock)
         os.dup2(progress, 1)
         os.close(progress)
+        _reseed()
         from ._worker import main
 
         return main([request["job_dir"]])
@@ -203,6 +204,20 @@ class _Server:
             if sock is not None:
                 _send(sock, b"X%d" % os.waitstatus_to_exitcode(status))
                 sock.close()
+
+
+def _reseed() -> None:
+    """A fresh process seeds the global random generators from the system's entropy;
+    forked ones would share the server's state (Python's `random` reseeds itself at fork).
+    """
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and "numpy.random" in sys.modules:
+        with contextlib.suppress(Exception):
+            numpy.random.seed()
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        with contextlib.suppress(Exception):
+            torch.seed()
 
 
 def _send(sock: socket.socket, message: bytes) -> None:
