@@ -3,6 +3,8 @@ modules once, behave as fresh processes do and never see each other's traces."""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -215,3 +217,51 @@ async def test_each_job_draws_its_own_random_numbers(tmp_path: Path) -> None:
     assert len({e["ppid"] for e in draws}) == 1  # from one server
     assert len({e["python"] for e in draws}) == 3
     assert len({e["numpy"] for e in draws}) == 3
+
+
+async def test_cancelled_while_the_server_imports_the_job_never_runs_on(tmp_path: Path) -> None:
+    from warm_slow import SlowStart
+
+    log, gate = tmp_path / "log", tmp_path / "never"
+    with anyio.CancelScope() as scope:
+        async with experiment(tmp_path / "wd", "xp", launcher=LocalLauncher()) as xp:
+            task = SlowStart(name="a", log=str(log), gate=str(gate))
+            await task.submit()
+            await poll(lambda: bool(warm_servers()))
+            await poll(lambda: (task.__job__.path / "params.msgpack").exists())
+            scope.cancel()  # the request is out; the server is still importing warm_slow
+    (job,) = xp.jobs
+    assert job.state is JobState.CANCELLED
+    assert lock_is_free(job.path)
+    record = json.loads((job.path / "failed.json").read_text())
+    assert record["state"] == "cancelled", record
+    assert all(not alive(e["pid"]) for e in starts(log))
+
+
+def warm_servers() -> list[int]:
+    """The warm servers this process started."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().split(")")[-1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+        if ppid == os.getpid() and b"legato._warm_server" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def lock_is_free(job_dir: Path) -> bool:
+    fd = os.open(job_dir / "lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)

@@ -206,7 +206,15 @@ async def run_warm(
                 child_progress.close()
             status.setblocking(False)
             progress.setblocking(False)
-            reply = await _recv(status)
+            try:
+                reply = await _recv(status)
+            except anyio.get_cancelled_exc_class():
+                # The request is out: a job may be forked at any moment. End it too.
+                with anyio.CancelScope(shield=True), anyio.move_on_after(60):
+                    reply = await _recv(status)
+                    if reply[:1] == b"P":
+                        await _terminate(int(reply[1:]), status, grace_period)
+                raise
             if not reply or reply[:1] == b"R":  # gone, or no longer forking: another server
                 if not reply:
                     restarts += 1
@@ -267,10 +275,13 @@ async def _follow(
 async def _terminate(pid: int, status: socket.socket, grace_period: float) -> None:
     _kill(pid, signal.SIGTERM)
     with anyio.move_on_after(grace_period):
-        await _recv(status)  # the exit status, or the server's end: either way, gone
+        if await _recv(status):  # its exit status
+            return
+        await _gone(pid, grace_period)  # its server died first
         return
     _kill(pid, signal.SIGKILL)
-    await _recv(status)
+    if not await _recv(status):
+        await _gone(pid)
 
 
 def _kill(pid: int, sig: int) -> None:
