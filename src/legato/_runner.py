@@ -48,8 +48,12 @@ def _mtime(path: Path) -> int | None:
         return None
 
 
-def _try_lock(job_dir: Path) -> tuple[str, Any]:
-    """("done", None), ("busy", failure record mtime) or ("locked", fd)."""
+def _try_lock(
+    job_dir: Path, prepare: Callable[[], tuple[str, dict[str, Any] | None]] | None = None
+) -> tuple[str, Any]:
+    """("done", None), ("busy", failure record mtime) or ("locked", fd); with `prepare`,
+    ("locked", (fd, what `prepare()` returned once the lock is held)), in the same trip to
+    a thread."""
     job_dir.mkdir(parents=True, exist_ok=True)
     if os.path.exists(job_dir / DONE):
         return "done", None
@@ -62,7 +66,13 @@ def _try_lock(job_dir: Path) -> tuple[str, Any]:
     if os.path.exists(job_dir / DONE):  # finished between our check and the lock
         os.close(fd)
         return "done", None
-    return "locked", fd
+    if prepare is None:
+        return "locked", fd
+    try:
+        return "locked", (fd, prepare())
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _cancelled_since(job_dir: Path, since: float) -> bool:
@@ -189,12 +199,22 @@ async def run_job(xp: Experiment, job: Job, grant: Grant) -> None:
 
 
 async def _run_holding(xp: Experiment, job: Job, grant: Grant) -> None:
-    kind, value = await anyio.to_thread.run_sync(_try_lock, job.path)
+    launcher = job.launcher or xp.launcher
+    info = {"experiment": xp.name, "launcher": launcher.name, "submitted": time.time()}
+
+    # The params hold every configuration the task reaches (a chain of a thousand tasks: a
+    # thousand): written in the thread, not in the event loop. The usual case (nothing to
+    # adopt, not cancelled) takes the lock and prepares the run in one trip to a thread.
+    def prepare() -> tuple[str, dict[str, Any] | None]:
+        return _prepare(job.path, xp.started, lambda: xp._params(job), info)
+
+    kind, value = await anyio.to_thread.run_sync(_try_lock, job.path, prepare)
     if kind == "done":
         job._finish(JobState.DONE)
         return
     if kind == "locked":
-        await _run_locked(xp, job, value, grant.gpus)
+        fd, prepared = value
+        await _run_locked(xp, job, fd, grant.gpus, prepared, info)
         return
     # Another process runs this job: let the slot go, wait for that process to let go of
     # the job, then take its outcome.
@@ -219,7 +239,14 @@ async def _run_holding(xp: Experiment, job: Job, grant: Grant) -> None:
             return
 
 
-async def _run_locked(xp: Experiment, job: Job, fd: int, gpus: list[int]) -> None:
+async def _run_locked(
+    xp: Experiment,
+    job: Job,
+    fd: int,
+    gpus: list[int],
+    prepared: tuple[str, dict[str, Any] | None],
+    info: dict[str, Any],
+) -> None:
     try:
         launcher = job.launcher or xp.launcher
         env = xp._job_env
@@ -235,13 +262,7 @@ async def _run_locked(xp: Experiment, job: Job, fd: int, gpus: list[int]) -> Non
             on_progress=lambda fraction, desc: _progressed(job, fraction, desc),
             session=xp._session,
         )
-        info = {"experiment": xp.name, "launcher": launcher.name, "submitted": time.time()}
-        # The params hold every configuration the task reaches (a chain of a thousand
-        # tasks: a thousand): written in the thread, not in the event loop. The usual case
-        # (nothing to adopt, not cancelled) takes one trip to a thread.
-        step, previous = await anyio.to_thread.run_sync(
-            lambda: _prepare(job.path, xp.started, lambda: xp._params(job), info)
-        )
+        step, previous = prepared
         exit: Exit | None = None
         if step == "adopt" and previous is not None:
             exit = await launcher.adopt(spec, previous)
