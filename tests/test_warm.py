@@ -53,7 +53,9 @@ async def test_jobs_are_forked_from_one_server_that_imported_their_module(
     tmp_path: Path,
 ) -> None:
     log = tmp_path / "log"
-    async with experiment(tmp_path / "wd", "xp", max_jobs=2, launcher=LocalLauncher()) as xp:
+    async with experiment(
+        tmp_path / "wd", "xp", max_jobs=2, launcher=LocalLauncher(warm=True)
+    ) as xp:
         for i in range(4):
             await Probe(name=str(i), log=str(log)).submit()
     assert [j.state for j in xp.jobs] == [JobState.DONE] * 4
@@ -80,7 +82,7 @@ async def test_warm_false_starts_fresh_processes(tmp_path: Path) -> None:
 
 async def test_a_job_never_sees_what_another_did(tmp_path: Path) -> None:
     log = tmp_path / "log"
-    async with experiment(tmp_path / "wd", "xp", max_jobs=1, launcher=LocalLauncher()):
+    async with experiment(tmp_path / "wd", "xp", max_jobs=1, launcher=LocalLauncher(warm=True)):
         first = await Probe(name="first", log=str(log)).submit()
         second = await Probe(name="second", log=str(log), after=first).submit()
     a, b = starts(log)
@@ -89,6 +91,9 @@ async def test_a_job_never_sees_what_another_did(tmp_path: Path) -> None:
     assert a["counter"] == b["counter"] == 1
     assert a["env"] is None and b["env"] is None
     assert (a["cwd"], b["cwd"]) == (str(first.__job__.path), str(second.__job__.path))
+    # as `python -m legato._worker JOB_DIR` started in the job directory would have them
+    assert a["argv"][1:] == [str(first.__job__.path)] and a["argv"][0].endswith("_worker.py")
+    assert (a["path0"], b["path0"]) == (a["cwd"], b["cwd"])
     assert len(a["fds"]) == len(b["fds"])
 
 
@@ -98,7 +103,10 @@ async def test_environment_is_the_experiments_with_each_jobs_devices(
     log = tmp_path / "log"
     monkeypatch.setenv("WARM_TEST_XP", "set by the experiment")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    async with experiment(tmp_path / "wd", "xp", max_jobs=2, resources={"gpu": 3}) as xp:
+    warm = LocalLauncher(warm=True)
+    async with experiment(
+        tmp_path / "wd", "xp", max_jobs=2, resources={"gpu": 3}, launcher=warm
+    ) as xp:
         first = await Probe(name="first", log=str(log)).submit(requires={"gpu": 1})
         await first.__job__.wait()
         await Probe(name="second", log=str(log)).submit(requires={"gpu": 3})
@@ -116,7 +124,9 @@ async def test_a_module_that_starts_threads_runs_fresh_with_one_warning(
 
     log = tmp_path / "log"
     with pytest.warns(RuntimeWarning, match="warm_threads.*threads at import") as caught:
-        async with experiment(tmp_path / "wd", "xp", max_jobs=1, launcher=LocalLauncher()) as xp:
+        async with experiment(
+            tmp_path / "wd", "xp", max_jobs=1, launcher=LocalLauncher(warm=True)
+        ) as xp:
             for i in range(3):
                 await Threaded(name=str(i), log=str(log)).submit()
             await Probe(name="warm", log=str(log)).submit()
@@ -132,7 +142,9 @@ async def test_a_module_that_starts_threads_runs_fresh_with_one_warning(
 async def test_a_server_that_dies_is_restarted_and_its_jobs_run_again(tmp_path: Path) -> None:
     log = tmp_path / "log"
     gate = tmp_path / "gate"
-    async with experiment(tmp_path / "wd", "xp", max_jobs=2, launcher=LocalLauncher()) as xp:
+    async with experiment(
+        tmp_path / "wd", "xp", max_jobs=2, launcher=LocalLauncher(warm=True)
+    ) as xp:
         await Probe(name="a", log=str(log), gate=str(gate)).submit()
         await poll(lambda: len(starts(log)) == 1)
         (first,) = starts(log)
@@ -149,7 +161,7 @@ async def test_two_experiments_in_one_process_have_a_server_each(tmp_path: Path)
     log = tmp_path / "log"
 
     async def one(name: str) -> None:
-        async with experiment(tmp_path / name, name, launcher=LocalLauncher()):
+        async with experiment(tmp_path / name, name, launcher=LocalLauncher(warm=True)):
             await Probe(name=name, log=str(log)).submit()
 
     async with anyio.create_task_group() as tg:
@@ -174,7 +186,7 @@ SCRIPT = textwrap.dedent(
 
     anyio.run(main)
     """
-)
+)  # the default launcher: warm unless LEGATO_WARM=0
 
 
 def test_kill_9_of_the_experiment_ends_the_server_and_its_jobs(tmp_path: Path) -> None:
@@ -182,6 +194,7 @@ def test_kill_9_of_the_experiment_ends_the_server_and_its_jobs(tmp_path: Path) -
     script.write_text(SCRIPT)
     log = tmp_path / "log"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    env["LEGATO_WARM"] = "1"
     process = subprocess.Popen(
         [sys.executable, str(script), str(tmp_path / "wd"), str(log), str(tmp_path / "gate")],
         env=env,
@@ -210,7 +223,7 @@ async def test_each_job_draws_its_own_random_numbers(tmp_path: Path) -> None:
     from warm_numpy import Draw
 
     log = tmp_path / "log"
-    async with experiment(tmp_path / "wd", "xp", launcher=LocalLauncher()):
+    async with experiment(tmp_path / "wd", "xp", launcher=LocalLauncher(warm=True)):
         for i in range(3):
             await Draw(index=i, log=str(log)).submit()
     draws = events(log)
@@ -224,7 +237,7 @@ async def test_cancelled_while_the_server_imports_the_job_never_runs_on(tmp_path
 
     log, gate = tmp_path / "log", tmp_path / "never"
     with anyio.CancelScope() as scope:
-        async with experiment(tmp_path / "wd", "xp", launcher=LocalLauncher()) as xp:
+        async with experiment(tmp_path / "wd", "xp", launcher=LocalLauncher(warm=True)) as xp:
             task = SlowStart(name="a", log=str(log), gate=str(gate))
             await task.submit()
             await poll(lambda: bool(warm_servers()))

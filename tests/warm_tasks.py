@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any
 
@@ -42,6 +43,8 @@ class Probe(Task):
             cwd=os.getcwd(),
             fds=open_fds(),
             pgid=os.getpgid(0),
+            argv=sys.argv,
+            path0=sys.path[0],
         )
         if self.gate:
             wait_for_file(self.gate)

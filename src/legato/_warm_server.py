@@ -188,9 +188,13 @@ class _Server:
         os.dup2(progress, 1)
         os.close(progress)
         _reseed()
-        from ._worker import main
+        from . import _worker
 
-        return main([request["job_dir"]])
+        # What `python -m legato._worker JOB_DIR`, run in the job directory, would see.
+        sys.argv = [_worker.__file__, request["job_dir"]]
+        if sys.path:
+            sys.path[0] = request["job_dir"]
+        return _worker.main([request["job_dir"]])
 
     def _reap(self) -> None:
         while self.children:
