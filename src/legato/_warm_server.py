@@ -157,13 +157,20 @@ class _Server:
         _send(status, b"P%d" % pid)
 
     def _import(self, modules: list[tuple[str, str | None]]) -> None:
+        from ._config import registry
         from ._serialize import import_module_of
 
         for module, file in modules:
             self.imported.add(module)
-            # An error here the job meets again, and reports in its own logs.
-            with contextlib.suppress(BaseException):
+            before = set(registry)
+            try:
                 import_module_of(module, file)
+            except BaseException:
+                # Forget the classes the failed import declared before it failed, as a
+                # fresh process never saw them: the job imports the module itself.
+                for key in set(registry) - before:
+                    del registry[key]
+                sys.modules.pop(module, None)
 
     def _child(self, request: dict[str, Any], progress: int, lock: int | None) -> int:
         """In the forked job: become what a fresh job process would be, then run the job."""
@@ -259,6 +266,10 @@ def main(argv: list[str]) -> None:
     fd, parent, unsafe = int(argv[0]), int(argv[1]), json.loads(argv[2])
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Imports run here as they would in a job: a script without a `__main__` guard that
+    # opens an experiment when imported fails (in its job, which reports it), rather than
+    # running an experiment inside the server.
+    os.environ["LEGATO_WORKER"] = "1"
     ctrl = socket.socket(fileno=fd)
     import legato._serialize
     import legato._worker  # noqa: F401 - what every job needs, imported once here
