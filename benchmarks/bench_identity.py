@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import enum
 import gc
+import hashlib
 import json
 import os
 import subprocess
@@ -42,10 +43,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from legato import Config, Param
 
 TARGET_IDS_PER_S = 100_000
 TARGET_RATIO = 20.0
+TARGET_FLOOR_FRACTION = 0.7
 
 
 class Color(enum.Enum):
@@ -151,6 +155,58 @@ def build_xpm(rows: list[Row]) -> tuple[list[Any], list[str]]:
     return configs, ids
 
 
+class FloorInner(msgspec.Struct):
+    size: int
+    rate: float
+    label: str
+
+
+class FloorModel(msgspec.Struct):
+    seed: int
+    lr: float
+    name: str
+    shuffle: bool
+    weights: list[float]
+    options: dict[str, int]
+    color: Color
+    inner: FloorInner
+
+
+def build_floor(rows: list[Row]) -> tuple[list[Any], list[str]]:
+    """The floor: the same values in plain msgspec Structs, msgpack-encoded, SHA-256-hashed
+    (no validation, no canonical form, no type name: what any identity costs at least)."""
+    encode = msgspec.msgpack.Encoder().encode
+    sha256 = hashlib.sha256
+    configs = []
+    ids = []
+    for seed, lr, name, shuffle, weights, options, color, size, rate, label in rows:
+        config = FloorModel(
+            seed=seed,
+            lr=lr,
+            name=name,
+            shuffle=shuffle,
+            weights=weights,
+            options=options,
+            color=color,
+            inner=FloorInner(size=size, rate=rate, label=label),
+        )
+        configs.append(config)
+        ids.append(sha256(encode(config)).hexdigest())
+    return configs, ids
+
+
+def floor_ratio(rows: list[Row], rate: float, repeats: int, results: dict[str, Any]) -> None:
+    """legato's throughput as a fraction of the floor's, measured in the same process."""
+    floor = throughput(build_floor, rows, repeats)
+    ratio = rate / floor
+    results["floor"] = {"ids_per_s": floor, "legato_fraction": ratio}
+    verdict = "met" if ratio >= TARGET_FLOOR_FRACTION else "NOT met"
+    print(
+        f"floor          {floor:>10,.0f} identifiers/s (plain Structs, msgpack, SHA-256): "
+        f"legato is {ratio:.2f} of it (target >= {TARGET_FLOOR_FRACTION}: {verdict})"
+    )
+
+
 def throughput(
     build: Callable[[list[Row]], tuple[list[Any], list[str]]], rows: list[Row], repeats: int
 ) -> float:
@@ -225,6 +281,8 @@ def main() -> None:
         f"               memory (tracemalloc) peak {peak:6.1f} MB, held {held:6.1f} MB "
         f"({held * 2**20 / args.n:,.0f} B per configuration)"
     )
+
+    floor_ratio(rows, rate, args.repeats, results)
 
     if args.no_xpm or XConfig is None:
         print("experimaestro  skipped (not installed or --no-xpm)")

@@ -51,15 +51,18 @@ import anyio
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _bench_numpy import NumpyNoop  # noqa: E402
+from _bench_slow import SlowNoop  # noqa: E402
 from _bench_tasks import Noop  # noqa: E402
 
-from legato import experiment  # noqa: E402
+from legato import LocalLauncher, experiment  # noqa: E402
 
 CORES = os.cpu_count() or 1
 FLOOR_RATIO = 1.3
 XPM_SPEEDUP = 3.0
 RESUBMIT_S, RESUBMIT_MB, RESUBMIT_SPEEDUP = 2.0, 300.0, 10.0
 TICK_S, MAX_GAP_MS = 0.01, 50.0
+WARM_FANOUT, WARM_CHAIN, WARM_HEAVY, WARM_XPM, XP_CPU_MS = 10.0, 10.0, 20.0, 30.0, 5.0
 
 
 def verdict(ok: bool) -> str:
@@ -106,14 +109,102 @@ def parallel_import_time(n: int = 40) -> float:
     return (time.perf_counter() - start) * CORES / n
 
 
-async def legato_run(n: int, chain: bool, workdir: str) -> float:
+async def legato_run(
+    n: int, chain: bool, workdir: str, warm: bool | None = None, task: type[Any] = Noop
+) -> float:
     start = time.perf_counter()
-    async with experiment(workdir, "bench", max_jobs=CORES):
+    launcher = LocalLauncher(warm=warm)
+    async with experiment(workdir, "bench", max_jobs=CORES, launcher=launcher) as xp:
         previous: Any = None
         for i in range(n):
-            out = await Noop(index=i, after=previous if chain else None).submit()
-            previous = out
-    return time.perf_counter() - start
+            if chain:
+                previous = await task(index=i, after=previous).submit()
+            else:
+                await task(index=i).submit()
+    wall = time.perf_counter() - start
+    assert xp.counts()["done"] == n, xp.counts()
+    return wall
+
+
+def timed_run(
+    n: int, chain: bool, warm: bool, task: type[Any] = Noop
+) -> tuple[float, float, float]:
+    """(wall s, CPU s of this process: the experiment's own work, its threads included,
+    CPU s of the job processes and the warm server, reaped by the end of the block)."""
+    import resource
+
+    def children() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    with tempfile.TemporaryDirectory() as wd:
+        cpu, jobs_cpu = time.process_time(), children()
+        wall = anyio.run(legato_run, n, chain, wd, warm, task)
+        return wall, time.process_time() - cpu, children() - jobs_cpu
+
+
+def profile_summary(n: int, top: int = 12) -> None:
+    """Where the experiment's time goes for a warm fan-out of `n` trivial jobs: cProfile
+    of the event loop's thread (the worker threads' file work shows as their wait)."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    with tempfile.TemporaryDirectory() as wd:
+        profiler.enable()
+        anyio.run(legato_run, n, False, wd, True)
+        profiler.disable()
+    stats = pstats.Stats(profiler)
+    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)  # type: ignore[attr-defined]
+    print(f"   profile of a warm fan-out of {n} (event loop thread), by own time per job:")
+    for (file, line, func), (_cc, calls, tottime, _cum, _callers) in rows[:top]:
+        where = f"{Path(file).name}:{line}" if line else file
+        print(f"      {tottime / n * 1000:6.3f} ms  {calls / n:5.1f} calls  {func} ({where})")
+
+
+def warm_section(args: argparse.Namespace, with_xpm: bool, results: dict[str, Any]) -> None:
+    """4. Warm job processes against fresh ones (`LocalLauncher(warm=False)`), in the same run."""
+    fan, chain, heavy, xpm_n = (int(s) for s in args.warm_sizes.split(","))
+    print(f"4. Warm job processes (max_jobs={CORES}), against warm=False in the same run")
+    rows = [
+        ("fanout", fan, False, Noop, WARM_FANOUT),
+        ("chain", chain, True, Noop, WARM_CHAIN),
+        ("slow-import", heavy, False, SlowNoop, WARM_HEAVY),
+        ("numpy", heavy, False, NumpyNoop, WARM_HEAVY),
+    ]
+    for kind, n, is_chain, task, target in rows:
+        warm, cpu, jobs_cpu = timed_run(n, is_chain, True, task)
+        cold, _, cold_jobs_cpu = timed_run(n, is_chain, False, task)
+        speedup = cold / warm
+        results[f"warm_{kind}_{n}"] = {"warm_s": warm, "fresh_s": cold, "speedup": speedup}
+        results[f"warm_{kind}_{n}"]["xp_cpu_ms_per_job"] = cpu / n * 1000
+        results[f"warm_{kind}_{n}"]["jobs_cpu_ms_per_job"] = jobs_cpu / n * 1000
+        print(
+            f"   {kind:<11} N={n:<5} warm {warm:6.2f} s ({warm / n * 1000:5.1f} ms/job)  "
+            f"fresh {cold:6.2f} s ({cold / n * 1000:5.1f} ms/job)  {speedup:5.1f}x "
+            f"(target >= {target:.0f}x: {verdict(speedup >= target)})"
+        )
+        print(
+            f"   {'':<11} {'':<7} the experiment's own CPU: {cpu / n * 1000:.2f} ms/job "
+            f"(target < {XP_CPU_MS:.0f} ms: {verdict(cpu / n * 1000 < XP_CPU_MS)}); "
+            f"jobs and server {jobs_cpu / n * 1000:.1f} ms/job "
+            f"(fresh: {cold_jobs_cpu / n * 1000:.1f} ms/job)"
+        )
+    if with_xpm:
+        warm, _, _ = timed_run(xpm_n, False, True)
+        wd = tempfile.mkdtemp(prefix="legato-bench-xpm-")
+        try:
+            ref = xpm("fanout", xpm_n, wd)
+        finally:
+            shutil.rmtree(wd, ignore_errors=True)
+        if ref is not None:
+            results[f"warm_xpm_{xpm_n}"] = {"warm_s": warm, "xpm_s": ref, "speedup": ref / warm}
+            print(
+                f"   fanout      N={xpm_n:<5} warm {warm:6.2f} s  experimaestro {ref:6.2f} s "
+                f"({ref / xpm_n * 1000:5.1f} ms/job)  {ref / warm:5.1f}x "
+                f"(target >= {WARM_XPM:.0f}x: {verdict(ref / warm >= WARM_XPM)})"
+            )
+    profile_summary(min(fan, 300))
 
 
 def xpm_available() -> bool:
@@ -279,6 +370,12 @@ def main() -> None:
     parser.add_argument("--submit", type=int, default=10_000, help="jobs for the ticker")
     parser.add_argument("--keep-env", action="store_true", help="leave bytecode settings")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--warm-sizes",
+        default="1000,200,100,60",
+        help="N of step 4: fanout, chain, slow imports, against experimaestro",
+    )
+    parser.add_argument("--warm-only", action="store_true", help="run step 4 only")
     parser.add_argument("--ticker-only", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ticker_only:  # step 3, in a process of its own (see ticker_in_fresh_process)
@@ -296,6 +393,12 @@ def main() -> None:
     print(f"bytecode caches: {bytecode}")
     if not with_xpm:
         print("experimaestro: skipped (--no-xpm, or not installed: pip install -e '.[bench]')")
+    if args.warm_only:
+        warm_section(args, with_xpm, results)
+        print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2))
+        return
     t_import = import_time()
     t_parallel = parallel_import_time()
     results["import_s"], results["parallel_import_s"] = t_import, t_parallel
@@ -405,6 +508,8 @@ def main() -> None:
         f"experiment: {overall:.1f} ms ({verdict(overall <= MAX_GAP_MS)})"
     )
     print(f"   the same ticker without legato, beside {CORES} busy processes: {control:.1f} ms")
+    print()
+    warm_section(args, with_xpm, results)
     results["load_after"] = os.getloadavg()
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
     if args.json:

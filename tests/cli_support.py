@@ -154,8 +154,13 @@ def make_project(directory: Path) -> Path:
 
 def project_env(project: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEGATO_")}
-    env["PYTHONPATH"] = str(project)
+    # The legato under test: the project first, then the test run's own import path.
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(project), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
     env["LEGATO_DISPLAY"] = "0"
+    if "LEGATO_WARM" in os.environ:  # warm or fresh job processes, as the test asks
+        env["LEGATO_WARM"] = os.environ["LEGATO_WARM"]
     return env
 
 

@@ -18,6 +18,7 @@ from cli_support import (
     make_project,
     run_sweep,
 )
+from warm_support import job_processes  # noqa: F401 - every test, warm and fresh
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ from cli_support import (
     wait_until,
 )
 from legato import JobState, experiment
+from warm_support import job_processes  # noqa: F401 - every test, warm and fresh
 from xp_tasks import Step, events
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")

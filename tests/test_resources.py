@@ -8,6 +8,7 @@ import pytest
 
 import legato
 from legato import JobState, experiment
+from warm_support import job_processes  # noqa: F401 - every test, warm and fresh
 from xp_tasks import Step, events
 
 pytestmark = pytest.mark.anyio

@@ -14,6 +14,7 @@ from legato import JobState, experiment, tag
 from legato._job import Job
 from legato._resources import Grant, ResourcePool
 from legato._scheduler import Scheduler
+from warm_support import job_processes  # noqa: F401 - every test, warm and fresh
 from xp_tasks import AsyncStep, Evaluate, Gather, Holder, Learn, Model, Reporter, Step, events
 
 pytestmark = pytest.mark.anyio

@@ -29,7 +29,7 @@ from ._errors import ExperimentFailed, LegatoError, NoExperimentError
 from ._graph import dependencies
 from ._identity import current_workdir
 from ._job import Job, JobState
-from ._launcher import Launcher
+from ._launcher import Launcher, Session
 from ._local import LocalLauncher
 from ._partials import record_users
 from ._resources import Grant, ResourcePool
@@ -128,6 +128,7 @@ class Experiment:
         """When the experiment was opened (seconds since the epoch)."""
         self._job_env = _job_env(workdir, name)
         self._closer: Callable[[bool], Awaitable[None]] | None = None  # open_experiment's
+        self._session = Session()  # what launchers keep for this experiment (a warm server)
 
     @property
     def jobs(self) -> list[Job]:
@@ -582,6 +583,7 @@ async def experiment(
         current_workdir.reset(wtoken)
         with anyio.CancelScope(shield=True):
             await xp._cancel_unstarted()
+            await xp._session.aclose()
             await xp._write_state(status)
     failed = xp.failed()
     more = xp._forgotten_failures()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Exit", "LaunchSpec", "Launcher"]
+__all__ = ["Exit", "LaunchSpec", "Launcher", "Session"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,29 @@ class Exit:
     cancelled: bool = False
     """Set when the cluster says the job was cancelled there (a bare `scancel`): a SIGTERM
     that the job cannot tell from a preemption, which must not make it run again."""
+
+
+class Session:
+    """What launchers keep for one experiment's jobs (a warm server), for as long as the
+    experiment: the experiment closes it when it ends."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, Any] = {}
+
+    def get(self, key: str, factory: Callable[[], Any]) -> Any:
+        """The item under `key`, made by `factory()` the first time; one with an
+        `async aclose()` method is closed with the session."""
+        item = self._items.get(key)
+        if item is None:
+            item = self._items[key] = factory()
+        return item
+
+    async def aclose(self) -> None:
+        items, self._items = list(self._items.values()), {}
+        for item in reversed(items):
+            close = getattr(item, "aclose", None)
+            if close is not None:
+                await close()
 
 
 @dataclass
@@ -62,6 +85,8 @@ class LaunchSpec:
     """Call once the job is queued or running, with what identifies the run (pid, SLURM id)."""
     on_progress: Callable[[float, str | None], None] = field(default=lambda f, d: None)
     """Call with each `legato.progress()` report the job makes (fraction, description)."""
+    session: Session | None = None
+    """The experiment's `Session`, where a launcher keeps what outlives one job."""
 
 
 @runtime_checkable

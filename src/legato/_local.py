@@ -13,18 +13,24 @@ from anyio import open_process  # anyio loads it on first use: here, not in the 
 from anyio.abc import Process
 
 from ._launcher import Exit, LaunchSpec
+from ._warm import run_warm, warm_default
 
 __all__ = ["LocalLauncher"]
 
 
 class LocalLauncher:
-    """Runs each job as `python -m legato._worker` in its own session (process group).
+    """Runs each job in a process of its own, in its own session (process group).
 
-    The child inherits the job's lock and dies with the experiment (SIGTERM on parent
-    death, SIGKILL `grace_period` seconds later if it ignored that), so a killed
-    experiment leaves neither orphans nor a job running unlocked. The job's verdict is
-    taken when its own process ends: what it left behind in its process group (a forked
-    child that keeps the lock and the progress pipe open) is ended then.
+    With `warm` (the default where `fork` exists), the process is forked from a server
+    that the experiment keeps, which has imported legato and the modules of the jobs'
+    classes: a job then starts in a few milliseconds instead of an interpreter's start and
+    its imports. Otherwise it is a fresh `python -m legato._worker`. Either way the job
+    runs in the same way (see docs/launchers.md): it holds the job's lock, and dies with
+    the experiment (SIGTERM on parent death, SIGKILL `grace_period` seconds later if it
+    ignored that), so a killed experiment leaves neither orphans nor a job running
+    unlocked. The job's verdict is taken when its own process ends: what it left behind in
+    its process group (a forked child that keeps the lock and the progress pipe open) is
+    ended then.
 
     Args:
         grace_period: Seconds a cancelled job, or one that reached its time limit
@@ -32,19 +38,34 @@ class LocalLauncher:
             and run its `finally:` blocks; give a job that saves a large checkpoint on the
             way out its own launcher with more
             (`submit(launcher=LocalLauncher(grace_period=60))`).
+        warm: Fork jobs from a warm server. None: yes, unless `fork` is missing or the
+            environment variable `LEGATO_WARM` is `0`. Modules that start threads at
+            import run their jobs as fresh processes whatever this says (with a warning).
     """
 
     name = "local"
 
-    def __init__(self, *, grace_period: float = 5.0) -> None:
+    def __init__(self, *, grace_period: float = 5.0, warm: bool | None = None) -> None:
         if grace_period < 0:
             raise ValueError("grace_period must be >= 0")
         self.grace_period = grace_period
+        self.warm = warm_default() if warm is None else bool(warm) and hasattr(os, "fork")
 
     async def check(self) -> None:
         return None
 
     async def launch(self, spec: LaunchSpec) -> Exit:
+        if self.warm and spec.session is not None:
+            return await run_warm(
+                spec,
+                spec.session,
+                self.grace_period,
+                lambda: self._launch_fresh(spec),
+                lambda line: _on_line(line, spec),
+            )
+        return await self._launch_fresh(spec)
+
+    async def _launch_fresh(self, spec: LaunchSpec) -> Exit:
         env = dict(spec.env)
         pass_fds: tuple[int, ...] = ()
         if spec.lock_fd is not None:
@@ -112,7 +133,7 @@ class LocalLauncher:
         return None
 
     def __repr__(self) -> str:
-        return f"LocalLauncher(grace_period={self.grace_period})"
+        return f"LocalLauncher(grace_period={self.grace_period}, warm={self.warm})"
 
 
 def _killpg(pid: int, sig: int) -> None:
@@ -167,8 +188,13 @@ async def _read_lines(process: Process, spec: LaunchSpec) -> None:
         buffer += chunk
         *lines, buffer = buffer.split(b"\n")
         for line in lines:
-            try:
-                message = json.loads(line)
-                spec.on_progress(float(message["fraction"]), message.get("desc"))
-            except (ValueError, KeyError, TypeError):
-                sys.stderr.write(line.decode(errors="replace") + "\n")
+            _on_line(line, spec)
+
+
+def _on_line(line: bytes, spec: LaunchSpec) -> None:
+    """A line on the job's progress channel: a JSON report, or stray output."""
+    try:
+        message = json.loads(line)
+        spec.on_progress(float(message["fraction"]), message.get("desc"))
+    except (ValueError, KeyError, TypeError):
+        sys.stderr.write(line.decode(errors="replace") + "\n")

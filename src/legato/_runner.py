@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,8 +65,10 @@ def _mtime(path: Path) -> int | None:
         return None
 
 
-def _try_lock(job_dir: Path) -> tuple[str, Any]:
-    """("done", None), ("busy", failure record mtime) or ("locked", fd)."""
+def _try_lock(job_dir: Path, prepare: Callable[[], Prepared] | None = None) -> tuple[str, Any]:
+    """("done", None), ("busy", failure record mtime) or ("locked", fd); with `prepare`,
+    ("locked", (fd, what `prepare()` returned once the lock is held)), in the same trip to
+    a thread."""
     job_dir.mkdir(parents=True, exist_ok=True)
     if os.path.exists(job_dir / DONE):
         return "done", None
@@ -78,7 +81,13 @@ def _try_lock(job_dir: Path) -> tuple[str, Any]:
     if os.path.exists(job_dir / DONE):  # finished between our check and the lock
         os.close(fd)
         return "done", None
-    return "locked", fd
+    if prepare is None:
+        return "locked", fd
+    try:
+        return "locked", (fd, prepare())
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _cancelled_since(job_dir: Path, since: float) -> bool:
@@ -207,6 +216,26 @@ def _after_attempt(
     info = {**info, "submitted": time.time()}
     write_json(job_dir / STATE, _attempt_state(job, info, counters), durable=False)
     return None, str(record.get("reason") or "interrupted"), attempts + 1
+
+
+Prepared = tuple[str, "dict[str, Any] | None", int]
+"""What `_prepare` found: its step, the state.json of the run before, the attempt number."""
+
+
+def _prepare(
+    job: Job, params: Callable[[], bytes], state: dict[str, Any], adopt: bool = True
+) -> Prepared:
+    """With the lock held, before launching: ("adopt", previous state, 0) when the run that
+    the same launcher recorded may be followed instead, ("cancelled", None, 0) when
+    `legato jobs kill` asked, since the job was submitted, that it not run, else
+    ("started", previous state, attempt number) once a fresh run's params and state are
+    written (`_start_run`, which takes up a retry an earlier run did not get to)."""
+    previous = read_json(job.path / STATE)
+    if adopt and previous and previous.get("launcher") == state["launcher"]:
+        return "adopt", previous, 0
+    if _cancelled_since(job.path, job._submitted):
+        return "cancelled", None, 0
+    return "started", previous, _start_run(job, params(), state, previous or {})
 
 
 def _verdict(job_dir: Path, exit: Exit) -> tuple[JobState, str | None]:
@@ -349,12 +378,22 @@ async def _run_sharing(xp: Experiment, job: Job, grant: Grant) -> None:
 
 
 async def _run_holding(xp: Experiment, job: Job, grant: Grant) -> None:
-    kind, value = await anyio.to_thread.run_sync(_try_lock, job.path)
+    launcher = job.launcher or xp.launcher
+    info = {"experiment": xp.name, "launcher": launcher.name, "submitted": time.time()}
+
+    # The params hold every configuration the task reaches (a chain of a thousand tasks: a
+    # thousand): written in the thread, not in the event loop. The usual case (nothing to
+    # adopt, not cancelled) takes the lock and prepares the run in one trip to a thread.
+    def prepare() -> Prepared:
+        return _prepare(job, lambda: xp._params(job), info)
+
+    kind, value = await anyio.to_thread.run_sync(_try_lock, job.path, prepare)
     if kind == "done":
         job._finish(JobState.DONE)
         return
     if kind == "locked":
-        await _run_locked(xp, job, value, grant.gpus)
+        fd, prepared = value
+        await _run_locked(xp, job, fd, grant.gpus, prepared, info)
         return
     # Another process runs this job: let the slot go, wait for that process to let go of
     # the job, then take its outcome.
@@ -381,7 +420,14 @@ async def _run_holding(xp: Experiment, job: Job, grant: Grant) -> None:
             return
 
 
-async def _run_locked(xp: Experiment, job: Job, fd: int, gpus: list[int]) -> None:
+async def _run_locked(
+    xp: Experiment,
+    job: Job,
+    fd: int,
+    gpus: list[int],
+    prepared: Prepared,
+    info: dict[str, Any],
+) -> None:
     try:
         launcher = job.launcher or xp.launcher
         env = xp._job_env
@@ -396,25 +442,23 @@ async def _run_locked(xp: Experiment, job: Job, fd: int, gpus: list[int]) -> Non
             main_lock_fd=_main_lock.get(),
             on_started=lambda info: _started(job, info),
             on_progress=lambda fraction, desc: _progressed(job, fraction, desc),
+            session=xp._session,
         )
-        previous = await anyio.to_thread.run_sync(read_json, job.path / STATE)
+        step, previous, attempt = prepared
         exit: Exit | None = None
-        if previous and previous.get("launcher") == launcher.name:
+        if step == "adopt" and previous is not None:
             exit = await launcher.adopt(spec, previous)
-        if exit is None and await anyio.to_thread.run_sync(
-            _cancelled_since, job.path, job._submitted
-        ):
+            if exit is None:
+                step, previous, attempt = await anyio.to_thread.run_sync(
+                    lambda: _prepare(job, lambda: xp._params(job), info, False)
+                )
+        if step == "cancelled":
             why = "cancelled by `legato jobs kill` before it started"
             await anyio.to_thread.run_sync(_record_cancelled, job.path, why, False)
             job._finish(JobState.CANCELLED, why)
             return
-        info = {"experiment": xp.name, "launcher": launcher.name, "submitted": time.time()}
         if exit is None:
-            # The params hold every configuration the task reaches (a chain of a thousand
-            # tasks: a thousand): written in the thread, not in the event loop.
-            job.attempts = await anyio.to_thread.run_sync(
-                lambda: _start_run(job, xp._params(job), info, previous or {})
-            )
+            job.attempts = attempt
             exit = await launcher.launch(spec)
         while True:
             verdict, reason, attempt = await anyio.to_thread.run_sync(

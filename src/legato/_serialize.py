@@ -254,6 +254,19 @@ def _import_script(module: str, file: str) -> None:
         raise
 
 
+def import_module_of(module: str, file: str | None = None) -> None:
+    """Import a class's module as rebuilding the class would (`resolve_class`), so that a
+    warm server holds what its jobs will look up."""
+    if module in sys.modules:
+        return
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        if file is None or not Path(file).exists():
+            raise
+        _import_script(module, file)
+
+
 def resolve_class(
     module: str,
     qualname: str,

@@ -63,9 +63,27 @@ def job_process(info: dict[str, Any], identifier: str) -> int | None:
         return None if os.path.isdir("/proc/self") else pid
     except OSError:
         return pid
-    if b"legato._worker" not in cmdline or identifier.encode() not in cmdline:
-        return None
-    return pid
+    if b"legato._worker" in cmdline and identifier.encode() in cmdline:
+        return pid
+    if b"legato._warm_server" in cmdline and _started_by(pid, info.get("started")):
+        return pid  # a job forked from its experiment's warm server has the server's cmdline
+    return None
+
+
+def _started_by(pid: int, started: Any) -> bool:
+    """Whether process `pid` began no later than `started` (seconds since the epoch), the
+    start its job recorded: a pid recycled since then began after it (Linux /proc)."""
+    if not isinstance(started, (int, float)) or isinstance(started, bool):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return False
+    ticks = int(stat[stat.rfind(b")") + 2 :].split()[19])  # field 22: starttime
+    return boot + ticks / os.sysconf("SC_CLK_TCK") <= started + 1.0
 
 
 class Locks:

@@ -1,0 +1,280 @@
+"""Warm job processes: jobs forked from the experiment's server, which imported their
+modules once, behave as fresh processes do and never see each other's traces."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from legato import JobState, LocalLauncher, experiment
+from warm_tasks import Probe
+from xp_tasks import events
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.skipif(not hasattr(os, "fork") or sys.platform != "linux", reason="fork, /proc"),
+]
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def poll(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(0.01)
+
+
+def starts(log: Path) -> list[dict]:  # type: ignore[type-arg]
+    return [e for e in events(log) if e["event"] == "start"]
+
+
+async def test_jobs_are_forked_from_one_server_that_imported_their_module(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "log"
+    async with experiment(
+        tmp_path / "wd", "xp", max_jobs=2, launcher=LocalLauncher(warm=True)
+    ) as xp:
+        for i in range(4):
+            await Probe(name=str(i), log=str(log)).submit()
+    assert [j.state for j in xp.jobs] == [JobState.DONE] * 4
+    seen = starts(log)
+    servers = {e["ppid"] for e in seen}
+    assert len(servers) == 1 and os.getpid() not in servers
+    # the module was imported once, by the server, not by each job
+    assert all(e["imported_by"] == e["ppid"] != e["pid"] for e in seen)
+    assert len({e["pid"] for e in seen}) == 4
+    # each job leads its own process group, as a fresh one does
+    assert all(e["pgid"] == e["pid"] for e in seen)
+    (server,) = servers
+    await poll(lambda: not alive(server), timeout=20)  # it ends with the experiment
+
+
+async def test_warm_false_starts_fresh_processes(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    async with experiment(tmp_path / "wd", "xp", launcher=LocalLauncher(warm=False)):
+        await Probe(name="a", log=str(log)).submit()
+    (start,) = starts(log)
+    assert start["ppid"] == os.getpid()
+    assert start["imported_by"] == start["pid"]
+
+
+async def test_a_job_never_sees_what_another_did(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    async with experiment(tmp_path / "wd", "xp", max_jobs=1, launcher=LocalLauncher(warm=True)):
+        first = await Probe(name="first", log=str(log)).submit()
+        second = await Probe(name="second", log=str(log), after=first).submit()
+    a, b = starts(log)
+    assert a["ppid"] == b["ppid"] != os.getpid()  # both warm, from one server
+    # module globals, environment, working directory, open files: as the first found them
+    assert a["counter"] == b["counter"] == 1
+    assert a["env"] is None and b["env"] is None
+    assert (a["cwd"], b["cwd"]) == (str(first.__job__.path), str(second.__job__.path))
+    # as `python -m legato._worker JOB_DIR` started in the job directory would have them
+    assert a["argv"][1:] == [str(first.__job__.path)] and a["argv"][0].endswith("_worker.py")
+    assert (a["path0"], b["path0"]) == (a["cwd"], b["cwd"])
+    assert len(a["fds"]) == len(b["fds"])
+
+
+async def test_environment_is_the_experiments_with_each_jobs_devices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "log"
+    monkeypatch.setenv("WARM_TEST_XP", "set by the experiment")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    warm = LocalLauncher(warm=True)
+    async with experiment(
+        tmp_path / "wd", "xp", max_jobs=2, resources={"gpu": 3}, launcher=warm
+    ) as xp:
+        first = await Probe(name="first", log=str(log)).submit(requires={"gpu": 1})
+        await first.__job__.wait()
+        await Probe(name="second", log=str(log)).submit(requires={"gpu": 3})
+    assert [j.state for j in xp.jobs] == [JobState.DONE] * 2
+    a, b = starts(log)
+    assert a["ppid"] == b["ppid"] != os.getpid()
+    assert a["set_by_xp"] == b["set_by_xp"] == "set by the experiment"
+    assert a["cuda"] == "0" and b["cuda"] == "0,1,2"
+
+
+async def test_a_module_that_starts_threads_runs_fresh_with_one_warning(
+    tmp_path: Path,
+) -> None:
+    from warm_threads import Threaded
+
+    log = tmp_path / "log"
+    with pytest.warns(RuntimeWarning, match="warm_threads.*threads at import") as caught:
+        async with experiment(
+            tmp_path / "wd", "xp", max_jobs=1, launcher=LocalLauncher(warm=True)
+        ) as xp:
+            for i in range(3):
+                await Threaded(name=str(i), log=str(log)).submit()
+            await Probe(name="warm", log=str(log)).submit()
+    assert [j.state for j in xp.jobs] == [JobState.DONE] * 4
+    assert len([w for w in caught if "warm_threads" in str(w.message)]) == 1
+    seen = starts(log)
+    threaded = [e for e in seen if e["name"] != "warm"]
+    assert all(e["imported_by"] == e["pid"] and e["ppid"] == os.getpid() for e in threaded)
+    (probe,) = [e for e in seen if e["name"] == "warm"]
+    assert probe["imported_by"] == probe["ppid"] != os.getpid()  # others stay warm
+
+
+async def test_a_server_that_dies_is_restarted_and_its_jobs_run_again(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    gate = tmp_path / "gate"
+    async with experiment(
+        tmp_path / "wd", "xp", max_jobs=2, launcher=LocalLauncher(warm=True)
+    ) as xp:
+        await Probe(name="a", log=str(log), gate=str(gate)).submit()
+        await poll(lambda: len(starts(log)) == 1)
+        (first,) = starts(log)
+        os.kill(first["ppid"], signal.SIGKILL)  # the server
+        await poll(lambda: len(starts(log)) == 2)
+        gate.touch()
+    assert [j.state for j in xp.jobs] == [JobState.DONE]
+    a, b = starts(log)
+    assert a["ppid"] != b["ppid"] and b["ppid"] != os.getpid()
+    assert not alive(a["pid"])
+
+
+async def test_two_experiments_in_one_process_have_a_server_each(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+
+    async def one(name: str) -> None:
+        async with experiment(tmp_path / name, name, launcher=LocalLauncher(warm=True)):
+            await Probe(name=name, log=str(log)).submit()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(one, "x")
+        tg.start_soon(one, "y")
+    a, b = starts(log)
+    assert a["ppid"] != b["ppid"] and os.getpid() not in (a["ppid"], b["ppid"])
+    await poll(lambda: not alive(a["ppid"]) and not alive(b["ppid"]), timeout=20)
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import anyio
+    from legato import experiment
+    from warm_tasks import Probe
+
+    async def main():
+        async with experiment(sys.argv[1], "xp", max_jobs=2):
+            for i in range(2):
+                await Probe(name=str(i), log=sys.argv[2], gate=sys.argv[3]).submit()
+
+    anyio.run(main)
+    """
+)  # the default launcher: warm unless LEGATO_WARM=0
+
+
+def test_kill_9_of_the_experiment_ends_the_server_and_its_jobs(tmp_path: Path) -> None:
+    script = tmp_path / "xp.py"
+    script.write_text(SCRIPT)
+    log = tmp_path / "log"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    env["LEGATO_WARM"] = "1"
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "wd"), str(log), str(tmp_path / "gate")],
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(starts(log)) < 2:
+            assert time.monotonic() < deadline, "jobs did not start"
+            time.sleep(0.02)
+        seen = starts(log)
+        assert {e["ppid"] for e in seen} != {process.pid}
+        pids = [e["pid"] for e in seen] + [seen[0]["ppid"]]
+        process.kill()
+        process.wait()
+        deadline = time.monotonic() + 20
+        while any(alive(pid) for pid in pids):
+            assert time.monotonic() < deadline, "a job or the server outlived the experiment"
+            time.sleep(0.02)
+    finally:
+        process.kill()
+        process.wait()
+
+
+async def test_each_job_draws_its_own_random_numbers(tmp_path: Path) -> None:
+    pytest.importorskip("numpy")
+    from warm_numpy import Draw
+
+    log = tmp_path / "log"
+    async with experiment(tmp_path / "wd", "xp", launcher=LocalLauncher(warm=True)):
+        for i in range(3):
+            await Draw(index=i, log=str(log)).submit()
+    draws = events(log)
+    assert len({e["ppid"] for e in draws}) == 1  # from one server
+    assert len({e["python"] for e in draws}) == 3
+    assert len({e["numpy"] for e in draws}) == 3
+
+
+async def test_cancelled_while_the_server_imports_the_job_never_runs_on(tmp_path: Path) -> None:
+    from warm_slow import SlowStart
+
+    log, gate = tmp_path / "log", tmp_path / "never"
+    with anyio.CancelScope() as scope:
+        async with experiment(tmp_path / "wd", "xp", launcher=LocalLauncher(warm=True)) as xp:
+            task = SlowStart(name="a", log=str(log), gate=str(gate))
+            await task.submit()
+            await poll(lambda: bool(warm_servers()))
+            await poll(lambda: (task.__job__.path / "params.msgpack").exists())
+            scope.cancel()  # the request is out; the server is still importing warm_slow
+    (job,) = xp.jobs
+    assert job.state is JobState.CANCELLED
+    assert lock_is_free(job.path)
+    record = json.loads((job.path / "failed.json").read_text())
+    assert record["state"] == "cancelled", record
+    assert all(not alive(e["pid"]) for e in starts(log))
+
+
+def warm_servers() -> list[int]:
+    """The warm servers this process started."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().split(")")[-1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+        if ppid == os.getpid() and b"legato._warm_server" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def lock_is_free(job_dir: Path) -> bool:
+    fd = os.open(job_dir / "lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
