@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -56,8 +57,10 @@ class LocalLauncher:
 
     async def launch(self, spec: LaunchSpec) -> Exit:
         if self.warm and spec.session is not None:
+            # The job's watchdog and its time limit read the grace period, as a fresh one's.
+            env = {**spec.env, "LEGATO_GRACE_PERIOD": str(self.grace_period)}
             return await run_warm(
-                spec,
+                dataclasses.replace(spec, env=env),
                 spec.session,
                 self.grace_period,
                 lambda: self._launch_fresh(spec),

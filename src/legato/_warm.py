@@ -197,6 +197,8 @@ async def run_warm(
             fds = [child_status.fileno(), child_progress.fileno()]
             if spec.lock_fd is not None:
                 fds.append(spec.lock_fd)
+                if spec.main_lock_fd is not None:  # kept by the forked job, as the job's lock
+                    fds.append(spec.main_lock_fd)
             try:
                 await server.request(payload, fds)
             except _Gone:

@@ -37,7 +37,7 @@ import msgspec
 
 from ._workdir import PARAMS
 
-_MAX_FDS = 3
+_MAX_FDS = 4
 _BUFSIZE = 1 << 20
 
 
