@@ -3,6 +3,7 @@ what its attempts did in a JSON-lines log, `events(log)`."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -138,7 +139,11 @@ class KillsItsExperiment(Task):
         if legato.attempt() == 1:
             # The SIGTERM its experiment's death sends must not end this attempt first.
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            os.kill(int(os.environ["LEGATO_PARENT_PID"]), signal.SIGKILL)
+            # The experiment's pid from its record (a warm job's parent is the server).
+            env = os.environ
+            xp_dir = Path(env["LEGATO_WORKDIR"], "experiments", env["LEGATO_EXPERIMENT"])
+            state = json.loads((xp_dir / "state.json").read_text())
+            os.kill(int(state["pid"]), signal.SIGKILL)
             raise Requeue("the experiment was killed")
         record(self.log, event="end", name=self.name, attempt=legato.attempt())
 

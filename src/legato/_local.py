@@ -65,6 +65,7 @@ class LocalLauncher:
                 self.grace_period,
                 lambda: self._launch_fresh(spec),
                 lambda line: _on_line(line, spec),
+                self._end_group,
             )
         return await self._launch_fresh(spec)
 

@@ -183,6 +183,7 @@ async def run_warm(
     grace_period: float,
     fresh: Callable[[], Awaitable[Exit]],
     on_line: Callable[[bytes], None],
+    end_group: Callable[[int], Awaitable[None]],
 ) -> Exit:
     """Run the job forked from the experiment's warm server; `fresh()` when it cannot be."""
     pool = WarmPool.of(session)
@@ -230,7 +231,7 @@ async def run_warm(
                 pool.mark_unsafe(json.loads(reply[1:]))
                 return await fresh()
             pid = int(reply[1:])
-            exit = await _follow(spec, pid, status, progress, grace_period, on_line)
+            exit = await _follow(spec, pid, status, progress, grace_period, on_line, end_group)
             if exit is not None:
                 return exit
             # The server died with the job running (the job's parent-death signal ended
@@ -251,19 +252,35 @@ async def _follow(
     progress: socket.socket,
     grace_period: float,
     on_line: Callable[[bytes], None],
+    end_group: Callable[[int], Awaitable[None]],
 ) -> Exit | None:
     """Exit of the forked job `pid`; None if its server died before saying."""
     ended = False
-    try:
-        spec.on_started({"pid": pid, "launcher": "local", "warm": True})
+    eof = anyio.Event()
+
+    async def read_progress() -> None:
         buffer = b""
         while chunk := await _recv(progress):
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
                 on_line(line)
-        reply = await _recv(status)
-        ended = True
+        eof.set()
+
+    try:
+        spec.on_started({"pid": pid, "launcher": "local", "warm": True})
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read_progress)
+            reply = await _recv(status)
+            ended = True
+            if reply[:1] == b"X":
+                # The job's own process ended: its verdict is on disk. What it left in its
+                # group would hold the lock and the progress channel for as long as it lives.
+                with anyio.CancelScope(shield=True):
+                    await end_group(pid)
+                with anyio.move_on_after(1.0):  # the last progress lines, then no more
+                    await eof.wait()
+            tg.cancel_scope.cancel()
     finally:
         if not ended:
             with anyio.CancelScope(shield=True):
