@@ -166,7 +166,11 @@ async def test_memory_stays_bounded_over_100000_submissions(tmp_path: Path) -> N
                 assert len(xp.jobs) == keep
     finally:
         tracemalloc.stop()
-    assert xp.counts()["done"] == distinct * rounds
+    # A submission finds the job in memory, DONE, only when fewer than `keep` jobs ended
+    # since its previous submission (the checks of the disk lag behind the submissions):
+    # at most `keep` of them at each new round. Every other one is a new job, found DONE.
+    done = xp.counts()["done"]
+    assert distinct * rounds - keep * (rounds - 1) <= done <= distinct * rounds
     assert [job.state for job in xp.jobs] == [JobState.DONE] * keep
     assert growth is not None and growth < 4 * 2**20, growth
 

@@ -188,7 +188,14 @@ class Experiment:
             if self._tg is None:
                 raise LegatoError(f"experiment {self.name!r} is closed")
             if self._jobs.get(identifier) is not job:  # submitted meanwhile: start over
-                return await self.submit(task, launcher=launcher, requires=requires)
+                return await self.submit(
+                    task,
+                    launcher=launcher,
+                    requires=requires,
+                    retries=retries,
+                    timeout=timeout,
+                    max_preemptions=max_preemptions,
+                )
         path = job.path if job else job_dir(self.workdir, task.__legato_type_name__, identifier)
         _resolve_paths(task, path)
         if job is None or rerun:
