@@ -1,7 +1,8 @@
 """SlurmLauncher against a real SLURM cluster (scripts/slurm-cluster.sh start): real
 sbatch, squeue and scancel, counted through logging wrappers first on PATH.
 
-Skipped when no cluster answers, unless LEGATO_REQUIRE_SLURM=1 (CI), which fails them.
+Run only against the cluster scripts/slurm-cluster.sh makes (never a production one that
+happens to answer): skipped otherwise, unless LEGATO_REQUIRE_SLURM=1 (CI), which fails them.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ def cluster() -> None:
     problem = cluster_problem()
     if problem is not None:
         if os.environ.get(REQUIRE) == "1":
-            pytest.fail(f"{REQUIRE}=1 but the SLURM cluster is not reachable: {problem}")
-        pytest.skip(f"no SLURM cluster reachable: {problem}")
+            pytest.fail(f"{REQUIRE}=1 but the test SLURM cluster is not reachable: {problem}")
+        pytest.skip(f"no test SLURM cluster: {problem}")
 
 
 @pytest.fixture
