@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cli_support import (
+from support.cli import (
     assert_one_line_error,
     cli,
     jobs_json,

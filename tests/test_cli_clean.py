@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import (
+from support.cli import (
     assert_one_line_error,
     cli,
     jobs_json,

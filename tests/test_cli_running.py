@@ -21,7 +21,8 @@ from typing import Any
 import anyio
 import pytest
 
-from cli_support import (
+from legato import JobState, experiment
+from support.cli import (
     alive,
     assert_one_line_error,
     cli,
@@ -29,10 +30,9 @@ from cli_support import (
     make_project,
     parse_states,
     start_wait,
-    wait_until,
 )
-from legato import JobState, experiment
-from xp_tasks import Step, events
+from support.waiting import wait_until
+from support.xp_tasks import Step, events
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
 
@@ -251,7 +251,7 @@ def test_rm_and_clean_refuse_a_running_job(
 
 
 def cli_argv(workdir: Path) -> list[str]:
-    from cli_support import legato_script
+    from support.cli import legato_script
 
     return [legato_script(), "--workdir", str(workdir)]
 

@@ -1,7 +1,7 @@
 """The golden table: identifiers never change within an encoding version (SPEC §2 rule 8).
 
 A failure here means finished jobs would no longer be found. If the change is deliberate,
-bump `legato.ENCODING_VERSION`, run `python tests/golden_configs.py --write` and add a
+bump `legato.ENCODING_VERSION`, run `python tests/support/golden_configs.py --write` and add a
 migration note to CHANGELOG.md.
 """
 
@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 import legato
-from golden_configs import CASES, TABLE, identifiers
+from support.golden_configs import CASES, TABLE, identifiers
 
 HOW_TO_UPDATE = (
     "identifiers changed: bump legato.ENCODING_VERSION, run "
-    "`python tests/golden_configs.py --write` and write a migration note"
+    "`python tests/support/golden_configs.py --write` and write a migration note"
 )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from golden_configs import identifiers
+from support.golden_configs import identifiers
 
 TESTS = Path(__file__).parent
 SEEDS = ["0", "1", "42", "4294967295"]
@@ -67,7 +67,8 @@ def string_runs() -> dict[str, dict[str, Any]]:
 def test_golden_identifiers_agree_across_seeds_and_with_this_process() -> None:
     here = identifiers()
     for seed in SEEDS[:2]:
-        assert run([str(TESTS / "golden_configs.py")], seed) == here, f"PYTHONHASHSEED={seed}"
+        script = TESTS / "support" / "golden_configs.py"
+        assert run([str(script)], seed) == here, f"PYTHONHASHSEED={seed}"
 
 
 def test_seeds_do_change_set_iteration_order(string_runs: dict[str, dict[str, Any]]) -> None:

@@ -8,14 +8,9 @@ import pytest
 
 import legato
 from legato import JobState, experiment
-from xp_tasks import Step, events
+from support.xp_tasks import Step, events
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def intervals(log: Path) -> dict[str, tuple[float, float, str | None]]:

@@ -14,20 +14,20 @@ from legato import JobState, experiment, tag
 from legato._job import Job
 from legato._resources import Grant, ResourcePool
 from legato._scheduler import Scheduler
-from xp_tasks import AsyncStep, Evaluate, Gather, Holder, Learn, Model, Reporter, Step, events
+from support.waiting import poll
+from support.xp_tasks import (
+    AsyncStep,
+    Evaluate,
+    Gather,
+    Holder,
+    Learn,
+    Model,
+    Reporter,
+    Step,
+    events,
+)
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-async def poll(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.01)
 
 
 async def test_submit_outside_experiment_raises() -> None:
@@ -44,7 +44,7 @@ async def test_job_runs_in_its_directory(tmp_path: Path) -> None:
         job = step.__job__
         assert job.state in (JobState.WAITING, JobState.READY, JobState.RUNNING)
     assert job.state is JobState.DONE
-    assert job.path == tmp_path / "wd" / "jobs" / "xp_tasks.Step" / job.identifier
+    assert job.path == tmp_path / "wd" / "jobs" / "support.xp_tasks.Step" / job.identifier
     assert job.identifier == step.__identifier__
     assert step.output == job.path / "out.txt" and step.output.read_text() == "a"
     assert (job.path / "done").exists()

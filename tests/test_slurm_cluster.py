@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from slurm_support import CLUSTER, cluster_problem
+from support.slurm import CLUSTER, cluster_problem
 
 SCRIPT = Path(__file__).parent.parent / "scripts" / "slurm-cluster.sh"
 HOST = socket.gethostname().split(".")[0]

@@ -12,9 +12,9 @@ import anyio
 import pytest
 
 import legato
-from cli_support import cli
 from legato import JobState, experiment
-from xp_tasks import Evaluate, Learn, Model, Step, events
+from support.cli import cli
+from support.xp_tasks import Evaluate, Learn, Model, Step, events
 
 pytestmark = pytest.mark.anyio
 
@@ -60,11 +60,11 @@ async def test_a_moved_workdir_keeps_paths_and_identifiers(tmp_path: Path) -> No
     (tmp_path / "moved").mkdir()
     before.rename(after)
 
-    loaded = legato.load(after / "jobs" / "xp_tasks.Evaluate" / identifier)
+    loaded = legato.load(after / "jobs" / "support.xp_tasks.Evaluate" / identifier)
     assert loaded.__identifier__ == identifier
     assert loaded.trained.weights.is_relative_to(after)
     assert loaded.trained.weights.read_text() == "16"
-    assert loaded.__taskdir__ == after / "jobs" / "xp_tasks.Evaluate" / identifier
+    assert loaded.__taskdir__ == after / "jobs" / "support.xp_tasks.Evaluate" / identifier
     shown = await anyio.to_thread.run_sync(
         lambda: cli("jobs", "show", "--json", identifier[:12], workdir=after)
     )

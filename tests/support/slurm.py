@@ -2,7 +2,7 @@
 
 `SlurmCalls` puts logging wrappers of sbatch, squeue and scancel first on PATH: each call
 is appended to a log, then the real command runs. Used as an experiment script,
-`python slurm_support.py WORKDIR LOG GATE N CPUS` runs N gated steps through SLURM (the
+`python support/slurm.py WORKDIR LOG GATE N CPUS` runs N gated steps through SLURM (the
 restart tests kill it with -9 and run it again).
 """
 
@@ -122,7 +122,10 @@ class SlurmCalls:
             wrapper.write_text(
                 "#!/bin/sh\n"
                 f'printf "%s %s %s\\n" {command} "$(date +%s.%N)" "$*" >> "{self.log}"\n'
-                f'exec "{real}" "$@"\n'
+                f'"{real}" "$@"\n'
+                "status=$?\n"
+                f'printf "%s %s\\n" {command}.end "$(date +%s.%N)" >> "{self.log}"\n'
+                "exit $status\n"
             )
             wrapper.chmod(0o755)
 
@@ -137,6 +140,13 @@ class SlurmCalls:
                 found.append((float(when), args))
         return found
 
+    def pauses(self, command: str) -> list[float]:
+        """Seconds from the end of each call of `command` to the start of the next: the
+        caller's own delay, whatever the command's run time."""
+        starts = [when for when, _ in self.calls(command)]
+        ends = [when for when, _ in self.calls(f"{command}.end")]
+        return [later - end for end, later in zip(ends, starts[1:], strict=False)]
+
     def args(self, command: str) -> list[str]:
         return [args for _, args in self.calls(command)]
 
@@ -148,7 +158,7 @@ def main(workdir: str, log: str, gate: str, n: int, cpus: int) -> None:
     import anyio
 
     from legato import SlurmLauncher, experiment
-    from xp_tasks import Step
+    from support.xp_tasks import Step
 
     async def run() -> None:
         launcher = SlurmLauncher(cpus=cpus, poll_interval=0.2)
@@ -162,5 +172,6 @@ def main(workdir: str, log: str, gate: str, n: int, cpus: int) -> None:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `support`
     workdir, log, gate, n, cpus = sys.argv[1:]
     main(workdir, log, gate, int(n), int(cpus))
