@@ -61,6 +61,11 @@ def calls(cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Slur
     return wrappers
 
 
+WIDE = 1.0
+"""The batch window of tests that count arrays: jobs submitted one by one arrive further
+apart than the default 0.1 s on a loaded machine, and would go out as several arrays."""
+
+
 def fast(**resources: Any) -> SlurmLauncher:
     return SlurmLauncher(poll_interval=0.2, max_poll_interval=1.0, **resources)
 
@@ -80,7 +85,7 @@ def array_size(args: str) -> int:
 
 async def test_sweep_of_20_jobs_with_dependencies(tmp_path: Path, calls: SlurmCalls) -> None:
     log = str(tmp_path / "log")
-    async with experiment(tmp_path / "wd", "sweep", launcher=fast()) as xp:
+    async with experiment(tmp_path / "wd", "sweep", launcher=fast(batch_window=WIDE)) as xp:
         a = [await Step(name=f"a{i}", log=log).submit() for i in range(10)]
         pairs = [a[2 * i : 2 * i + 2] for i in range(5)]
         b = [
@@ -112,7 +117,8 @@ async def test_jobs_ready_together_go_out_as_one_array_per_set_of_resources(
     tmp_path: Path, calls: SlurmCalls
 ) -> None:
     log = str(tmp_path / "log")
-    debug, other = fast(partition="debug", time=5), fast(partition="other", time=5)
+    debug = fast(partition="debug", time=5, batch_window=WIDE)
+    other = fast(partition="other", time=5, batch_window=WIDE)
     async with experiment(tmp_path / "wd", "arrays", launcher=debug) as xp:
         for i in range(12):
             await Step(name=f"d{i}", log=log).submit()
@@ -165,7 +171,10 @@ async def test_sbatch_rejection_fails_the_job_with_its_message(
 ) -> None:
     log = str(tmp_path / "log")
     async with experiment(
-        tmp_path / "wd", "rejected", launcher=fast(**resources), raise_on_failure=False
+        tmp_path / "wd",
+        "rejected",
+        launcher=fast(batch_window=WIDE, **resources),
+        raise_on_failure=False,
     ) as xp:
         steps = [await Step(name=f"s{i}", log=log).submit() for i in range(2)]
         after = await Step(name="after", log=log, inputs=steps).submit()
@@ -228,7 +237,7 @@ async def test_squeue_calls_follow_poll_intervals_not_jobs(
     log = str(tmp_path / "log")
     # A wide batch window: the 40 jobs are submitted one by one, and a loaded machine can
     # leave more than the default 0.1 s between two of them.
-    launcher = SlurmLauncher(poll_interval=0.5, max_poll_interval=2.0, batch_window=1.0)
+    launcher = SlurmLauncher(poll_interval=0.5, max_poll_interval=2.0, batch_window=WIDE)
     started = time.monotonic()
     async with experiment(tmp_path / "wd", "polls", launcher=launcher) as xp:
         for i in range(40):
