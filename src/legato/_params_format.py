@@ -17,12 +17,14 @@ the one before) reads as easily as a short one.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import msgspec
 
 __all__ = [
     "FORMAT_VERSION",
+    "ClassDocument",
+    "ClassRecord",
     "Document",
     "ParamsError",
     "ParamsMissing",
@@ -47,17 +49,24 @@ class ParamsMissing(ParamsError):
 
 
 class Record(msgspec.Struct):
-    """One configuration as `dumps` encodes it."""
+    """One configuration as `dumps` encodes it, as the command line reads it: without the
+    class's module, which it does not import (decoding those strings for every record of
+    every job would slow `jobs ls` by a third)."""
 
     type: str
     fields: dict[str, Any]
-    module: str = ""
-    qualname: str = ""
-    file: str | None = None
     tags: list[str] = []
     producer: int | None = None
     taskdir: Any = None
     paths: dict[str, Any] = {}
+
+
+class ClassRecord(Record):
+    """A record with where its class is: what `loads` needs to rebuild it."""
+
+    module: str = ""
+    qualname: str = ""
+    file: str | None = None
 
 
 class Document(msgspec.Struct):
@@ -67,14 +76,26 @@ class Document(msgspec.Struct):
     workdir: str | None = None
 
 
+class ClassDocument(Document):
+    objects: list[ClassRecord]  # type: ignore[assignment]
+
+
 _decode = msgspec.msgpack.Decoder(Document).decode
+_decode_classes = msgspec.msgpack.Decoder(ClassDocument).decode
 _decode_any = msgspec.msgpack.Decoder().decode
 
 
-def decode(data: bytes) -> Document:
-    """The document of a params file; ParamsError saying what is wrong with it."""
+@overload
+def decode(data: bytes, classes: Literal[False] = ...) -> Document: ...
+@overload
+def decode(data: bytes, classes: Literal[True]) -> ClassDocument: ...
+
+
+def decode(data: bytes, classes: bool = False) -> Document:
+    """The document of a params file (with each record's class if `classes`);
+    ParamsError saying what is wrong with it."""
     try:
-        doc = _decode(data)
+        doc = _decode_classes(data) if classes else _decode(data)
     except msgspec.DecodeError as exc:
         raise ParamsError(_explain(data, exc)) from None
     if doc.version != FORMAT_VERSION:

@@ -30,7 +30,7 @@ from ._config import ConfigBase, main_module_name, module_name, registry
 from ._errors import DeserializationError, ValidationError
 from ._fields import FieldKind
 from ._identity import current_workdir
-from ._params_format import FORMAT_VERSION, ParamsError, Record, decode
+from ._params_format import FORMAT_VERSION, ClassRecord, ParamsError, decode
 from ._params_format import depth_first as _depth_first
 
 __all__ = ["FORMAT_VERSION", "dumps", "loads", "resolve_class"]
@@ -226,7 +226,7 @@ def _getattr_path(obj: Any, qualname: str) -> Any:
 
 
 class _Loader:
-    def __init__(self, objects: list[Record], workdir: Path | None) -> None:
+    def __init__(self, objects: list[ClassRecord], workdir: Path | None) -> None:
         self.objects = objects
         self.built: dict[int, ConfigBase] = {}
         self.building: set[int] = set()
@@ -339,7 +339,7 @@ def loads(data: bytes) -> Any:
             or names a class that cannot be imported.
     """
     try:
-        doc = decode(data)
+        doc = decode(data, classes=True)
     except ParamsError as exc:
         raise DeserializationError(str(exc)) from None
     try:
