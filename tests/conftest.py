@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from blockbuster import blockbuster_ctx
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -41,3 +42,28 @@ def fake_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
         if job["state"] == "RUNNING" and job.get("pgid"):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(job["pgid"], signal.SIGKILL)
+
+
+@pytest.fixture
+def no_blocking(anyio_backend: str) -> Iterator[None]:
+    """Fails the test when legato's code makes a blocking call (file I/O, sleep, a lock)
+    on the event loop's thread: the exact check behind "never blocks the caller's loop",
+    where a timing threshold would be loose and flaky. blockbuster sees asyncio's loop;
+    on trio the same code paths run unchecked."""
+    if anyio_backend != "asyncio":
+        yield
+        return
+    with blockbuster_ctx(["legato"]) as buster:
+        for function, where, functions in ALLOWED_BLOCKING:
+            buster.functions[function].can_block_in(where, functions)
+        yield
+
+
+ALLOWED_BLOCKING: list[tuple[str, str, set[str]]] = [
+    # Once per experiment, at its entry: the import path the jobs inherit (getcwd).
+    ("os.path.abspath", "legato/_experiment.py", {"_job_env"}),
+    # `legato.load` is a synchronous function: a test may call it where a user would.
+    ("io.BufferedReader.read", "legato/_load.py", {"load"}),
+]
+"""(blocking function, file, functions of that file): the calls on the loop's thread that
+are allowed, each said why."""

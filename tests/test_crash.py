@@ -18,7 +18,7 @@ from legato import JobState, experiment
 from support.waiting import poll, wait_until
 from support.xp_tasks import Step, events
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_blocking")]
 SCRIPT = Path(__file__).parent / "support" / "xp_script.py"
 
 

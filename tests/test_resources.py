@@ -10,7 +10,7 @@ import legato
 from legato import JobState, experiment
 from support.xp_tasks import Step, events
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_blocking")]
 
 
 def intervals(log: Path) -> dict[str, tuple[float, float, str | None]]:

@@ -8,12 +8,14 @@ from pathlib import Path
 import anyio
 import pytest
 import sniffio
+from blockbuster import BlockingError
 
 import legato
 from legato import JobState, experiment, tag
 from legato._job import Job
 from legato._resources import Grant, ResourcePool
 from legato._scheduler import Scheduler
+from legato._workdir import read_json
 from support.waiting import poll
 from support.xp_tasks import (
     AsyncStep,
@@ -27,7 +29,7 @@ from support.xp_tasks import (
     events,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_blocking")]
 
 
 async def test_submit_outside_experiment_raises() -> None:
@@ -302,3 +304,16 @@ def test_dependents_wait_for_every_dependency() -> None:
     assert c.state is JobState.WAITING
     b._finish(JobState.FAILED, "boom")
     assert c.state is JobState.DEPENDENCY_FAILED and c._cause is b
+
+
+async def test_a_blocking_call_of_legato_on_the_loop_fails_the_test(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    """The check behind `no_blocking` (used by this module) is live: legato's file I/O on
+    the loop's thread raises."""
+    if anyio_backend != "asyncio":
+        pytest.skip("blockbuster sees asyncio's loop only")
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(BlockingError, match="Blocking call"):
+        read_json(tmp_path / "x.json")
+    assert await anyio.to_thread.run_sync(read_json, tmp_path / "x.json") == {}

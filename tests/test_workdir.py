@@ -16,7 +16,7 @@ from legato import JobState, experiment
 from support.cli import cli
 from support.xp_tasks import Evaluate, Learn, Model, Step, events
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_blocking")]
 
 
 @pytest.fixture
