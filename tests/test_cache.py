@@ -1,4 +1,5 @@
-"""@cache (SPEC §6): one computation per path across coroutines, threads and processes, an
+"""@cache (docs/how-to/cache.md): one computation per path across coroutines, threads and
+processes, an
 event loop that keeps running while a coroutine waits, and locks that never leak."""
 
 from __future__ import annotations

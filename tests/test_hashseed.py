@@ -1,4 +1,5 @@
-"""Identifiers do not depend on `PYTHONHASHSEED` (SPEC §2 rule 1): fresh interpreters agree.
+"""Identifiers do not depend on `PYTHONHASHSEED` (docs/configurations.md, identity rule 1):
+fresh interpreters agree.
 
 String hashing, and so the iteration order of sets and dicts of strings, changes with the seed;
 the canonical encoding must not.

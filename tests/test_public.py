@@ -32,3 +32,20 @@ def test_errors_still_pickle_by_their_public_name() -> None:
     error = legato.ConfigError("Fit: bad")
     again = pickle.loads(pickle.dumps(error))
     assert type(again) is legato.ConfigError and str(again) == "Fit: bad"
+
+
+def test_tracebacks_show_the_lines_of_generated_code() -> None:
+    """A configuration's check and digest are generated per class; a traceback through
+    them names the class and shows the line, as it would for written code."""
+
+    class Traced(legato.Config, name="public.Traced"):
+        n: legato.Param[int] = 0
+
+    with pytest.raises(legato.ValidationError) as caught:
+        Traced(n="x")  # type: ignore[arg-type]
+    text = "".join(traceback.format_exception(caught.value))
+    assert 'File "<legato check of public.Traced>", line ' in text
+    assert "check_field(self" in text
+    digest = type(Traced()).__legato_plan__.digest  # type: ignore[union-attr]
+    source = inspect.getsource(digest)
+    assert source.startswith("def digest(self, d):")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -31,7 +30,7 @@ from ._runner import run_job
 from ._scheduler import Scheduler
 from ._serialize import dumps
 from ._task import Task, has_output_config, mark_output
-from ._workdir import DONE, JOBS_LIST, STATE, experiment_dir, job_dir, write_json
+from ._workdir import DONE, JOBS_LIST, STATE, experiment_dir, host_name, job_dir, write_json
 
 __all__ = ["Experiment", "current_experiment", "experiment"]
 
@@ -224,7 +223,7 @@ class Experiment:
         return {
             "name": self.name,
             "pid": os.getpid(),
-            "host": socket.gethostname(),
+            "host": host_name(),
             "started": self.started,
             "status": status,
             "updated": time.time(),

@@ -12,7 +12,7 @@ import anyio
 from anyio import open_process  # anyio loads it on first use: here, not in the event loop
 from anyio.abc import Process
 
-from ._launcher import Exit, LaunchSpec
+from ._launcher import Exit, LaunchSpec, killpg
 
 __all__ = ["LocalLauncher"]
 
@@ -69,11 +69,11 @@ class LocalLauncher:
         return Exit(exit_code=code)
 
     async def _terminate(self, process: Process) -> None:
-        _killpg(process.pid, signal.SIGTERM)
+        killpg(process.pid, signal.SIGTERM)
         with anyio.move_on_after(self.grace_period):
             await process.wait()
             return
-        _killpg(process.pid, signal.SIGKILL)
+        killpg(process.pid, signal.SIGKILL)
         await process.wait()
 
     async def adopt(self, spec: LaunchSpec, info: dict[str, Any]) -> Exit | None:
@@ -82,13 +82,6 @@ class LocalLauncher:
 
     def __repr__(self) -> str:
         return f"LocalLauncher(grace_period={self.grace_period})"
-
-
-def _killpg(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 async def _read_progress(process: Process, spec: LaunchSpec) -> None:

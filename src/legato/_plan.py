@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from msgspec.structs import astuple, force_setattr
 
+from ._codegen import run_source
 from ._errors import ConfigError
 from ._fields import FieldKind, PathGenerator, Tagged
 from ._identity import Digest, IdentityField, compile_identity, identity_fields
@@ -107,7 +108,7 @@ class Plan:
                 identity.append(identity_fields(position, info.name, tp, default, always, errpath))
         identity.sort(key=lambda pair: pair[0].name)
         self.checks = tuple(checks)
-        self.check: Callable[[ConfigBase], None] = _compile_check(self.checks)
+        self.check: Callable[[ConfigBase], None] = _compile_check(self.checks, self.type_name)
         """Validates and converts a new configuration's fields (its `__post_init__`)."""
         self.identity = tuple(generic for _, generic in identity)
         """The identity fields by name, each encoded with `canon` alone."""
@@ -116,7 +117,9 @@ class Plan:
         `identifier_digest` computes once per configuration."""
 
 
-def _compile_check(checks: tuple[FieldPlan, ...]) -> Callable[[ConfigBase], None]:
+def _compile_check(
+    checks: tuple[FieldPlan, ...], owner: str | None = None
+) -> Callable[[ConfigBase], None]:
     """`check(config)`: a type test per field; a value that fails it gets `check_field`."""
     ns: dict[str, Any] = {
         "astuple": astuple,
@@ -158,7 +161,7 @@ def _compile_check(checks: tuple[FieldPlan, ...]) -> Callable[[ConfigBase], None
                 f"    if type(values[{i}]) is not t{i}:",
                 f"        check_field(self, f{i}, values[{i}])",
             ]
-    exec(compile("\n".join(lines), "<legato check>", "exec"), ns)  # noqa: S102 - see above
+    run_source("\n".join(lines), "check", owner, ns)
     check: Callable[[ConfigBase], None] = ns["check"]
     return check
 

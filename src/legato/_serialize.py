@@ -8,7 +8,7 @@ file, so a job process can import it under its module name.
 
 Paths inside the workdir are written relative to it, and rebuilt under the workdir of the
 reader (the one a job directory lies in, for `load`): a workdir moved or mounted elsewhere
-keeps its paths and so its identifiers (SPEC §2).
+keeps its paths and so its identifiers (docs/configurations.md, "Identity").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The work directory layout (SPEC §5), in one place.
+"""The work directory layout (docs/workdir.md), in one place.
 
 ```
 <workdir>/jobs/<type name>/<identifier>/
@@ -134,6 +134,13 @@ def write_json(path: Path, value: Any, *, durable: bool = True) -> None:
     msgspec's JSON rather than the json module: every legato process has msgspec loaded
     already, and a job's process would pay for importing json."""
     atomic_write(path, msgspec.json.encode(value, enc_hook=str), durable=durable)
+
+
+def host_name() -> str:
+    """This machine's name, as every record of the workdir gives it (`state.json`, a
+    cancel request, an experiment's record): the kernel's node name, which is what
+    `socket.gethostname()` returns on POSIX, without importing socket in a job's process."""
+    return os.uname().nodename
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

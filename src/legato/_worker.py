@@ -28,6 +28,7 @@ from ._workdir import (
     STATE,
     STDERR,
     STDOUT,
+    host_name,
     read_json,
     write_json,
 )
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     info = _run_state(job_dir)
     if info is None:
         return EXIT_BUSY
-    info.update(pid=os.getpid(), host=os.uname().nodename, started=time.time())
+    info.update(pid=os.getpid(), host=host_name(), started=time.time())
     write_json(job_dir / STATE, info, durable=False)
     os.chdir(job_dir)
     signal.signal(signal.SIGTERM, _on_sigterm)

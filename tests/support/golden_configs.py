@@ -1,4 +1,5 @@
-"""Configurations whose identifiers are pinned in `tests/data/identifiers.json` (SPEC §2 rule 8).
+"""Configurations whose identifiers are pinned in `tests/data/identifiers.json`
+(docs/configurations.md, identity rule 8).
 
 The classes pin their type name with `name=` (one deliberately does not, to pin the
 `module.QualName` rule); enums are named after their module. Those named after their module
@@ -205,7 +206,8 @@ def identifiers() -> dict[str, str]:
 def write_table() -> None:
     table = {
         "_note": (
-            "Pinned identifiers (SPEC §2 rule 8). Never edit by hand; regenerate with "
+            "Pinned identifiers (docs/configurations.md, identity rule 8). Never edit by hand; "
+            "regenerate with "
             "`python tests/support/golden_configs.py --write` only together with a new "
             "legato.ENCODING_VERSION and a migration note in CHANGELOG.md."
         ),
