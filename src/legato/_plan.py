@@ -2,7 +2,7 @@
 
 A plan is compiled on a class's first construction rather than at class creation, so field
 types may name classes declared later in the module. Besides the field tables that other
-modules read (`checks`, `pathgens`, `constants`), it holds two functions generated for the
+modules read (`checks`, `pathgens`), it holds two functions generated for the
 class (`check`, `digest`): straight-line code with one short step per field, which
 is what makes construction and identifiers cheap. The generated source holds nothing but
 field positions and fixed names; every value it uses is passed in its namespace.
@@ -55,7 +55,6 @@ class Plan:
     __slots__ = (
         "check",
         "checks",
-        "constants",
         "digest",
         "identity",
         "pathgens",
@@ -68,7 +67,6 @@ class Plan:
         checks: list[FieldPlan] = []
         identity: list[tuple[IdentityField, IdentityField]] = []
         self.pathgens: dict[str, PathGenerator] = {}
-        self.constants: dict[str, Any] = {}
         for position, info in enumerate(msgspec.structs.fields(cls)):
             tp = info.type
             kind = FieldKind.PARAM
@@ -88,10 +86,8 @@ class Plan:
             has_factory = info.default_factory is not msgspec.NODEFAULT
             if default is not msgspec.NODEFAULT and kind is not FieldKind.PATH:
                 default = coerce(default, errpath)
-            if kind is FieldKind.CONSTANT:
-                if default is msgspec.NODEFAULT:
-                    raise ConfigError(f"{errpath}: a Constant needs a default value")
-                self.constants[info.name] = default
+            if kind is FieldKind.CONSTANT and default is msgspec.NODEFAULT:
+                raise ConfigError(f"{errpath}: a Constant needs a default value")
             if kind is FieldKind.PATH:
                 exact: type = type(None)  # a path generator is None until submission
             elif kind is FieldKind.CONSTANT:
