@@ -33,6 +33,7 @@ by its existence: it is renamed into place after its content is complete.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,12 @@ __all__ = [
     "STATE",
     "STDERR",
     "STDOUT",
+    "JobDir",
     "SLURM_ERR",
     "SLURM_OUT",
     "atomic_write",
     "cache_dir",
+    "host_name",
     "experiment_dir",
     "experiments_root",
     "job_dir",
@@ -150,3 +153,82 @@ def read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, msgspec.DecodeError):
         return None
     return value if isinstance(value, dict) else None
+
+
+class JobDir:
+    """The files of one job directory (the protocol of docs/architecture.md), read and
+    written through one object: the names, the atomic writes, which writes are flushed to
+    the disk, and the merges of `state.json`.
+
+    Plain, blocking file operations: async callers run them in a worker thread.
+    """
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"JobDir({str(self.path)!r})"
+
+    # -- the verdict -------------------------------------------------------------------
+
+    def is_done(self) -> bool:
+        """The DONE rule: the `done` file exists."""
+        return os.path.exists(self.path / DONE)
+
+    def write_done(self, record: dict[str, Any]) -> None:
+        """The proof of DONE, flushed to the disk before it is renamed into place."""
+        write_json(self.path / DONE, record)
+
+    def failure(self) -> dict[str, Any] | None:
+        """The failure record, or None when there is none (or it is unreadable)."""
+        return read_json(self.path / FAILED)
+
+    def has_failure(self) -> bool:
+        return os.path.exists(self.path / FAILED)
+
+    def write_failure(self, record: dict[str, Any]) -> None:
+        """The failure record (`{"state": "failed"|"cancelled", "reason", ...}`), durable."""
+        write_json(self.path / FAILED, record)
+
+    # -- who runs it -------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any] | None:
+        return read_json(self.path / STATE)
+
+    def merge_state(self, **values: Any) -> dict[str, Any]:
+        """Add `values` to `state.json` (keeping the keys others wrote); the new content."""
+        info = self.state() or {}
+        info.update(values)
+        write_json(self.path / STATE, info, durable=False)
+        return info
+
+    def progress(self) -> dict[str, Any] | None:
+        """The last progress report of the job."""
+        return read_json(self.path / PROGRESS)
+
+    # -- cancellation --------------------------------------------------------------------
+
+    def request_cancel(self, **by: Any) -> None:
+        """The `cancel` marker: the job's end is recorded as cancelled, not failed. Not
+        written for a job that is DONE."""
+        if not self.is_done():
+            write_json(self.path / CANCEL, {"time": time.time(), **by}, durable=False)
+
+    def cancel_requested(self) -> dict[str, Any] | None:
+        return read_json(self.path / CANCEL)
+
+    # -- output ----------------------------------------------------------------------------
+
+    def last_line(self, name: str) -> str:
+        """The last non-empty line of a log of the job (`slurm.err`, say), or ""."""
+        try:
+            with open(self.path / name, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 4096))
+                tail = f.read().decode(errors="replace")
+        except OSError:
+            return ""
+        lines = tail.strip().splitlines()
+        return lines[-1].strip()[:300] if lines else ""

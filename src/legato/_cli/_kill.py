@@ -27,7 +27,7 @@ from typing import Annotated, Any
 import typer
 
 from .._launcher import killpg
-from .._workdir import CANCEL, DONE, FAILED, host_name, write_json
+from .._workdir import DONE, FAILED, JobDir, host_name
 from ._common import CliError, open_workdir
 from ._jobs import app
 from ._procs import Locks, job_process, process_alive
@@ -62,19 +62,14 @@ def _mark_cancelled(entry: JobEntry, reason: str) -> bool:
         return False
     record = read_json(os.path.join(path, FAILED))
     if record is None or record.get("state") not in ("failed", "cancelled"):
-        write_json(
-            entry.path / FAILED,
-            {"state": "cancelled", "reason": reason, "ended": time.time(), "by": "legato"},
+        JobDir(entry.path).write_failure(
+            {"state": "cancelled", "reason": reason, "ended": time.time(), "by": "legato"}
         )
     return True
 
 
 def _write_marker(entry: JobEntry) -> None:
-    write_json(
-        entry.path / CANCEL,
-        {"time": time.time(), "pid": os.getpid(), "host": host_name()},
-        durable=False,
-    )
+    JobDir(entry.path).request_cancel(pid=os.getpid(), host=host_name())
 
 
 def _end_local(entry: JobEntry, pid: int, grace: float) -> str:
