@@ -17,12 +17,12 @@ import anyio
 import pytest
 
 from legato import JobState, SlurmLauncher, experiment
-from partials_tasks import Epochs, one_after_another, runs
-from slurm_support import REQUIRE, SlurmCalls, cluster_problem
-from xp_tasks import events
+from support.partials_tasks import Epochs, one_after_another, runs
+from support.slurm import REQUIRE, SlurmCalls, cluster_problem
+from support.xp_tasks import events
 
 pytestmark = [pytest.mark.slurm, pytest.mark.anyio]
-SCRIPT = Path(__file__).with_name("partials_tasks.py")
+SCRIPT = Path(__file__).parent / "support" / "partials_tasks.py"
 
 
 @pytest.fixture(params=["asyncio", "trio"])

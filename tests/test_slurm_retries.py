@@ -14,11 +14,11 @@ from typing import Any
 import anyio
 import pytest
 
-from cli_support import cli
 from legato import JobState, SlurmLauncher, experiment
 from legato._slurm_batch import slurm_ending
-from retry_tasks import Checkpointed, Sleeper, attempts_of, events
-from slurm_support import SlurmCalls
+from support.cli import cli
+from support.retry_tasks import Checkpointed, Sleeper, attempts_of, events
+from support.slurm import SlurmCalls
 from test_slurm import anyio_backend, calls, cluster, fast
 
 __all__ = ["anyio_backend", "calls", "cluster"]  # the fixtures of test_slurm.py

@@ -7,7 +7,6 @@ import datetime
 import errno
 import logging
 import os
-import socket
 import sys
 import time
 import warnings
@@ -45,6 +44,7 @@ from ._workdir import (
     RUN_HEADER,
     STATE,
     experiment_dir,
+    host_name,
     job_dir,
     start_run_record,
     write_json,
@@ -386,7 +386,7 @@ class Experiment:
         return {
             "name": self.name,
             "pid": os.getpid(),
-            "host": socket.gethostname(),
+            "host": host_name(),
             "started": self.started,
             "status": status,
             "updated": time.time(),

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from legato import Meta, Param, SubParam, Task
-from xp_tasks import record, wait_for_file
+from support.xp_tasks import record, wait_for_file
 
 
 def note(log: str, **event: Any) -> None:
