@@ -289,7 +289,7 @@ class Experiment:
                 self._run_opened = True
                 header = (
                     f"{RUN_HEADER}{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(self.started))}Z"
-                    f" pid {os.getpid()} host {socket.gethostname()}"
+                    f" pid {os.getpid()} host {host_name()}"
                 )
                 start_run_record(self.path / JOBS_LIST, header)
             with open(self.path / JOBS_LIST, "a", encoding="utf-8") as f:

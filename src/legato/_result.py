@@ -26,7 +26,8 @@ import msgspec
 from ._config import ConfigBase, module_name
 from ._errors import DeserializationError, ResultError, ValidationError
 from ._params_format import ClassRecord
-from ._serialize import _BUILDERS, _depth_first, _Dumper, _Loader, resolve_class
+from ._params_format import depth_first as _depth_first
+from ._serialize import _BUILDERS, _Dumper, _Loader, resolve_class
 from ._workdir import DONE, RESULT, atomic_write
 
 __all__ = [
