@@ -19,6 +19,12 @@ from .._params_format import ParamsError, ParamsMissing, Record, config_refs, de
 __all__ = ["Params", "ParamsError", "ParamsMissing"]
 
 _config_refs = config_refs
+_CONFLICT: Any = object()
+"""A tag that what a configuration holds brings with different values."""
+
+
+def _agree(a: Any, b: Any) -> bool:
+    return a is b or (type(a) is type(b) and a == b)
 
 
 class Params:
@@ -42,44 +48,65 @@ class Params:
         return self._record(self.root).type
 
     def tags(self) -> dict[str, Any]:
-        """Own tags, those of nested configurations and of dependencies; nearer ones win.
-
-        The walk of `legato._graph.collect_tags` (producer first, then fields in order,
-        then the configuration's own tags), kept tight: `jobs ls` runs it for every job.
+        """Own tags, those of nested configurations and of dependencies, as
+        `legato._graph.collect_tags` computes them: a configuration's own tag wins over
+        one it inherits, and a name that what it holds brings with different values is
+        dropped (unless a configuration above sets it itself). Kept tight: `jobs ls` runs
+        it for every job.
         """
         objects = self.objects
         tagged = [r for r in objects if r.tags]
         if not tagged:
             return {}
-        if len(tagged) == 1:  # every object is reachable from the root: no walk needed
+        if len(tagged) == 1:  # every object is reachable from the root: no conflict
             fields = tagged[0].fields
             return {n: self.builtins(fields[n]) for n in tagged[0].tags if n in fields}
-        tags: dict[str, Any] = {}
-        seen: set[int] = set()
-        builtins = self.builtins
+        tags_of: dict[int, dict[str, Any]] = {}
 
-        def visit(index: int) -> Generator[int, None, None]:
-            seen.add(index)
+        def held(index: int) -> list[int]:
             record = objects[index]
-            producer = record.producer
-            if producer is not None and producer not in seen:
-                yield producer
-            fields = record.fields
-            for value in fields.values():
+            found = [] if record.producer is None else [record.producer]
+            for value in record.fields.values():
                 if type(value) is list:
-                    for child in _config_refs(value):
-                        if child not in seen:
-                            yield child
+                    found += _config_refs(value)
+            return found
+
+        def merge(index: int) -> None:
+            record = objects[index]
+            tags: dict[str, Any] = {}
+            for child in held(index):
+                for name, value in tags_of[child].items():
+                    if name not in tags:
+                        tags[name] = value
+                        continue
+                    mine = tags[name]
+                    if mine is _CONFLICT or value is _CONFLICT or not _agree(mine, value):
+                        tags[name] = _CONFLICT
+            fields = record.fields
             for name in record.tags:
                 if name in fields:
-                    value = fields[name]
-                    tags[name] = builtins(value) if type(value) in (list, bytes) else value
+                    tags[name] = fields[name]
+            tags_of[index] = tags
 
         try:
-            depth_first(visit(self.root), visit)
-        except (IndexError, TypeError):
+            stack: list[tuple[int, bool]] = [(self.root, False)]
+            while stack:  # post order, on a stack: chains of tasks can be thousands long
+                index, expanded = stack.pop()
+                if index in tags_of:
+                    continue
+                if expanded:
+                    merge(index)
+                    continue
+                stack.append((index, True))
+                stack += [(c, False) for c in held(index) if c not in tags_of]
+        except (IndexError, TypeError, KeyError):
             raise ParamsError("corrupt params file: bad reference between objects") from None
-        return tags
+        builtins = self.builtins
+        return {
+            name: builtins(value) if type(value) in (list, bytes) else value
+            for name, value in tags_of[self.root].items()
+            if value is not _CONFLICT
+        }
 
     def dependencies(self) -> list[tuple[str, str]]:
         """(type name, identifier) of each submitted task whose output the params hold.
