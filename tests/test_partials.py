@@ -22,7 +22,14 @@ from support.partials_tasks import Epochs, Plain, one_after_another, runs
 from support.xp_tasks import Step, events
 
 pytestmark = pytest.mark.anyio
-SCRIPT = Path(__file__).parent / "support" / "partials_tasks.py"
+SCRIPT = ["-m", "support.partials_tasks"]
+"""Run as `support.partials_tasks` (so its classes have the names the tests give them),
+with tests/ on the import path."""
+
+
+def script_env() -> dict[str, str]:
+    path = [str(Path(__file__).parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -204,7 +211,7 @@ def run_script(tmp_path: Path, name: str, epochs: int, gate: str) -> subprocess.
     return subprocess.Popen(
         [
             sys.executable,
-            str(SCRIPT),
+            *SCRIPT,
             str(tmp_path / "wd"),
             name,
             str(tmp_path / "log"),
@@ -214,6 +221,7 @@ def run_script(tmp_path: Path, name: str, epochs: int, gate: str) -> subprocess.
         ],
         stdout=subprocess.PIPE,
         text=True,
+        env=script_env(),
     )
 
 

@@ -1,5 +1,5 @@
 """Tasks with sub-parameters for the tests of shared main task directories (imported by the
-job processes through sys.path). Used as a script, `python partials_tasks.py WORKDIR NAME
+job processes through sys.path). Used as a script, `python -m support.partials_tasks WORKDIR NAME
 LOG LR EPOCHS GATE [LAUNCHER]` runs one `Epochs` job in its own experiment (the tests
 of several processes run it)."""
 
