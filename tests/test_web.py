@@ -38,9 +38,9 @@ from support.cli import (  # noqa: E402
     make_project,
     run_sweep,
     start_wait,
-    wait_until,
 )
 from support.slurm import SlurmCalls  # noqa: E402
+from support.waiting import wait_until  # noqa: E402
 from support.web_support import serving, stop  # noqa: E402
 from test_slurm import calls, cluster, fast, poll, state  # noqa: E402, F401 - fixtures too
 
