@@ -19,9 +19,9 @@ from legato._slurm_batch import slurm_ending
 from support.cli import cli
 from support.retry_tasks import Checkpointed, Sleeper, attempts_of, events
 from support.slurm import SlurmCalls
-from test_slurm import anyio_backend, calls, cluster, fast
+from test_slurm import calls, cluster, fast
 
-__all__ = ["anyio_backend", "calls", "cluster"]  # the fixtures of test_slurm.py
+__all__ = ["calls", "cluster"]  # the fixtures of test_slurm.py
 
 pytestmark = [pytest.mark.slurm, pytest.mark.anyio]
 
