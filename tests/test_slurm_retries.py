@@ -26,6 +26,14 @@ __all__ = ["calls", "cluster"]  # the fixtures of test_slurm.py
 pytestmark = [pytest.mark.slurm, pytest.mark.anyio]
 
 
+@pytest.fixture(autouse=True)
+def real_cluster_only(cluster: str) -> None:
+    """Time limits, their warning signal and requeues are the real SLURM's: the fake of
+    support/fake_slurm has none of them."""
+    if cluster == "fake":
+        pytest.skip("the fake SLURM has no time limits, signals before them, nor requeue")
+
+
 def state(job_dir: Path) -> dict[str, Any]:
     path = job_dir / "state.json"
     return dict(json.loads(path.read_text())) if path.exists() else {}
