@@ -174,7 +174,7 @@ def sbatch(args: list[str]) -> None:
     name = options.pop("--job-name", "sbatch")
     output = options.pop("--output", "slurm-%j.out")
     error = options.pop("--error", output)
-    for known in ("--parsable", "--export", "--mem", "--gres"):
+    for known in ("--parsable", "--export", "--mem", "--gres", "--signal"):  # no time-limit signal
         options.pop(known, None)
     if options:
         fail(f"the fake sbatch does not understand {sorted(options)}")
