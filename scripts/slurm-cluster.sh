@@ -6,21 +6,32 @@
 #   scripts/slurm-cluster.sh install   # apt-get the packages (skipped when present)
 #   scripts/slurm-cluster.sh start     # munged, slurmctld, slurmd; waits for an idle node
 #   scripts/slurm-cluster.sh stop      # ends the daemons this script started
-#   scripts/slurm-cluster.sh status    # daemons and sinfo; exit status 0 when idle
+#   scripts/slurm-cluster.sh status    # daemons and sinfo; exit status 0 when this cluster is idle
 #
-# Partitions: `debug` (the default) and `other`, both on this node.
+# Partitions: `debug` (the default) and `other`, both on this node; the cluster is named
+# `legatotest`, which is how the tests know they talk to this cluster and not to a real one.
+#
+# The daemons keep their state, spool, logs and pid files under $SLURM_TEST_DIR (default
+# /var/lib/legato-slurm), never in /var/spool/slurmctld and friends: a machine that already
+# holds another SLURM's state there would make slurmctld exit on a cluster name mismatch.
+# When a daemon does not come up, the fatal lines of its log are printed.
+#
 # Environment: SLURM_START_TIMEOUT (seconds to wait for an idle node, default 60);
 # SLURM_NODE_CPUS (CPUs the node declares when it has fewer, default 16: the tests' and
 # benchmark's jobs are trivial, and SLURM starts pending jobs about once a second here, so
-# a 2-core node declared as such would run them two per second).
+# a 2-core node declared as such would run them two per second); SLURM_CONF (where the
+# configuration is written, default /etc/slurm/slurm.conf, where the client commands look).
 set -euo pipefail
 
-CONF_DIR=/etc/slurm
-CONF=$CONF_DIR/slurm.conf
-STATE_DIR=/var/spool/slurmctld
-SPOOL_DIR=/var/spool/slurmd
-LOG_DIR=/var/log/slurm
-RUN_DIR=/run/slurm
+CONF=${SLURM_CONF:-/etc/slurm/slurm.conf}
+CONF_DIR=$(dirname "$CONF")
+export SLURM_CONF=$CONF # the daemons and client commands this script runs read it
+CLUSTER=legatotest
+ROOT=${SLURM_TEST_DIR:-/var/lib/legato-slurm}
+STATE_DIR=$ROOT/state
+SPOOL_DIR=$ROOT/spool
+LOG_DIR=$ROOT/log
+RUN_DIR=$ROOT/run
 MUNGE_KEY=/etc/munge/munge.key
 PACKAGES=(slurmctld slurmd slurm-client munge)
 SLURM_NODE_CPUS=${SLURM_NODE_CPUS:-16}
@@ -55,8 +66,18 @@ cmd_install() {
     say "installed: slurm $(dpkg-query -W -f='${Version}' slurmctld)"
 }
 
-# Pid of a running daemon named $1 (exact process name), or nothing.
-daemon_pid() { pgrep -x "$1" | head -n 1 || true; }
+# Pid of the running daemon named $1 that this script started (its pid file in $RUN_DIR), or
+# nothing: another SLURM's daemons on the machine are none of this script's business.
+daemon_pid() {
+    local pid
+    pid=$(cat "$RUN_DIR/$1.pid" 2>/dev/null || true)
+    if [[ -n $pid ]] && [[ $(cat "/proc/$pid/comm" 2>/dev/null || true) == "$1" ]]; then
+        echo "$pid"
+    fi
+}
+
+# Pid of munged, which may be shared with another SLURM on the machine.
+munged_pid() { pgrep -x munged | head -n 1 || true; }
 
 write_conf() {
     local host cpus mem
@@ -68,7 +89,7 @@ write_conf() {
     mkdir -p "$CONF_DIR" "$STATE_DIR" "$SPOOL_DIR" "$LOG_DIR" "$RUN_DIR"
     cat >"$CONF.tmp" <<EOF
 # Written by legato's scripts/slurm-cluster.sh: a one-node test cluster.
-ClusterName=legato
+ClusterName=$CLUSTER
 SlurmctldHost=$host
 AuthType=auth/munge
 SlurmUser=root
@@ -104,7 +125,7 @@ EOF
 }
 
 start_munge() {
-    if [[ -n $(daemon_pid munged) ]]; then
+    if [[ -n $(munged_pid) ]]; then
         return 0
     fi
     if [[ ! -s $MUNGE_KEY ]]; then
@@ -120,9 +141,32 @@ start_munge() {
     else
         su -s /bin/sh munge -c munged
     fi
+    mkdir -p "$RUN_DIR"
+    touch "$RUN_DIR/munged.started"
 }
 
 idle() { [[ $(sinfo -h -o %T 2>/dev/null | head -n 1) == idle ]]; }
+
+# Why the daemon $1 is not running: the fatal (else the last) lines of its log.
+why_down() {
+    local log=$LOG_DIR/$1.log
+    say "$1 is not running; its log ($log) says:"
+    if grep -qi fatal "$log" 2>/dev/null; then
+        grep -i fatal "$log" | tail -n 5 >&2
+    else
+        tail -n 10 "$log" >&2 2>/dev/null || say "(no log)"
+    fi
+}
+
+# Whether the daemon $1 is not running, and stays so for 2 s (its pid file may lag its fork).
+gone() {
+    local tries
+    for tries in 1 2 3 4 5; do
+        [[ -z $(daemon_pid "$1") ]] || return 1
+        sleep 0.4
+    done
+    [[ -z $(daemon_pid "$1") ]]
+}
 
 cmd_start() {
     need_root start
@@ -132,11 +176,25 @@ cmd_start() {
     if [[ -z $(daemon_pid slurmctld) || -z $(daemon_pid slurmd) ]]; then
         write_conf
     fi
-    # -i: ignore state saved by an earlier cluster (jobs of a stopped cluster are gone).
-    [[ -n $(daemon_pid slurmctld) ]] || slurmctld -i
-    [[ -n $(daemon_pid slurmd) ]] || slurmd
+    local name
+    if [[ -z $(daemon_pid slurmctld) ]]; then
+        # -i: ignore state saved by an earlier cluster (jobs of a stopped cluster are gone).
+        # The state directory is this script's own: a name left there by an older cluster
+        # would only make slurmctld refuse to start.
+        rm -f "$STATE_DIR/clustername"
+        slurmctld -i || true
+    fi
+    [[ -n $(daemon_pid slurmd) ]] || slurmd || true
     local deadline=$((SECONDS + timeout))
     until idle; do
+        # A daemon that exits at start (a bad configuration, a port held by another SLURM)
+        # says why only in its log.
+        for name in slurmctld slurmd; do
+            if gone "$name"; then
+                why_down "$name"
+                die "$name did not come up"
+            fi
+        done
         if ((SECONDS >= deadline)); then
             say "no idle node after ${timeout} s; sinfo says:"
             sinfo >&2 || true
@@ -152,9 +210,9 @@ cmd_start() {
     say "cluster up: $(sinfo -h -o '%P %D %T %c' | tr '\n' ' ')"
 }
 
-stop_daemon() {
-    local name=$1 pid
-    pid=$(daemon_pid "$name")
+# Ends the process $1 (nothing when empty), with SIGKILL after 10 s.
+stop_pid() {
+    local pid=$1
     [[ -n $pid ]] || return 0
     kill "$pid" 2>/dev/null || true
     local deadline=$((SECONDS + 10))
@@ -169,16 +227,20 @@ stop_daemon() {
 
 cmd_stop() {
     need_root stop
-    stop_daemon slurmd
-    stop_daemon slurmctld
-    stop_daemon munged
+    stop_pid "$(daemon_pid slurmd)"
+    stop_pid "$(daemon_pid slurmctld)"
+    # munged is left running when this script did not start it (another SLURM may use it).
+    if [[ -e $RUN_DIR/munged.started ]]; then
+        stop_pid "$(munged_pid)"
+        rm -f "$RUN_DIR/munged.started"
+    fi
     say "stopped"
 }
 
 cmd_status() {
     local name pid
     for name in munged slurmctld slurmd; do
-        pid=$(daemon_pid "$name")
+        if [[ $name == munged ]]; then pid=$(munged_pid); else pid=$(daemon_pid "$name"); fi
         if [[ -n $pid ]]; then
             echo "$name: running (pid $pid)"
         else
@@ -190,7 +252,8 @@ cmd_status() {
     else
         echo "sinfo: not installed"
     fi
-    idle
+    # Another SLURM's idle node is not this cluster.
+    [[ -n $(daemon_pid slurmctld) ]] && idle
 }
 
 case ${1:-} in

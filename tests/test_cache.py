@@ -1,4 +1,5 @@
-"""@cache (SPEC §6): one computation per path across coroutines, threads and processes, an
+"""@cache (docs/how-to/cache.md): one computation per path across coroutines, threads and
+processes, an
 event loop that keeps running while a coroutine waits, and locks that never leak."""
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from cache_support import UseValue, Value
 from legato import Config, Param, cache, experiment
 from legato import _cache as cache_module
 from legato._identity import current_workdir
+from support.cache import UseValue, Value
+from support.waiting import poll
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +29,7 @@ CHILD = """\
 import json, sys
 from pathlib import Path
 import anyio
-from cache_support import Value, wait_for_file
+from support.cache import Value, wait_for_file
 
 mode, key = sys.argv[1], sys.argv[2]
 if mode == "hold":  # hold the lock until the test creates the release file
@@ -59,11 +61,6 @@ else:  # "compute": coroutines and worker threads call at once, after the go sig
 """
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The workdir of these tests, through $LEGATO_WORKDIR (inherited by helper processes)."""
@@ -84,12 +81,6 @@ def child_env() -> dict[str, str]:
 def no_lock_left() -> object:
     yield
     assert cache_module._slots == {}, "an in-process lock was left behind"
-
-
-async def poll(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.005)
 
 
 def lock_is_free(value: Value, name: str = "value.txt") -> bool:

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from cli_support import (
+from support.cli import (
     assert_one_line_error,
     cli,
     jobs_json,
     make_project,
     run_sweep,
 )
-from warm_support import job_processes  # noqa: F401 - every test, warm and fresh
+from support.warm_support import job_processes  # noqa: F401 - every test, warm and fresh
 
 
 @pytest.fixture(scope="module")

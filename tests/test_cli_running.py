@@ -21,7 +21,8 @@ from typing import Any
 import anyio
 import pytest
 
-from cli_support import (
+from legato import JobState, experiment
+from support.cli import (
     alive,
     assert_one_line_error,
     cli,
@@ -29,11 +30,10 @@ from cli_support import (
     make_project,
     parse_states,
     start_wait,
-    wait_until,
 )
-from legato import JobState, experiment
-from warm_support import job_processes  # noqa: F401 - every test, warm and fresh
-from xp_tasks import Step, events
+from support.waiting import wait_until
+from support.warm_support import job_processes  # noqa: F401 - every test, warm and fresh
+from support.xp_tasks import Step, events
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
 
@@ -252,7 +252,7 @@ def test_rm_and_clean_refuse_a_running_job(
 
 
 def cli_argv(workdir: Path) -> list[str]:
-    from cli_support import legato_script
+    from support.cli import legato_script
 
     return [legato_script(), "--workdir", str(workdir)]
 

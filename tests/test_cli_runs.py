@@ -9,9 +9,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from cli_support import assert_one_line_error, cli, jobs_json
 from legato import experiment
-from runtime_tasks import Fickle
+from support.cli import assert_one_line_error, cli, jobs_json
+from support.runtime_tasks import Fickle
 
 pytestmark = pytest.mark.anyio
 

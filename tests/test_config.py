@@ -1,4 +1,5 @@
-"""Declaring configurations and tasks (SPEC §1): fields, construction, validation errors."""
+"""Declaring configurations and tasks (docs/configurations.md): fields, construction,
+validation errors."""
 
 from __future__ import annotations
 

@@ -9,23 +9,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import anyio
 import pytest
 
 from legato import JobState, experiment
-from warm_support import job_processes  # noqa: F401 - every test, warm and fresh
-from xp_tasks import Step, events
+from support.waiting import poll, wait_until
+from support.warm_support import job_processes  # noqa: F401 - every test, warm and fresh
+from support.xp_tasks import Step, events
 
-pytestmark = pytest.mark.anyio
-SCRIPT = Path(__file__).with_name("xp_script.py")
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_blocking")]
+SCRIPT = Path(__file__).parent / "support" / "xp_script.py"
 
 
 def alive(pid: int) -> bool:
@@ -39,20 +34,6 @@ def alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
-
-
-def wait_until(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.02)
-
-
-async def poll(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.01)
 
 
 def lock_is_free(job_dir: Path) -> bool:
@@ -132,7 +113,7 @@ async def test_a_job_never_runs_twice_at_once_in_one_process(tmp_path: Path) -> 
 async def test_partial_and_corrupt_state_files_are_not_done(tmp_path: Path) -> None:
     step = Step(name="s", log=str(tmp_path / "log"))
     async with experiment(tmp_path, "xp", raise_on_failure=False) as xp:
-        path = tmp_path / "jobs" / "xp_tasks.Step" / step.__identifier__
+        path = tmp_path / "jobs" / "support.xp_tasks.Step" / step.__identifier__
         path.mkdir(parents=True)
         (path / ".done.partial").write_text('{"ended":')  # an interrupted atomic write
         (path / "failed.json").write_text("\x00garbage")
@@ -156,7 +137,7 @@ def test_kill_9_of_the_experiment_then_rerun_completes(tmp_path: Path) -> None:
     process.kill()
     process.wait()
     wait_until(lambda: not any(alive(pid) for pid in running), timeout=20)  # they end with it
-    jobs = tmp_path / "wd" / "jobs" / "xp_tasks.Step"
+    jobs = tmp_path / "wd" / "jobs" / "support.xp_tasks.Step"
     assert sum((d / "done").exists() for d in jobs.iterdir()) == 2
     # the interrupted jobs said so on their way out (the worker outlives the first SIGTERM)
     records = [
@@ -187,7 +168,7 @@ def test_ctrl_c_cancels_jobs_and_leaves_no_orphan(tmp_path: Path) -> None:
     assert process.returncode != 0
     for pid in pids:
         assert not alive(pid)
-    for d in (tmp_path / "wd" / "jobs" / "xp_tasks.Step").iterdir():
+    for d in (tmp_path / "wd" / "jobs" / "support.xp_tasks.Step").iterdir():
         assert json.loads((d / "failed.json").read_text())["state"] == "cancelled"
         assert lock_is_free(d)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from legato import Param, Task
 
-SCRIPT = Path(__file__).with_name("xp_script.py")
+SCRIPT = Path(__file__).parent / "support" / "xp_script.py"
 
 
 class Train(Task, name="display.Train"):
@@ -74,7 +74,7 @@ def test_log_lines_when_not_a_terminal(tmp_path: Path) -> None:
         "2",
         "1",
     ]
-    env = {**os.environ, "LEGATO_LOG_INTERVAL": "0.1", "PYTHONPATH": str(SCRIPT.parent)}
+    env = {**os.environ, "LEGATO_LOG_INTERVAL": "0.1", "PYTHONPATH": str(SCRIPT.parent.parent)}
     process = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
     assert process.stderr is not None
     watchdog = threading.Timer(60, (tmp_path / "gate").touch)  # never hang the suite

@@ -19,7 +19,7 @@ import pytest
 
 import legato
 from legato import LegatoError, NoExperimentError, Param, Task, experiment
-from test_docs_guides import console_output, run, titled_blocks
+from support.docs import console_output, run, titled_blocks
 
 DOCS = Path(__file__).parent.parent / "docs"
 PAGE = DOCS / "experiments.md"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli_support import cli
+from support.cli import cli
 from test_docs_guides import console_output, run, titled_blocks
 
 PAGE = Path(__file__).parent.parent / "docs" / "how-to" / "time-limits.md"

@@ -1,7 +1,8 @@
-"""The golden table: identifiers never change within an encoding version (SPEC §2 rule 8).
+"""The golden table: identifiers never change within an encoding version
+(docs/configurations.md, identity rule 8).
 
 A failure here means finished jobs would no longer be found. If the change is deliberate,
-bump `legato.ENCODING_VERSION`, run `python tests/golden_configs.py --write` and add a
+bump `legato.ENCODING_VERSION`, run `python tests/support/golden_configs.py --write` and add a
 migration note to CHANGELOG.md.
 """
 
@@ -14,12 +15,12 @@ from typing import Any
 import pytest
 
 import legato
-from golden_configs import CASES, MAIN_CASES, TABLE, identifiers
 from legato._identity import main_identifier
+from support.golden_configs import CASES, MAIN_CASES, TABLE, identifiers
 
 HOW_TO_UPDATE = (
     "identifiers changed: bump legato.ENCODING_VERSION, run "
-    "`python tests/golden_configs.py --write` and write a migration note"
+    "`python tests/support/golden_configs.py --write` and write a migration note"
 )
 
 
@@ -49,7 +50,8 @@ def test_identifiers_are_sha256_hex(table: dict[str, Any]) -> None:
 
 
 def test_only_the_expected_cases_coincide() -> None:
-    """Cases that are the same configuration by a rule of SPEC §2, and no others."""
+    """Cases that are the same configuration by an identity rule of docs/configurations.md,
+    and no others."""
     ids = identifiers()
     same = [
         ("path_relative", "path_inside_workdir"),  # rule 6: relative to the workdir

@@ -1,4 +1,5 @@
-"""Identifiers do not depend on `PYTHONHASHSEED` (SPEC §2 rule 1): fresh interpreters agree.
+"""Identifiers do not depend on `PYTHONHASHSEED` (docs/configurations.md, identity rule 1):
+fresh interpreters agree.
 
 String hashing, and so the iteration order of sets and dicts of strings, changes with the seed;
 the canonical encoding must not.
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from golden_configs import identifiers
+from support.golden_configs import identifiers
 
 TESTS = Path(__file__).parent
 SEEDS = ["0", "1", "42", "4294967295"]
@@ -67,7 +68,8 @@ def string_runs() -> dict[str, dict[str, Any]]:
 def test_golden_identifiers_agree_across_seeds_and_with_this_process() -> None:
     here = identifiers()
     for seed in SEEDS[:2]:
-        assert run([str(TESTS / "golden_configs.py")], seed) == here, f"PYTHONHASHSEED={seed}"
+        script = TESTS / "support" / "golden_configs.py"
+        assert run([str(script)], seed) == here, f"PYTHONHASHSEED={seed}"
 
 
 def test_seeds_do_change_set_iteration_order(string_runs: dict[str, dict[str, Any]]) -> None:

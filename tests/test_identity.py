@@ -1,4 +1,5 @@
-"""Identity (SPEC §2): one or more tests per rule, through `__identifier__` only."""
+"""Identity (docs/configurations.md, "Identity"): one or more tests per rule, through
+`__identifier__` only."""
 
 from __future__ import annotations
 

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import alive, jobs_json, wait_until
 from legato import JobState, LocalLauncher, experiment
-from runtime_tasks import Forker
-from xp_tasks import events
+from support.cli import alive, jobs_json
+from support.runtime_tasks import Forker
+from support.waiting import wait_until
+from support.xp_tasks import events
 
 pytestmark = pytest.mark.anyio
 
@@ -57,7 +58,7 @@ SCRIPT = textwrap.dedent(
     import sys
     import anyio
     from legato import LocalLauncher, experiment
-    from runtime_tasks import Stubborn
+    from support.runtime_tasks import Stubborn
 
     async def main(workdir, log, gate):
         async with experiment(workdir, "stubborn", launcher=LocalLauncher(grace_period=1)):

@@ -13,10 +13,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from cli_support import cli
 from legato import ExperimentFailed, JobState, experiment
-from runtime_tasks import Fickle
-from xp_tasks import Step, events
+from support.cli import cli
+from support.runtime_tasks import Fickle
+from support.xp_tasks import Step, events
 
 pytestmark = pytest.mark.anyio
 
@@ -121,7 +121,7 @@ async def test_the_cancel_of_an_earlier_run_does_not_cancel_a_resubmission(
     log = str(tmp_path / "log")
     async with experiment(tmp_path, "web") as xp:
         step = Step(name="a", log=log)
-        path = tmp_path / "jobs" / "xp_tasks.Step" / step.__identifier__
+        path = tmp_path / "jobs" / "support.xp_tasks.Step" / step.__identifier__
         path.mkdir(parents=True)
         (path / "cancel").write_text(json.dumps({"time": 0}))
         await xp.submit(step)
@@ -137,7 +137,7 @@ async def test_memory_stays_bounded_over_100000_submissions(tmp_path: Path) -> N
     again, and the memory the experiment holds stops growing: traced over the second half
     of the first round, it grows by noise, where 12,500 more jobs kept would be >10 MB."""
     distinct, rounds, keep = 25_000, 4, 1_000
-    tasks_dir = tmp_path / "jobs" / "xp_tasks.Step"
+    tasks_dir = tmp_path / "jobs" / "support.xp_tasks.Step"
     names = [str(i) for i in range(distinct)]
 
     def done_on_disk() -> None:

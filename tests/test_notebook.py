@@ -160,7 +160,7 @@ def anyio_backend() -> str:
 
 @pytest.mark.anyio
 async def test_open_experiment_submits_until_closed(tmp_path: Path) -> None:
-    from xp_tasks import Step
+    from support.xp_tasks import Step
 
     log = str(tmp_path / "log")
     xp = await legato.open_experiment(tmp_path, "open")
@@ -178,7 +178,7 @@ async def test_open_experiment_submits_until_closed(tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 async def test_close_raises_for_failed_jobs_and_cancel_terminates(tmp_path: Path) -> None:
-    from xp_tasks import Step
+    from support.xp_tasks import Step
 
     log = str(tmp_path / "log")
     xp = await legato.open_experiment(tmp_path, "failing")

@@ -16,13 +16,20 @@ import anyio
 import pytest
 
 import legato
-from cli_support import cli
 from legato import JobState, experiment
-from partials_tasks import Epochs, Plain, one_after_another, runs
-from xp_tasks import Step, events
+from support.cli import cli
+from support.partials_tasks import Epochs, Plain, one_after_another, runs
+from support.xp_tasks import Step, events
 
 pytestmark = pytest.mark.anyio
-SCRIPT = Path(__file__).with_name("partials_tasks.py")
+SCRIPT = ["-m", "support.partials_tasks"]
+"""Run as `support.partials_tasks` (so its classes have the names the tests give them),
+with tests/ on the import path."""
+
+
+def script_env() -> dict[str, str]:
+    path = [str(Path(__file__).parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -64,7 +71,7 @@ async def test_main_task_directory_everywhere(tmp_path: Path) -> None:
             await task.submit()
         main = ten.__maintaskdir__  # known at submission
     assert {job.state for job in xp.jobs} == {JobState.DONE}
-    assert main.parent == workdir / "partials" / "partials_tasks.Epochs"
+    assert main.parent == workdir / "partials" / "support.partials_tasks.Epochs"
     assert len(main.name) == 64 and main.name != ten.__identifier__
     assert fifty.__maintaskdir__ == main and fifty.__job__.main_path == main
     assert other.__maintaskdir__ != main and other.__maintaskdir__.parent == main.parent
@@ -204,7 +211,7 @@ def run_script(tmp_path: Path, name: str, epochs: int, gate: str) -> subprocess.
     return subprocess.Popen(
         [
             sys.executable,
-            str(SCRIPT),
+            *SCRIPT,
             str(tmp_path / "wd"),
             name,
             str(tmp_path / "log"),
@@ -214,6 +221,7 @@ def run_script(tmp_path: Path, name: str, epochs: int, gate: str) -> subprocess.
         ],
         stdout=subprocess.PIPE,
         text=True,
+        env=script_env(),
     )
 
 
@@ -251,7 +259,7 @@ async def test_a_killed_experiments_job_keeps_the_directory_until_it_ends(tmp_pa
         "import sys, anyio\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from legato import experiment\n"
-        "from partials_tasks import Epochs\n"
+        "from support.partials_tasks import Epochs\n"
         "async def main():\n"
         f"    async with experiment({str(tmp_path / 'wd')!r}, 'killed'):\n"
         f"        await Epochs(lr=0.1, epochs=10, log={str(log)!r}, gate={str(gate)!r},\n"
@@ -332,7 +340,9 @@ async def test_clean_removes_a_main_directory_once_no_job_uses_it(tmp_path: Path
     dry = await anyio.to_thread.run_sync(clean, "--failed", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     lines = dry.stdout.splitlines()
-    expected = f"would remove partials/partials_tasks.Epochs/{single.name[:12]}  no job uses it"
+    expected = (
+        f"would remove partials/support.partials_tasks.Epochs/{single.name[:12]}  no job uses it"
+    )
     assert expected in lines
     assert not any(shared.name[:12] in line for line in lines)
     assert shared.is_dir() and single.is_dir()

@@ -17,12 +17,19 @@ import anyio
 import pytest
 
 from legato import JobState, SlurmLauncher, experiment
-from partials_tasks import Epochs, one_after_another, runs
-from slurm_support import REQUIRE, SlurmCalls, cluster_problem
-from xp_tasks import events
+from support.partials_tasks import Epochs, one_after_another, runs
+from support.slurm import REQUIRE, SlurmCalls, cluster_problem
+from support.xp_tasks import events
 
 pytestmark = [pytest.mark.slurm, pytest.mark.anyio]
-SCRIPT = Path(__file__).with_name("partials_tasks.py")
+SCRIPT = ["-m", "support.partials_tasks"]
+"""Run as `support.partials_tasks` (so its classes have the names the tests give them),
+with tests/ on the import path."""
+
+
+def script_env() -> dict[str, str]:
+    path = [str(Path(__file__).parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -54,9 +61,10 @@ async def poll(condition, timeout: float = 120.0) -> None:  # type: ignore[no-un
 
 def run_script(workdir: Path, *args: str | Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, str(SCRIPT), str(workdir), *map(str, args)],
+        [sys.executable, *SCRIPT, str(workdir), *map(str, args)],
         stdout=subprocess.PIPE,
         text=True,
+        env=script_env(),
     )
 
 

@@ -19,7 +19,7 @@ import anyio
 import pytest
 
 from legato import experiment
-from runtime_tasks import Corpus, Fickle
+from support.runtime_tasks import Corpus, Fickle
 
 
 def can_mount_read_only(tmp_path: Path) -> bool:
@@ -43,7 +43,7 @@ READER = textwrap.dedent(
     import anyio
     import legato
     from legato import experiment
-    from runtime_tasks import Corpus, Fickle
+    from support.runtime_tasks import Corpus, Fickle
 
     async def main(workdir, log):
         out = {}

@@ -8,15 +8,10 @@ import pytest
 
 import legato
 from legato import JobState, experiment
-from warm_support import job_processes  # noqa: F401 - every test, warm and fresh
-from xp_tasks import Step, events
+from support.warm_support import job_processes  # noqa: F401 - every test, warm and fresh
+from support.xp_tasks import Step, events
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_blocking")]
 
 
 def intervals(log: Path) -> dict[str, tuple[float, float, str | None]]:

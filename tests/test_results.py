@@ -15,7 +15,7 @@ import pytest
 import legato
 from legato import JobFailed, JobState, ResultError, experiment, tag
 from legato._workdir import DONE, RESULT
-from results_tasks import AsyncEvaluate, Colour, Evaluate, Model, Summary
+from support.results_tasks import AsyncEvaluate, Colour, Evaluate, Model, Summary
 
 pytestmark = pytest.mark.anyio
 
@@ -145,7 +145,7 @@ async def test_results_of_a_workdir(tmp_path: Path) -> None:
     evaluated = legato.results(tmp_path, type=Evaluate)
     assert len(evaluated) == 7
     assert len(legato.results(tmp_path, type="Evaluate")) == 7
-    assert len(legato.results(tmp_path, type="results_tasks.AsyncEvaluate")) == 1
+    assert len(legato.results(tmp_path, type="support.results_tasks.AsyncEvaluate")) == 1
     assert len(legato.results(tmp_path, experiment="other")) == 1
     assert len(legato.results(tmp_path, state=None)) == 9
     failed = legato.results(tmp_path, state="failed")
@@ -153,7 +153,7 @@ async def test_results_of_a_workdir(tmp_path: Path) -> None:
     assert failed[0].result is None and "ResultError" in (failed[0].reason or "")
     record = next(r for r in evaluated if r.tags == {"lr": 0.01, "seed": 1})
     assert record.result["score"] == pytest.approx(0.999)
-    assert record.type == "results_tasks.Evaluate"
+    assert record.type == "support.results_tasks.Evaluate"
     assert record.path == tmp_path / "jobs" / record.type / record.identifier
     assert record.duration is not None and record.duration >= 0
     assert (record.config.lr, record.config.seed) == (0.01, 1)
@@ -202,7 +202,7 @@ def test_to_pandas_without_pandas_says_so(tmp_path: Path, monkeypatch: pytest.Mo
 async def test_jobs_ls_csv_has_the_same_columns(tmp_path: Path) -> None:
     pytest.importorskip("pandas")
     await _sweep(tmp_path)
-    from cli_support import cli
+    from support.cli import cli
 
     out = cli("jobs", "ls", "--csv", "--state", "done", "--name", "Evaluate", workdir=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -231,7 +231,7 @@ async def test_jobs_ls_csv_imports_no_user_code(tmp_path: Path) -> None:
     async with experiment(tmp_path, "xp"):
         await Evaluate(lr=tag(0.01), kind="rich").submit()
         await Evaluate(lr=tag(0.02), kind="struct").submit()
-    from cli_support import cli
+    from support.cli import cli
 
     # The command's interpreter cannot import results_tasks (tests/ is not on its path):
     # configurations and Structs come out as JSON objects, enums as their names.
@@ -239,7 +239,7 @@ async def test_jobs_ls_csv_imports_no_user_code(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
     rich = next(r for r in rows if r["lr"] == "0.01")
-    assert json.loads(rich["model"]) == {"__type__": "results_tasks.Model", "hidden": 8}
+    assert json.loads(rich["model"]) == {"__type__": "support.results_tasks.Model", "hidden": 8}
     assert rich["colour"] == "Colour.RED"
     assert rich["weights"].endswith("weights.bin")
     assert json.loads(rich["shape"]) == [2, 3]

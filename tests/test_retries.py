@@ -13,9 +13,9 @@ import anyio
 import pytest
 
 import legato
-from cli_support import cli, wait_until
 from legato import ExperimentFailed, JobState, LocalLauncher, experiment
-from retry_tasks import (
+from support.cli import cli
+from support.retry_tasks import (
     AsyncSleeper,
     Broken,
     Checkpointed,
@@ -26,6 +26,7 @@ from retry_tasks import (
     attempts_of,
     events,
 )
+from support.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
 TESTS = Path(__file__).parent
@@ -266,7 +267,7 @@ EXPERIMENT = textwrap.dedent(
     import sys
     import anyio
     from legato import experiment
-    from retry_tasks import KillsItsExperiment
+    from support.retry_tasks import KillsItsExperiment
 
     async def main():
         async with experiment(sys.argv[1], "killed") as xp:
@@ -288,7 +289,7 @@ def test_a_retry_is_taken_up_by_the_next_run_when_the_experiment_is_killed_betwe
     argv = [sys.executable, str(script), str(workdir), str(log)]
     first = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert first.returncode == -9, first.stderr  # killed by its own job, mid-retry
-    [job_dir] = (workdir / "jobs" / "retry_tasks.KillsItsExperiment").iterdir()
+    [job_dir] = (workdir / "jobs" / "support.retry_tasks.KillsItsExperiment").iterdir()
     # The job outlives its experiment for as long as it takes to record its end.
     wait_until(lambda: (job_dir / "failed.json").exists(), what="the attempt's record")
     record = json.loads((job_dir / "failed.json").read_text())

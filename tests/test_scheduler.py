@@ -8,27 +8,29 @@ from pathlib import Path
 import anyio
 import pytest
 import sniffio
+from blockbuster import BlockingError
 
 import legato
 from legato import JobState, experiment, tag
 from legato._job import Job
 from legato._resources import Grant, ResourcePool
 from legato._scheduler import Scheduler
-from warm_support import job_processes  # noqa: F401 - every test, warm and fresh
-from xp_tasks import AsyncStep, Evaluate, Gather, Holder, Learn, Model, Reporter, Step, events
+from legato._workdir import read_json
+from support.waiting import poll
+from support.warm_support import job_processes  # noqa: F401 - every test, warm and fresh
+from support.xp_tasks import (
+    AsyncStep,
+    Evaluate,
+    Gather,
+    Holder,
+    Learn,
+    Model,
+    Reporter,
+    Step,
+    events,
+)
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-async def poll(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.01)
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_blocking")]
 
 
 async def test_submit_outside_experiment_raises() -> None:
@@ -45,7 +47,7 @@ async def test_job_runs_in_its_directory(tmp_path: Path) -> None:
         job = step.__job__
         assert job.state in (JobState.WAITING, JobState.READY, JobState.RUNNING)
     assert job.state is JobState.DONE
-    assert job.path == tmp_path / "wd" / "jobs" / "xp_tasks.Step" / job.identifier
+    assert job.path == tmp_path / "wd" / "jobs" / "support.xp_tasks.Step" / job.identifier
     assert job.identifier == step.__identifier__
     assert step.output == job.path / "out.txt" and step.output.read_text() == "a"
     assert (job.path / "done").exists()
@@ -303,3 +305,16 @@ def test_dependents_wait_for_every_dependency() -> None:
     assert c.state is JobState.WAITING
     b._finish(JobState.FAILED, "boom")
     assert c.state is JobState.DEPENDENCY_FAILED and c._cause is b
+
+
+async def test_a_blocking_call_of_legato_on_the_loop_fails_the_test(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    """The check behind `no_blocking` (used by this module) is live: legato's file I/O on
+    the loop's thread raises."""
+    if anyio_backend != "asyncio":
+        pytest.skip("blockbuster sees asyncio's loop only")
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(BlockingError, match="Blocking call"):
+        read_json(tmp_path / "x.json")
+    assert await anyio.to_thread.run_sync(read_json, tmp_path / "x.json") == {}

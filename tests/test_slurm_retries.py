@@ -14,16 +14,24 @@ from typing import Any
 import anyio
 import pytest
 
-from cli_support import cli
 from legato import JobState, SlurmLauncher, experiment
 from legato._slurm_batch import slurm_ending
-from retry_tasks import Checkpointed, Sleeper, attempts_of, events
-from slurm_support import SlurmCalls
-from test_slurm import anyio_backend, calls, cluster, fast
+from support.cli import cli
+from support.retry_tasks import Checkpointed, Sleeper, attempts_of, events
+from support.slurm import SlurmCalls
+from test_slurm import calls, cluster, fast
 
-__all__ = ["anyio_backend", "calls", "cluster"]  # the fixtures of test_slurm.py
+__all__ = ["calls", "cluster"]  # the fixtures of test_slurm.py
 
 pytestmark = [pytest.mark.slurm, pytest.mark.anyio]
+
+
+@pytest.fixture(autouse=True)
+def real_cluster_only(cluster: str) -> None:
+    """Time limits, their warning signal and requeues are the real SLURM's: the fake of
+    support/fake_slurm has none of them."""
+    if cluster == "fake":
+        pytest.skip("the fake SLURM has no time limits, signals before them, nor requeue")
 
 
 def state(job_dir: Path) -> dict[str, Any]:

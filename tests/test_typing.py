@@ -17,7 +17,7 @@ TESTS = Path(__file__).parent
 
 MISTAKES = """
 from pathlib import Path
-from typing_user import Learn, Model
+from support.typing_user import Learn, Model
 
 Model()                                              # line 5: `name` is required
 Model(name="m", hidden="wide")                       # line 6: wrong type
@@ -38,7 +38,7 @@ def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]
             "--no-error-summary",
             "--cache-dir",
             str(tmp / "cache"),
-            str(TESTS / "typing_user.py"),
+            str(TESTS / "support" / "typing_user.py"),
             str(tmp / "mistakes.py"),
         ]
     )
@@ -69,7 +69,7 @@ def test_mistakes_are_type_errors(mypy_output: dict[str, list[str]]) -> None:
 
 
 def test_the_typed_user_code_runs() -> None:
-    import typing_user
+    from support import typing_user
 
     _, learn, _, fine = typing_user.build()
     assert fine.__identifier__ != learn.__identifier__

@@ -11,10 +11,10 @@ from typing import Any
 import anyio
 import pytest
 
-from cli_support import assert_one_line_error, cli, jobs_json
 from legato import Exit, ExperimentFailed, JobState, LaunchSpec, experiment
-from runtime_tasks import Fickle, Shouter
-from xp_tasks import events
+from support.cli import assert_one_line_error, cli, jobs_json
+from support.runtime_tasks import Fickle, Shouter
+from support.xp_tasks import events
 
 pytestmark = pytest.mark.anyio
 
@@ -136,7 +136,7 @@ async def test_jobs_show_by_type_name(tmp_path: Path) -> None:
         one = await Fickle(name="one", log=log).submit()
     shown = cli("jobs", "show", "Fickle", workdir=tmp_path)
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.startswith(f"runtime_tasks.Fickle/{one.__job__.identifier}")
+    assert shown.stdout.startswith(f"support.runtime_tasks.Fickle/{one.__job__.identifier}")
     async with experiment(tmp_path, "xp"):
         await Fickle(name="two", log=log).submit()
     line = assert_one_line_error(cli("jobs", "show", "Fickle", workdir=tmp_path), 2)

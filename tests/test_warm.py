@@ -17,8 +17,8 @@ import anyio
 import pytest
 
 from legato import JobState, LocalLauncher, experiment
-from warm_tasks import Probe
-from xp_tasks import events
+from support.warm_tasks import Probe
+from support.xp_tasks import events
 
 pytestmark = [
     pytest.mark.anyio,
@@ -120,7 +120,7 @@ async def test_environment_is_the_experiments_with_each_jobs_devices(
 async def test_a_module_that_starts_threads_runs_fresh_with_one_warning(
     tmp_path: Path,
 ) -> None:
-    from warm_threads import Threaded
+    from support.warm_threads import Threaded
 
     log = tmp_path / "log"
     with pytest.warns(RuntimeWarning, match="warm_threads.*threads at import") as caught:
@@ -177,7 +177,7 @@ SCRIPT = textwrap.dedent(
     import sys
     import anyio
     from legato import experiment
-    from warm_tasks import Probe
+    from support.warm_tasks import Probe
 
     async def main():
         async with experiment(sys.argv[1], "xp", max_jobs=2):
@@ -220,7 +220,7 @@ def test_kill_9_of_the_experiment_ends_the_server_and_its_jobs(tmp_path: Path) -
 
 async def test_each_job_draws_its_own_random_numbers(tmp_path: Path) -> None:
     pytest.importorskip("numpy")
-    from warm_numpy import Draw
+    from support.warm_numpy import Draw
 
     log = tmp_path / "log"
     async with experiment(tmp_path / "wd", "xp", launcher=LocalLauncher(warm=True)):
@@ -233,7 +233,7 @@ async def test_each_job_draws_its_own_random_numbers(tmp_path: Path) -> None:
 
 
 async def test_cancelled_while_the_server_imports_the_job_never_runs_on(tmp_path: Path) -> None:
-    from warm_slow import SlowStart
+    from support.warm_slow import SlowStart
 
     log, gate = tmp_path / "log", tmp_path / "never"
     with anyio.CancelScope() as scope:

@@ -29,20 +29,20 @@ with warnings.catch_warnings():  # starlette's advice to use another HTTP client
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from cli_support import (  # noqa: E402
+from legato._web import create_app  # noqa: E402
+from legato._web._index import Index  # noqa: E402
+from support.cli import (  # noqa: E402
     alive,
     cli,
     legato_script,
     make_project,
     run_sweep,
     start_wait,
-    wait_until,
 )
-from legato._web import create_app  # noqa: E402
-from legato._web._index import Index  # noqa: E402
-from slurm_support import SlurmCalls  # noqa: E402
+from support.slurm import SlurmCalls  # noqa: E402
+from support.waiting import wait_until  # noqa: E402
+from support.web_support import serving, stop  # noqa: E402
 from test_slurm import calls, cluster, fast, poll, state  # noqa: E402, F401 - fixtures too
-from web_support import serving, stop  # noqa: E402
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
@@ -668,7 +668,7 @@ async def test_a_slurm_sweep_seen_and_killed_from_the_dashboard(
     import anyio
 
     from legato import JobState, experiment
-    from xp_tasks import Step, events
+    from support.xp_tasks import Step, events
 
     log, never = str(tmp_path / "log"), str(tmp_path / "never")
     workdir = tmp_path / "wd"
@@ -699,7 +699,7 @@ def test_a_job_page_names_its_main_task_directory(tmp_path: Path) -> None:
     script = (
         "import anyio\n"
         "from legato import experiment\n"
-        "from partials_tasks import Epochs\n"
+        "from support.partials_tasks import Epochs\n"
         "async def main():\n"
         f"    async with experiment({str(tmp_path)!r}, 'subs'):\n"
         "        await Epochs(lr=0.1, epochs=2).submit()\n"

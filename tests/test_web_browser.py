@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from cli_support import alive, wait_until
-from web_support import make_web_project, serving, start_sweep, stop
+from support.cli import alive
+from support.waiting import wait_until
+from support.web_support import make_web_project, serving, start_sweep, stop
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
 

@@ -12,11 +12,12 @@ import anyio
 import pytest
 
 import legato
-from cli_support import cli
 from legato import JobState, experiment
-from xp_tasks import Evaluate, Learn, Model, Step, events
+from legato._workdir import JobDir
+from support.cli import cli
+from support.xp_tasks import Evaluate, Learn, Model, Step, events
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_blocking")]
 
 
 @pytest.fixture
@@ -60,11 +61,11 @@ async def test_a_moved_workdir_keeps_paths_and_identifiers(tmp_path: Path) -> No
     (tmp_path / "moved").mkdir()
     before.rename(after)
 
-    loaded = legato.load(after / "jobs" / "xp_tasks.Evaluate" / identifier)
+    loaded = legato.load(after / "jobs" / "support.xp_tasks.Evaluate" / identifier)
     assert loaded.__identifier__ == identifier
     assert loaded.trained.weights.is_relative_to(after)
     assert loaded.trained.weights.read_text() == "16"
-    assert loaded.__taskdir__ == after / "jobs" / "xp_tasks.Evaluate" / identifier
+    assert loaded.__taskdir__ == after / "jobs" / "support.xp_tasks.Evaluate" / identifier
     shown = await anyio.to_thread.run_sync(
         lambda: cli("jobs", "show", "--json", identifier[:12], workdir=after)
     )
@@ -78,3 +79,26 @@ async def test_a_moved_workdir_keeps_paths_and_identifiers(tmp_path: Path) -> No
     assert again.__identifier__ == identifier
     assert {job.state for job in xp.jobs} == {JobState.DONE}
     assert [e["event"] for e in events(Path(log))] == ["eval"], "nothing ran twice"
+
+
+def test_job_dir_reads_and_writes_the_files_of_a_job(tmp_path: Path) -> None:
+    job = JobDir(tmp_path)
+    assert not job.is_done() and job.failure() is None and job.state() is None
+    assert job.merge_state(launcher="slurm") == {"launcher": "slurm"}
+    assert job.merge_state(pid=7) == {"launcher": "slurm", "pid": 7}  # merged, not replaced
+    assert json.loads((tmp_path / "state.json").read_text()) == {"launcher": "slurm", "pid": 7}
+    job.request_cancel(by="test")
+    assert (job.cancel_requested() or {})["by"] == "test"
+    job.write_failure({"state": "failed", "reason": "boom"})
+    assert job.has_failure() and job.failure() == {"state": "failed", "reason": "boom"}
+    (tmp_path / "failed.json").write_text("{trunc")  # a corrupt record reads as absent
+    assert job.failure() is None
+    (tmp_path / "slurm.err").write_text("first\nslurmstepd: error: *** TIME LIMIT ***\n\n")
+    assert job.last_line("slurm.err") == "slurmstepd: error: *** TIME LIMIT ***"
+    assert job.last_line("missing.log") == ""
+    job.write_done({"ended": 1.0})
+    assert job.is_done()
+    (tmp_path / "cancel").unlink()
+    job.request_cancel(by="late")  # nothing to cancel in a DONE job
+    assert job.cancel_requested() is None
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left

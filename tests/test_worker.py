@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import legato
-from warm_support import job_processes  # noqa: F401 - every test, warm and fresh
+from support.warm_support import job_processes  # noqa: F401 - every test, warm and fresh
 
 SCRIPT = textwrap.dedent(
     """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import TYPE_CHECKING, Any
 
 from ._config import Config
@@ -66,11 +67,20 @@ _LAZY = {
 }
 
 
+def _public(value: Any) -> Any:
+    """Name an exported class or function after the package, as anyio, httpx and trio do:
+    tracebacks and reprs then say `legato.ValidationError`, the name users import, not the
+    private module it happens to live in."""
+    if isinstance(value, type) or inspect.isfunction(value):
+        value.__module__ = "legato"
+    return value
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'legato' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"legato.{module}"), name)
+    value = _public(getattr(importlib.import_module(f"legato.{module}"), name))
     globals()[name] = value
     return value
 
@@ -129,3 +139,8 @@ __all__ = [
     "remaining_time",
     "tag",
 ]
+
+for _name in __all__:
+    if _name not in _LAZY and not _name.startswith("_"):
+        _public(globals()[_name])
+del _name

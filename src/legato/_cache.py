@@ -1,5 +1,5 @@
 """`@cache`: a method of a configuration gets a file path keyed by the configuration's
-identity, under a lock shared by coroutines, threads and processes (SPEC §6).
+identity, under a lock shared by coroutines, threads and processes (docs/how-to/cache.md).
 
 Locking, for one path (the key is its lock file, `.<name>.lock` next to it):
 

@@ -4,7 +4,7 @@ Every non-scalar value becomes a list whose first item is a one-letter tag, so n
 of value can encode alike (a list never looks like a tuple, a Path never looks like a str).
 Scalars stay msgpack's own, which already keeps bool, int, float, str and bytes apart.
 Changing anything here changes identifiers: bump ENCODING_VERSION, regenerate
-tests/data/identifiers.json and write a migration note (SPEC §2 rule 8).
+tests/data/identifiers.json and write a migration note (docs/configurations.md, identity rule 8).
 
 `canon` is the reference: one handler per value type, chosen once per type. `field_canon`
 (`_canon_field.py`) gives, for a declared field type, a canonicaliser that returns what

@@ -16,6 +16,7 @@ import typing
 from typing import Any
 
 from ._canon import Canon, _enum_name, canon
+from ._codegen import run_source
 from ._frozen import FrozenDict, FrozenList
 
 __all__ = ["FieldCanon", "Inline", "field_canon", "inline_source"]
@@ -202,6 +203,6 @@ def _inline_function(inline: Inline) -> Canon:
     source, ns = inline_source(inline, "x", "path", "_")
     body = textwrap.indent(source.strip("\n"), "    ")
     code = f"def fast(x, path):\n{body}\n    return x\n"
-    exec(compile(code, "<legato canon>", "exec"), ns)  # noqa: S102 - fixed source
+    run_source(code, "canon", None, ns)
     fast: Canon = ns["fast"]
     return fast

@@ -7,7 +7,6 @@ import datetime
 import errno
 import logging
 import os
-import socket
 import sys
 import time
 import warnings
@@ -45,6 +44,7 @@ from ._workdir import (
     RUN_HEADER,
     STATE,
     experiment_dir,
+    host_name,
     job_dir,
     start_run_record,
     write_json,
@@ -296,7 +296,7 @@ class Experiment:
                 self._run_opened = True
                 header = (
                     f"{RUN_HEADER}{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(self.started))}Z"
-                    f" pid {os.getpid()} host {socket.gethostname()}"
+                    f" pid {os.getpid()} host {host_name()}"
                 )
                 start_run_record(self.path / JOBS_LIST, header)
             with open(self.path / JOBS_LIST, "a", encoding="utf-8") as f:
@@ -393,7 +393,7 @@ class Experiment:
         return {
             "name": self.name,
             "pid": os.getpid(),
-            "host": socket.gethostname(),
+            "host": host_name(),
             "started": self.started,
             "status": status,
             "updated": time.time(),

@@ -28,6 +28,7 @@ from ._canon import (
     module_name,
 )
 from ._canon_field import Inline, field_canon, inline_source
+from ._codegen import run_source
 
 if TYPE_CHECKING:
     from ._config import ConfigBase
@@ -245,7 +246,7 @@ def compile_identity(type_name: str, plan: tuple[IdentityField, ...]) -> Digest:
         "    h.update(data)",
         "    return h.digest()",
     ]
-    exec(compile("\n".join(source), "<legato identity>", "exec"), ns)  # noqa: S102
+    run_source("\n".join(source), "identity", type_name, ns)
     digest: Digest = ns["digest"]
     return digest
 

@@ -9,12 +9,13 @@ outcome (DONE or not) is always read from the directory's markers, never from th
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Exit", "LaunchSpec", "Launcher", "Session"]
+__all__ = ["Exit", "LaunchSpec", "Launcher", "Session", "killpg"]
 
 
 @dataclass(frozen=True)
@@ -109,3 +110,12 @@ class Launcher(Protocol):
     async def adopt(self, spec: LaunchSpec, info: dict[str, Any]) -> Exit | None:
         """Follow a run that a previous (crashed) experiment started, described by the
         `info` it recorded; None when that run is gone and the job must be launched anew."""
+
+
+def killpg(pgid: int, sig: int) -> None:
+    """Signal a job's process group; nothing if it is gone (or, after a pid was reused, not
+    ours to signal)."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

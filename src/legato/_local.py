@@ -13,7 +13,7 @@ import anyio
 from anyio import open_process  # anyio loads it on first use: here, not in the event loop
 from anyio.abc import Process
 
-from ._launcher import Exit, LaunchSpec
+from ._launcher import Exit, LaunchSpec, killpg
 from ._warm import run_warm, warm_default
 
 __all__ = ["LocalLauncher"]
@@ -111,12 +111,12 @@ class LocalLauncher:
         return Exit(exit_code=code)
 
     async def _terminate(self, process: Process) -> None:
-        _killpg(process.pid, signal.SIGTERM)
+        killpg(process.pid, signal.SIGTERM)
         with anyio.move_on_after(self.grace_period):
             await process.wait()
-        _killpg(process.pid, signal.SIGKILL)
+        killpg(process.pid, signal.SIGKILL)
         await process.wait()
-        _killpg(process.pid, signal.SIGKILL)  # what it left in its group, if anything
+        killpg(process.pid, signal.SIGKILL)  # what it left in its group, if anything
 
     async def _end_group(self, pgid: int) -> None:
         """SIGTERM what is left of an ended job's process group, SIGKILL after the grace
@@ -124,13 +124,13 @@ class LocalLauncher:
         given to a new process meanwhile.)"""
         if not await _group_alive(pgid):
             return
-        _killpg(pgid, signal.SIGTERM)
+        killpg(pgid, signal.SIGTERM)
         with anyio.move_on_after(self.grace_period):
             while True:
                 await anyio.sleep(0.05)
                 if not await _group_alive(pgid):
                     return
-        _killpg(pgid, signal.SIGKILL)
+        killpg(pgid, signal.SIGKILL)
 
     async def adopt(self, spec: LaunchSpec, info: dict[str, Any]) -> Exit | None:
         # A local job dies with its experiment: there is never anything to adopt.
@@ -138,13 +138,6 @@ class LocalLauncher:
 
     def __repr__(self) -> str:
         return f"LocalLauncher(grace_period={self.grace_period}, warm={self.warm})"
-
-
-def _killpg(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 async def _group_alive(pgid: int) -> bool:

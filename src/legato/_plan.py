@@ -2,7 +2,7 @@
 
 A plan is compiled on a class's first construction rather than at class creation, so field
 types may name classes declared later in the module. Besides the field tables that other
-modules read (`checks`, `pathgens`, `constants`), it holds two functions generated for the
+modules read (`checks`, `pathgens`), it holds two functions generated for the
 class (`check`, `digest`): straight-line code with one short step per field, which
 is what makes construction and identifiers cheap. The generated source holds nothing but
 field positions and fixed names; every value it uses is passed in its namespace.
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from msgspec.structs import astuple, force_setattr
 
+from ._codegen import run_source
 from ._errors import ConfigError
 from ._fields import FieldKind, PathGenerator, Tagged
 from ._frozen import FrozenDict, FrozenList, freeze
@@ -63,7 +64,6 @@ class Plan:
     __slots__ = (
         "check",
         "checks",
-        "constants",
         "digest",
         "identity",
         "main_digest",
@@ -79,7 +79,6 @@ class Plan:
         identity: list[tuple[IdentityField, IdentityField]] = []
         subparams: list[str] = []
         self.pathgens: dict[str, PathGenerator] = {}
-        self.constants: dict[str, Any] = {}
         for position, info in enumerate(msgspec.structs.fields(cls)):
             tp = info.type
             kind = FieldKind.PARAM
@@ -99,10 +98,8 @@ class Plan:
             has_factory = info.default_factory is not msgspec.NODEFAULT
             if default is not msgspec.NODEFAULT and kind is not FieldKind.PATH:
                 default = coerce(default, errpath)
-            if kind is FieldKind.CONSTANT:
-                if default is msgspec.NODEFAULT:
-                    raise ConfigError(f"{errpath}: a Constant needs a default value")
-                self.constants[info.name] = default
+            if kind is FieldKind.CONSTANT and default is msgspec.NODEFAULT:
+                raise ConfigError(f"{errpath}: a Constant needs a default value")
             if kind is FieldKind.PATH:
                 exact: type = type(None)  # a path generator is None until submission
             elif kind is FieldKind.CONSTANT:
@@ -125,7 +122,7 @@ class Plan:
                 identity.append(identity_fields(position, info.name, tp, default, always, errpath))
         identity.sort(key=lambda pair: pair[0].name)
         self.checks = tuple(checks)
-        self.check: Callable[[ConfigBase], None] = _compile_check(self.checks)
+        self.check: Callable[[ConfigBase], None] = _compile_check(self.checks, self.type_name)
         """Validates and converts a new configuration's fields (its `__post_init__`)."""
         self.identity = tuple(generic for _, generic in identity)
         """The identity fields by name, each encoded with `canon` alone."""
@@ -142,7 +139,9 @@ class Plan:
             self.main_digest = compile_identity(self.type_name, main)
 
 
-def _compile_check(checks: tuple[FieldPlan, ...]) -> Callable[[ConfigBase], None]:
+def _compile_check(
+    checks: tuple[FieldPlan, ...], owner: str | None = None
+) -> Callable[[ConfigBase], None]:
     """`check(config)`: a type test per field; a value that fails it gets `check_field`."""
     ns: dict[str, Any] = {
         "astuple": astuple,
@@ -189,7 +188,7 @@ def _compile_check(checks: tuple[FieldPlan, ...]) -> Callable[[ConfigBase], None
             elif field.kind is FieldKind.META and issubclass(field.exact, PurePath):
                 test += f" or not str(values[{i}]).isascii()"
             lines += [f"    if {test}:", f"        check_field(self, f{i}, values[{i}])"]
-    exec(compile("\n".join(lines), "<legato check>", "exec"), ns)  # noqa: S102 - see above
+    run_source("\n".join(lines), "check", owner, ns)
     check: Callable[[ConfigBase], None] = ns["check"]
     return check
 

@@ -25,7 +25,9 @@ import msgspec
 
 from ._config import ConfigBase, module_name
 from ._errors import DeserializationError, ResultError, ValidationError
-from ._serialize import _BUILDERS, _depth_first, _Dumper, _Loader, resolve_class
+from ._params_format import ClassRecord
+from ._params_format import depth_first as _depth_first
+from ._serialize import _BUILDERS, _Dumper, _Loader, resolve_class
 from ._workdir import DONE, RESULT, atomic_write
 
 __all__ = [
@@ -71,7 +73,7 @@ class _ResultLoader(_Loader):
     Structs become dicts (with a "__type__" key for configurations), enums their names."""
 
     def __init__(self, objects: list[dict[str, Any]], workdir: Path | None, plain: bool) -> None:
-        super().__init__(objects, workdir)
+        super().__init__(msgspec.convert(objects, list[ClassRecord]), workdir)
         self.plain = plain
 
     def _value(self, value: Any) -> Generator[int, ConfigBase, Any]:
@@ -114,10 +116,10 @@ class _ResultLoader(_Loader):
             raise DeserializationError(f"corrupt result file: object {idx} refers to itself")
         self.building.add(idx)
         record = self.objects[idx]
-        out: dict[str, Any] = {"__type__": record["type"]}
-        for name, field in record["fields"].items():
+        out: dict[str, Any] = {"__type__": record.type}
+        for name, field in record.fields.items():
             out[name] = yield from self._value(field)
-        for name, path in record.get("paths", {}).items():
+        for name, path in record.paths.items():
             out[name] = self.path(path)
         self.building.discard(idx)
         return out

@@ -58,6 +58,15 @@ _POLL_MIN, _POLL_MAX = 0.05, 2.0
 _UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
 
 
+def _new_failure(fd: int, job_dir: Path, before: int | None) -> dict[str, Any] | None:
+    """After taking the lock another run held (closing `fd`): the failure record that run
+    wrote, or None if it left none (died without a verdict). Disk work, for a thread."""
+    os.close(fd)
+    if _mtime(job_dir / FAILED) == before:
+        return None
+    return read_json(job_dir / FAILED) or {}
+
+
 def _mtime(path: Path) -> int | None:
     try:
         return os.stat(path).st_mtime_ns
@@ -409,12 +418,10 @@ async def _run_holding(xp: Experiment, job: Job, grant: Grant) -> None:
             job._finish(JobState.DONE)
             return
         if kind == "locked":
-            os.close(fd)
-            if _mtime(job.path / FAILED) != failed_before:
-                record = read_json(job.path / FAILED) or {}
-                if record.get("state") != "interrupted":
-                    job._finish(JobState.FAILED, str(record.get("reason") or "failed"))
-                    return
+            record = await anyio.to_thread.run_sync(_new_failure, fd, job.path, failed_before)
+            if record is not None and record.get("state") != "interrupted":
+                job._finish(JobState.FAILED, str(record.get("reason") or "failed"))
+                return
             # That run died without a verdict, or between two attempts: ours now, in a slot.
             xp._scheduler.requeue(job)
             return

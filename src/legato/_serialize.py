@@ -10,7 +10,7 @@ defines (a notebook's, `python -c`'s, a function's) travel pickled by value
 
 Paths inside the workdir are written relative to it, and rebuilt under the workdir of the
 reader (the one a job directory lies in, for `load`): a workdir moved or mounted elsewhere
-keeps its paths and so its identifiers (SPEC §2).
+keeps its paths and so its identifiers (docs/configurations.md, "Identity").
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import os
 import sys
 from collections.abc import Callable, Generator, Mapping
 from pathlib import Path, PurePath
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 from msgspec.structs import force_setattr
@@ -34,37 +34,13 @@ from ._errors import DeserializationError, ValidationError
 from ._fields import FieldKind
 from ._frozen import FrozenDict, FrozenList, FrozenSet
 from ._identity import current_workdir
+from ._params_format import FORMAT_VERSION, ClassRecord, ParamsError, decode
+from ._params_format import depth_first as _depth_first
 from ._ship import needs_shipping, pickled, unship
 
 __all__ = ["FORMAT_VERSION", "dumps", "loads", "resolve_class"]
 
-FORMAT_VERSION = 1
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder()
-
-
-K = TypeVar("K")
-R = TypeVar("R")
-
-
-def _depth_first(root: Generator[K, Any, R], step: Callable[[K], Generator[K, Any, Any]]) -> R:
-    """Run `root`, a generator that yields what it needs done first and is sent the
-    result, with `step` doing each such thing the same way: depth first, like recursion,
-    but on a list rather than the call stack, so a chain of tasks thousands long (each
-    holding the one before) is written and read as easily as a short one."""
-    stack: list[Generator[K, Any, Any]] = [root]
-    sent: Any = None
-    while True:
-        try:
-            need = stack[-1].send(sent)
-        except StopIteration as done:
-            stack.pop()
-            if not stack:
-                return done.value  # type: ignore[no-any-return]
-            sent = done.value
-        else:
-            stack.append(step(need))
-            sent = None
 
 
 def _main_task_dir(config: Any, taskdir: Path) -> Path:
@@ -312,7 +288,7 @@ def _getattr_path(obj: Any, qualname: str) -> Any:
 class _Loader:
     def __init__(
         self,
-        objects: list[dict[str, Any]],
+        objects: list[ClassRecord],
         workdir: Path | None,
         shipped: Mapping[str, bytes] | None = None,
     ) -> None:
@@ -342,27 +318,27 @@ class _Loader:
             raise DeserializationError(f"corrupt params file: object {idx} refers to itself")
         self.building.add(idx)
         record = self.objects[idx]
-        cls = resolve_class(record["module"], record["qualname"], record.get("file"), self.shipped)
+        cls = resolve_class(record.module, record.qualname, record.file, self.shipped)
         if not (isinstance(cls, type) and issubclass(cls, ConfigBase)):
-            raise DeserializationError(f"{record['module']}.{record['qualname']} is not a Config")
+            raise DeserializationError(f"{record.module}.{record.qualname} is not a Config")
         fields = {}
-        for k, v in record["fields"].items():
+        for k, v in record.fields.items():
             fields[k] = (yield from self._value(v)) if type(v) is list else v
         try:
             config = cls(**fields)
         except (TypeError, ValueError) as exc:
             raise DeserializationError(
-                f"cannot rebuild {record['type']}: {exc} (did the class change?)"
+                f"cannot rebuild {record.type}: {exc} (did the class change?)"
             ) from exc
-        for name, path in record.get("paths", {}).items():
+        for name, path in record.paths.items():
             force_setattr(config, name, self.path(path))
         d = config.__dict__
-        if record.get("tags"):
-            d["__legato_tags__"] = {k: getattr(config, k) for k in record["tags"] if k in fields}
-        if record.get("producer") is not None:
-            d["__legato_producer__"] = yield record["producer"]
-        if record.get("taskdir"):
-            d["__legato_taskdir__"] = self.path(record["taskdir"])
+        if record.tags:
+            d["__legato_tags__"] = {k: getattr(config, k) for k in record.tags if k in fields}
+        if record.producer is not None:
+            d["__legato_producer__"] = yield record.producer
+        if record.taskdir:
+            d["__legato_taskdir__"] = self.path(record.taskdir)
         self.built[idx] = config
         return config
 
@@ -429,18 +405,12 @@ def loads(data: bytes) -> Any:
             or names a class that cannot be imported.
     """
     try:
-        doc = _decoder.decode(data)
-        version = doc["version"]
-        root = doc["root"]
-        objects = doc["objects"]
-    except (msgspec.DecodeError, KeyError, TypeError) as exc:
-        raise DeserializationError(f"not a legato params file: {exc}") from exc
-    if version != FORMAT_VERSION:
-        raise DeserializationError(f"params format {version} is not supported")
+        doc = decode(data, classes=True)
+    except ParamsError as exc:
+        raise DeserializationError(str(exc)) from None
     try:
-        recorded = doc.get("workdir")
-        workdir = _active_workdir() or (Path(recorded) if recorded else None)
-        return _Loader(objects, workdir, doc.get("classes")).config(root)
+        workdir = _active_workdir() or (Path(doc.workdir) if doc.workdir else None)
+        return _Loader(doc.objects, workdir, doc.classes).config(doc.root)
     except DeserializationError:
         raise
     except (KeyError, IndexError, TypeError, ValueError) as exc:

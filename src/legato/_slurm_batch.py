@@ -18,15 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ._workdir import (
-    CANCEL,
-    DONE,
-    FAILED,
-    PROGRESS,
     SLURM_ERR,
-    STATE,
-    read_json,
+    JobDir,
     slurm_root,
-    write_json,
 )
 
 __all__ = [
@@ -291,19 +285,14 @@ def parse_squeue(stdout: bytes) -> dict[str, str]:
 def record_ids(runs: Sequence[tuple[Path, str]]) -> None:
     """Merge {"launcher": "slurm", "slurm_id": …} into each job's state.json."""
     for job_dir, slurm_id in runs:
-        info = read_json(job_dir / STATE) or {}
-        info.update(launcher="slurm", slurm_id=slurm_id)
-        write_json(job_dir / STATE, info, durable=False)
+        JobDir(job_dir).merge_state(launcher="slurm", slurm_id=slurm_id)
 
 
 def write_cancel(job_dirs: Sequence[Path]) -> None:
     """The `cancel` marker (as `legato jobs kill` writes it): the job, if it runs, records
     its end as cancelled rather than failed."""
     for job_dir in job_dirs:
-        if not os.path.exists(job_dir / DONE):
-            write_json(
-                job_dir / CANCEL, {"time": time.time(), "by": "SlurmLauncher"}, durable=False
-            )
+        JobDir(job_dir).request_cancel(by="SlurmLauncher")
 
 
 def look(
@@ -315,24 +304,25 @@ def look(
     A job that SLURM ended (time limit, memory) records only the SIGTERM it caught;
     SLURM's own line in slurm.err, which says why, is added to the record's reason."""
     found = []
-    for job_dir in left:
-        done = os.path.exists(job_dir / DONE)
-        failed = os.path.exists(job_dir / FAILED)
-        slurm_err = "" if done else _last_line(job_dir / SLURM_ERR)
+    for path in left:
+        job = JobDir(path)
+        done = job.is_done()
+        failed = job.has_failure()
+        slurm_err = "" if done else job.last_line(SLURM_ERR)
         if failed and _SLURMSTEPD.match(slurm_err):
-            _add_slurm_reason(job_dir / FAILED, _SLURMSTEPD.sub("", slurm_err))
+            _add_slurm_reason(job, _SLURMSTEPD.sub("", slurm_err))
         found.append((done, failed, slurm_err))
-    return found, [read_json(job_dir / PROGRESS) for job_dir in running]
+    return found, [JobDir(path).progress() for path in running]
 
 
-def _add_slurm_reason(path: Path, line: str) -> None:
-    record = read_json(path)
+def _add_slurm_reason(job: JobDir, line: str) -> None:
+    record = job.failure()
     if record is None or record.get("state") != "failed":
         return  # unreadable, or cancelled on purpose: the record says enough
     reason = str(record.get("reason") or "failed")
     if line not in reason:
         record["reason"] = f"{reason}; SLURM: {line}"
-        write_json(path, record)
+        job.write_failure(record)
 
 
 _CANCELLED_LINE = re.compile(r"\*\*\* JOB \S+ ON \S+ CANCELLED AT \S+(?: DUE TO (.+?))? \*\*\*")
@@ -361,16 +351,6 @@ def vanished(last_state: str | None, slurm_err: str) -> str:
     details = [f"last seen {last_state}"] if last_state else []
     details += [f"{SLURM_ERR}: {slurm_err}"] if slurm_err else []
     return VANISHED + (f" ({'; '.join(details)})" if details else "")
-
-
-def _last_line(path: Path) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
-            lines = f.read().decode(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return lines[-1].strip()[:300] if lines else ""
 
 
 # What a local job's process inherits from its experiment and a SLURM job must not: the

@@ -130,7 +130,8 @@ def has_output_config(task: Task) -> bool:
 
 
 def mark_output(output: Any, task: Task) -> Any:
-    """Record that `output` stands for `task`'s result: it depends on it (SPEC §2 rule 7)."""
+    """Record that `output` stands for `task`'s result: it depends on it
+    (docs/configurations.md, identity rule 7)."""
     if isinstance(output, ConfigBase) and output is not task:
         output.__dict__["__legato_producer__"] = task
         forget_identifier(output)

@@ -1,7 +1,8 @@
 """Per-type coercers, compiled once per field, that convert values to the declared type.
 
 Converting at construction is what makes `Float(value=1)` and `Float(value=1.0)` one
-configuration (SPEC §2 rule 2). Each coercer takes `(value, path)` and returns the converted
+configuration (docs/configurations.md, identity rule 2). Each coercer takes `(value, path)` and
+returns the converted
 value or raises `ValidationError` naming `path` (`Learn.model.hidden`, `Sweep.lrs[2]`).
 """
 

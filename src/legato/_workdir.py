@@ -1,4 +1,4 @@
-"""The work directory layout (SPEC §5), in one place.
+"""The work directory layout (docs/workdir.md), in one place.
 
 ```
 <workdir>/jobs/<type name>/<identifier>/
@@ -76,6 +76,7 @@ says which file is gone.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,7 @@ __all__ = [
     "STDERR",
     "STDOUT",
     "TRACEBACK_MAX",
+    "JobDir",
     "SLURM_ERR",
     "SLURM_OUT",
     "archive_attempt",
@@ -108,6 +110,7 @@ __all__ = [
     "bound_text",
     "attempt_dir",
     "cache_dir",
+    "host_name",
     "experiment_dir",
     "experiments_root",
     "job_dir",
@@ -243,6 +246,13 @@ def write_json(path: Path, value: Any, *, durable: bool = True) -> None:
     atomic_write(path, msgspec.json.encode(value, enc_hook=str), durable=durable)
 
 
+def host_name() -> str:
+    """This machine's name, as every record of the workdir gives it (`state.json`, a
+    cancel request, an experiment's record): the kernel's node name, which is what
+    `socket.gethostname()` returns on POSIX, without importing socket in a job's process."""
+    return os.uname().nodename
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
     """The content of a JSON state file, or None when missing or corrupt."""
     try:
@@ -304,3 +314,82 @@ def start_run_record(path: Path, header: str) -> None:
         if text and not text.endswith("\n"):
             f.write("\n")  # a line cut by a crash stays on its own
         f.write(header + "\n")
+
+
+class JobDir:
+    """The files of one job directory (the protocol of docs/architecture.md), read and
+    written through one object: the names, the atomic writes, which writes are flushed to
+    the disk, and the merges of `state.json`.
+
+    Plain, blocking file operations: async callers run them in a worker thread.
+    """
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"JobDir({str(self.path)!r})"
+
+    # -- the verdict -------------------------------------------------------------------
+
+    def is_done(self) -> bool:
+        """The DONE rule: the `done` file exists."""
+        return os.path.exists(self.path / DONE)
+
+    def write_done(self, record: dict[str, Any]) -> None:
+        """The proof of DONE, flushed to the disk before it is renamed into place."""
+        write_json(self.path / DONE, record)
+
+    def failure(self) -> dict[str, Any] | None:
+        """The failure record, or None when there is none (or it is unreadable)."""
+        return read_json(self.path / FAILED)
+
+    def has_failure(self) -> bool:
+        return os.path.exists(self.path / FAILED)
+
+    def write_failure(self, record: dict[str, Any]) -> None:
+        """The failure record (`{"state": "failed"|"cancelled", "reason", ...}`), durable."""
+        write_json(self.path / FAILED, record)
+
+    # -- who runs it -------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any] | None:
+        return read_json(self.path / STATE)
+
+    def merge_state(self, **values: Any) -> dict[str, Any]:
+        """Add `values` to `state.json` (keeping the keys others wrote); the new content."""
+        info = self.state() or {}
+        info.update(values)
+        write_json(self.path / STATE, info, durable=False)
+        return info
+
+    def progress(self) -> dict[str, Any] | None:
+        """The last progress report of the job."""
+        return read_json(self.path / PROGRESS)
+
+    # -- cancellation --------------------------------------------------------------------
+
+    def request_cancel(self, **by: Any) -> None:
+        """The `cancel` marker: the job's end is recorded as cancelled, not failed. Not
+        written for a job that is DONE."""
+        if not self.is_done():
+            write_json(self.path / CANCEL, {"time": time.time(), **by}, durable=False)
+
+    def cancel_requested(self) -> dict[str, Any] | None:
+        return read_json(self.path / CANCEL)
+
+    # -- output ----------------------------------------------------------------------------
+
+    def last_line(self, name: str) -> str:
+        """The last non-empty line of a log of the job (`slurm.err`, say), or ""."""
+        try:
+            with open(self.path / name, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 4096))
+                tail = f.read().decode(errors="replace")
+        except OSError:
+            return ""
+        lines = tail.strip().splitlines()
+        return lines[-1].strip()[:300] if lines else ""

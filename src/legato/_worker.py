@@ -45,6 +45,7 @@ from ._workdir import (
     archive_attempt,
     attempt_dir,
     bound_text,
+    host_name,
     read_json,
     write_json,
 )
@@ -393,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     refused = _begin_attempt(job_dir, info)  # before the logs: it may archive the last ones
     _redirect_output(job_dir)
     started = time.time()
-    info.update(pid=os.getpid(), host=os.uname().nodename, started=started)
+    info.update(pid=os.getpid(), host=host_name(), started=started)
     write_json(job_dir / STATE, info, durable=False)
     if refused is not None:
         sys.stderr.write(f"legato: {refused}\n")

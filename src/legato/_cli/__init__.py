@@ -1,4 +1,4 @@
-"""The `legato` command: inspect, follow and tidy a workdir (SPEC §8).
+"""The `legato` command: inspect, follow and tidy a workdir (docs/cli.md).
 
 Imports stay light (no anyio, no scheduler): `legato jobs ls` is run often, over large
 workdirs, and must answer at once.

@@ -9,8 +9,11 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+import msgspec
 
 from .._workdir import experiments_root, jobs_root
 
@@ -20,6 +23,7 @@ __all__ = [
     "CliError",
     "format_duration",
     "format_time",
+    "json_text",
     "open_workdir",
     "table",
 ]
@@ -131,3 +135,45 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], colour_column: 
     out = [header_fmt.format(*headers).rstrip()]
     out.extend(fmt.format(*row).rstrip() for row in rows)
     return "\n".join(out)
+
+
+def json_text(value: Any, enc_hook: Callable[[Any], Any] = str) -> str:
+    """`value` (builtins) as JSON, however deeply nested: the params of the last job of a
+    long chain of tasks hold every task before it, deeper than msgspec's encoder (which
+    recurses) can go. Those are written from an explicit stack."""
+    try:
+        return msgspec.json.encode(value, enc_hook=enc_hook).decode()
+    except RecursionError:
+        pass
+    out: list[str] = []
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        t = type(item)
+        if t is _Raw:
+            out.append(item.text)
+        elif t is dict and item:
+            stack.append(_Raw("}"))
+            entries = list(item.items())
+            for i in range(len(entries) - 1, -1, -1):
+                key, child = entries[i]
+                stack.append(child)
+                key_text = msgspec.json.encode(str(key)).decode()
+                stack.append(_Raw(("{" if i == 0 else ",") + key_text + ":"))
+        elif (t is list or t is tuple) and item:
+            stack.append(_Raw("]"))
+            for i in range(len(item) - 1, -1, -1):
+                stack.append(item[i])
+                stack.append(_Raw("[" if i == 0 else ","))
+        else:
+            out.append(msgspec.json.encode(item, enc_hook=enc_hook).decode())
+    return "".join(out)
+
+
+class _Raw:
+    """Text `json_text` writes as it is."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text

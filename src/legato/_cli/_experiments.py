@@ -19,6 +19,7 @@ from ._scan import (
     ExperimentEntry,
     experiment_jobs,
     list_experiments,
+    number,
     progress,
     scan_jobs,
 )
@@ -46,8 +47,7 @@ def _summary(counts: dict[str, int]) -> dict[str, int]:
 
 
 def _number(info: dict[str, Any] | None, key: str) -> float | None:
-    value = (info or {}).get(key)
-    return float(value) if isinstance(value, (int, float)) else None
+    return number((info or {}).get(key))
 
 
 def _experiment_json(xp: ExperimentEntry) -> dict[str, Any]:

@@ -15,7 +15,15 @@ import msgspec
 import typer
 
 from .._workdir import STDERR, STDOUT, attempt_dir, job_dir
-from ._common import EXIT_USAGE, CliError, format_duration, format_time, open_workdir, table
+from ._common import (
+    EXIT_USAGE,
+    CliError,
+    format_duration,
+    format_time,
+    json_text,
+    open_workdir,
+    table,
+)
 from ._params import Params, ParamsError, ParamsMissing
 from ._procs import Locks
 from ._scan import (
@@ -360,8 +368,7 @@ def show(
     entry = resolve(workdir, job)
     details, params = _details(workdir, entry)
     if as_json:
-        encoded = msgspec.json.encode(details, enc_hook=str)
-        sys.stdout.write(encoded.decode() + "\n")
+        sys.stdout.write(json_text(details) + "\n")
     else:
         sys.stdout.write(_show_text(entry, details, params) + "\n")
 

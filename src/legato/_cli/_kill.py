@@ -26,7 +26,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .._workdir import CANCEL, DONE, FAILED, write_json
+from .._launcher import killpg
+from .._workdir import DONE, FAILED, JobDir, host_name
 from ._common import CliError, open_workdir
 from ._jobs import app
 from ._procs import Locks, job_process, process_alive
@@ -50,13 +51,6 @@ def _wait(condition: Callable[[], bool], timeout: float) -> bool:
         time.sleep(_POLL)
 
 
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def _reread(entry: JobEntry) -> JobEntry:
     return read_job(entry.type_name, entry.identifier, entry.dir, Locks()) or entry
 
@@ -68,32 +62,27 @@ def _mark_cancelled(entry: JobEntry, reason: str) -> bool:
         return False
     record = read_json(os.path.join(path, FAILED))
     if record is None or record.get("state") not in UNRUN_STATES:
-        write_json(
-            entry.path / FAILED,
-            {"state": "cancelled", "reason": reason, "ended": time.time(), "by": "legato"},
+        JobDir(entry.path).write_failure(
+            {"state": "cancelled", "reason": reason, "ended": time.time(), "by": "legato"}
         )
     return True
 
 
 def _write_marker(entry: JobEntry) -> None:
-    write_json(
-        entry.path / CANCEL,
-        {"time": time.time(), "pid": os.getpid(), "host": os.uname().nodename},
-        durable=False,
-    )
+    JobDir(entry.path).request_cancel(pid=os.getpid(), host=host_name())
 
 
 def _end_local(entry: JobEntry, pid: int, grace: float) -> str:
     """SIGTERM the job's group, SIGKILL it after `grace`; how it ended."""
     _write_marker(entry)  # again: a run starting meanwhile clears an earlier marker
-    _killpg(pid, signal.SIGTERM)
+    killpg(pid, signal.SIGTERM)
     how = "SIGTERM"
     if not _wait(lambda: not process_alive(pid), grace):
-        _killpg(pid, signal.SIGKILL)
+        killpg(pid, signal.SIGKILL)
         how = "SIGKILL"
         if not _wait(lambda: not process_alive(pid), 10.0):
             raise CliError(f"{entry.short}: process {pid} survived SIGKILL")
-    _killpg(pid, signal.SIGKILL)  # what the job started in its group, if any is left
+    killpg(pid, signal.SIGKILL)  # what the job started in its group, if any is left
     return f"{how}, pid {pid}"
 
 
@@ -140,7 +129,7 @@ def kill_job(entry: JobEntry, grace: float) -> str:
             return f"{entry.short}: {entry.state} before it could be cancelled"
         else:
             host = entry.info.get("host")
-            if isinstance(host, str) and host and host != os.uname().nodename:
+            if isinstance(host, str) and host and host != host_name():
                 raise CliError(
                     f"{entry.short}: its last run was on {host}, where this command cannot "
                     "see processes; run `legato jobs kill` there"

@@ -10,57 +10,21 @@ them) and the submitted tasks the params depend on.
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from pathlib import PurePath
 from typing import Any
 
-import msgspec
-
-from .._serialize import FORMAT_VERSION
+from .._params_format import ParamsError, ParamsMissing, Record, config_refs, decode, depth_first
 
 __all__ = ["Params", "ParamsError", "ParamsMissing"]
 
-
-class _Record(msgspec.Struct):
-    """One configuration as `legato._serialize` encodes it (other keys are skipped)."""
-
-    type: str
-    fields: dict[str, Any]
-    tags: list[str] = []
-    producer: int | None = None
-    taskdir: str | list[str] | None = None
-    maindir: str | list[str] | None = None
-    paths: dict[str, str | list[str]] = {}
+_config_refs = config_refs
+_CONFLICT: Any = object()
+"""A tag that what a configuration holds brings with different values."""
 
 
-class _Document(msgspec.Struct):
-    version: int
-    root: int
-    objects: list[_Record]
-    workdir: str | None = None
-
-
-_decode = msgspec.msgpack.Decoder(_Document).decode
-_decode_any = msgspec.msgpack.Decoder().decode
-_CONTAINERS = frozenset(("L", "U", "S", "F", "M"))
-
-
-class ParamsError(ValueError):
-    """The params file is not a legato params file this version can read."""
-
-
-class ParamsMissing(ParamsError):
-    """The job directory has no params file (yet: it is written when the job starts)."""
-
-
-def _explain(data: bytes, exc: msgspec.DecodeError) -> str:
-    try:
-        doc = _decode_any(data)
-    except msgspec.DecodeError:
-        return f"not a legato params file ({exc})"
-    version = doc.get("version") if isinstance(doc, dict) else None
-    if isinstance(version, int) and version != FORMAT_VERSION:
-        return f"params format {version} is not supported"
-    return f"corrupt params file ({exc})"
+def _agree(a: Any, b: Any) -> bool:
+    return a is b or (type(a) is type(b) and a == b)
 
 
 class Params:
@@ -69,18 +33,12 @@ class Params:
     def __init__(self, data: bytes, workdir: str | None = None) -> None:
         """`workdir`: the one the job directory lies in now, under which the paths written
         relative to the workdir are shown (default: where the params were written)."""
-        try:
-            doc = _decode(data)
-        except msgspec.DecodeError as exc:
-            raise ParamsError(_explain(data, exc)) from None
-        if doc.version != FORMAT_VERSION:
-            raise ParamsError(f"params format {doc.version!r} is not supported")
+        doc = decode(data)
         self.objects = doc.objects
         self.root = doc.root
         self.workdir = workdir or doc.workdir
-        self._record(doc.root)
 
-    def _record(self, index: Any) -> _Record:
+    def _record(self, index: Any) -> Record:
         if type(index) is not int or not 0 <= index < len(self.objects):
             raise ParamsError(f"corrupt params file: no object {index!r}")
         return self.objects[index]
@@ -90,44 +48,65 @@ class Params:
         return self._record(self.root).type
 
     def tags(self) -> dict[str, Any]:
-        """Own tags, those of nested configurations and of dependencies; nearer ones win.
-
-        The walk of `legato._graph.collect_tags` (producer first, then fields in order,
-        then the configuration's own tags), kept tight: `jobs ls` runs it for every job.
+        """Own tags, those of nested configurations and of dependencies, as
+        `legato._graph.collect_tags` computes them: a configuration's own tag wins over
+        one it inherits, and a name that what it holds brings with different values is
+        dropped (unless a configuration above sets it itself). Kept tight: `jobs ls` runs
+        it for every job.
         """
         objects = self.objects
         tagged = [r for r in objects if r.tags]
         if not tagged:
             return {}
-        if len(tagged) == 1:  # every object is reachable from the root: no walk needed
+        if len(tagged) == 1:  # every object is reachable from the root: no conflict
             fields = tagged[0].fields
             return {n: self.builtins(fields[n]) for n in tagged[0].tags if n in fields}
-        tags: dict[str, Any] = {}
-        seen: set[int] = set()
-        builtins = self.builtins
+        tags_of: dict[int, dict[str, Any]] = {}
 
-        def visit(index: int) -> None:
-            seen.add(index)
+        def held(index: int) -> list[int]:
             record = objects[index]
-            producer = record.producer
-            if producer is not None and producer not in seen:
-                visit(producer)
-            fields = record.fields
-            for value in fields.values():
+            found = [] if record.producer is None else [record.producer]
+            for value in record.fields.values():
                 if type(value) is list:
-                    for child in _config_refs(value):
-                        if child not in seen:
-                            visit(child)
+                    found += _config_refs(value)
+            return found
+
+        def merge(index: int) -> None:
+            record = objects[index]
+            tags: dict[str, Any] = {}
+            for child in held(index):
+                for name, value in tags_of[child].items():
+                    if name not in tags:
+                        tags[name] = value
+                        continue
+                    mine = tags[name]
+                    if mine is _CONFLICT or value is _CONFLICT or not _agree(mine, value):
+                        tags[name] = _CONFLICT
+            fields = record.fields
             for name in record.tags:
                 if name in fields:
-                    value = fields[name]
-                    tags[name] = builtins(value) if type(value) in (list, bytes) else value
+                    tags[name] = fields[name]
+            tags_of[index] = tags
 
         try:
-            visit(self.root)
-        except (IndexError, TypeError, RecursionError):
+            stack: list[tuple[int, bool]] = [(self.root, False)]
+            while stack:  # post order, on a stack: chains of tasks can be thousands long
+                index, expanded = stack.pop()
+                if index in tags_of:
+                    continue
+                if expanded:
+                    merge(index)
+                    continue
+                stack.append((index, True))
+                stack += [(c, False) for c in held(index) if c not in tags_of]
+        except (IndexError, TypeError, KeyError):
             raise ParamsError("corrupt params file: bad reference between objects") from None
-        return tags
+        builtins = self.builtins
+        return {
+            name: builtins(value) if type(value) in (list, bytes) else value
+            for name, value in tags_of[self.root].items()
+            if value is not _CONFLICT
+        }
 
     def dependencies(self) -> list[tuple[str, str]]:
         """(type name, identifier) of each submitted task whose output the params hold.
@@ -142,9 +121,13 @@ class Params:
             type_name, _, identifier = self._job_name(index).partition("/")
             found.setdefault(index, (type_name, identifier))
 
-        def visit(index: int) -> None:
+        # Depth first, in field order, on a stack: the order `legato._graph` finds them in.
+        stack = [c for v in self._record(self.root).fields.values() for c in _config_refs(v)]
+        stack.reverse()
+        while stack:
+            index = stack.pop()
             if index in seen:
-                return
+                continue
             seen.add(index)
             record = self._record(index)
             if record.producer is not None:
@@ -152,13 +135,8 @@ class Params:
             elif record.taskdir:
                 add(index)
             else:
-                for value in record.fields.values():
-                    for child in _config_refs(value):
-                        visit(child)
-
-        for value in self._record(self.root).fields.values():
-            for child in _config_refs(value):
-                visit(child)
+                children = [c for v in record.fields.values() for c in _config_refs(v)]
+                stack.extend(reversed(children))
         return list(found.values())
 
     def fields(self) -> dict[str, Any]:
@@ -185,31 +163,36 @@ class Params:
                 return os.path.join(self.workdir, value[1]) if self.workdir else value[1]
         raise ParamsError(f"corrupt params file: not a path: {value!r}")
 
-    def builtins(self, value: Any, _depth: int = 0) -> Any:
+    def builtins(self, value: Any) -> Any:
         """A JSON-friendly form of an encoded value; configurations become dicts with a
         "__type__" key (and "__output_of__" for outputs of submitted tasks)."""
+        self._open: set[int] = set()
+        return depth_first(self._builtins(value), self._builtins)
+
+    def _builtins(self, value: Any) -> Generator[Any, Any, Any]:
+        """`builtins` of one value; yields each value it holds, and is sent its form."""
         if type(value) is not list or not value:
             return value.hex() if isinstance(value, bytes) else value
-        if _depth > 100:
-            raise ParamsError("corrupt params file: values nested too deeply")
         kind, rest = value[0], value[1:]
         if kind == "C" and rest:
-            record = self._record(rest[0])
+            record = self._enter(rest[0])
             out: dict[str, Any] = {"__type__": record.type}
             if record.producer is not None:
                 out["__output_of__"] = self._job_name(record.producer)
             for name, field in record.fields.items():
-                out[name] = self.builtins(field, _depth + 1)
+                out[name] = yield field
+            self._open.discard(rest[0])
             return out
-        if kind in ("L", "U"):
-            return [self.builtins(v, _depth + 1) for v in rest]
-        if kind in ("S", "F"):
-            return sorted((self.builtins(v, _depth + 1) for v in rest), key=repr)
+        if kind in ("L", "U", "S", "F"):
+            items = []
+            for v in rest:
+                items.append((yield v))
+            return items if kind in ("L", "U") else sorted(items, key=repr)
         if kind == "M":
-            return {
-                str(rest[i]): self.builtins(rest[i + 1], _depth + 1)
-                for i in range(0, len(rest) - 1, 2)
-            }
+            mapping = {}
+            for i in range(0, len(rest) - 1, 2):
+                mapping[str(rest[i])] = yield rest[i + 1]
+            return mapping
         if kind == "I" and rest:
             return int(rest[0])
         if kind == "E" and len(rest) == 3:
@@ -220,21 +203,27 @@ class Params:
             return str(rest[0])
         raise ParamsError(f"corrupt params file: unknown value tag {kind!r}")
 
-    def render(self, value: Any, _depth: int = 0) -> str:
+    def render(self, value: Any) -> str:
         """An encoded value written the way a user would write it in Python."""
+        self._open = set()
+        return depth_first(self._render(value), self._render)
+
+    def _render(self, value: Any) -> Generator[Any, str, str]:
+        """`render` of one value; yields each value it holds, and is sent its text."""
         if type(value) is not list or not value:
             return repr(value)
-        if _depth > 100:
-            raise ParamsError("corrupt params file: values nested too deeply")
         kind, rest = value[0], value[1:]
         if kind == "C" and rest:
-            record = self._record(rest[0])
-            args = ", ".join(
-                f"{name}={self.render(field, _depth + 1)}" for name, field in record.fields.items()
-            )
-            return f"{record.type.rsplit('.', 1)[-1]}({args})"
+            record = self._enter(rest[0])
+            args = []
+            for name, field in record.fields.items():
+                args.append(f"{name}={(yield field)}")
+            self._open.discard(rest[0])
+            return f"{record.type.rsplit('.', 1)[-1]}({', '.join(args)})"
         if kind in ("L", "U", "S", "F"):
-            inner = [self.render(v, _depth + 1) for v in rest]
+            inner = []
+            for v in rest:
+                inner.append((yield v))
             if kind == "L":
                 return f"[{', '.join(inner)}]"
             if kind == "U":
@@ -244,10 +233,9 @@ class Params:
                 return f"frozenset({{{body}}})" if inner else "frozenset()"
             return f"{{{body}}}" if inner else "set()"
         if kind == "M":
-            pairs = [
-                f"{rest[i]!r}: {self.render(rest[i + 1], _depth + 1)}"
-                for i in range(0, len(rest) - 1, 2)
-            ]
+            pairs = []
+            for i in range(0, len(rest) - 1, 2):
+                pairs.append(f"{rest[i]!r}: {(yield rest[i + 1])}")
             return "{" + ", ".join(pairs) + "}"
         if kind == "I" and rest:
             return str(rest[0])
@@ -260,6 +248,15 @@ class Params:
         if kind == "D" and rest:
             return f"date.fromisoformat({rest[0]!r})"
         raise ParamsError(f"corrupt params file: unknown value tag {kind!r}")
+
+    def _enter(self, index: Any) -> Record:
+        """The record of a configuration a walk enters; an error if the walk is inside it
+        already (a corrupt file whose values would hold themselves)."""
+        record = self._record(index)
+        if index in self._open:
+            raise ParamsError(f"corrupt params file: object {index} holds itself")
+        self._open.add(index)
+        return record
 
     def output_of(self, value: Any) -> str | None:
         """For a value holding a submitted task's output: that job's "type/identifier"."""
@@ -275,16 +272,3 @@ class Params:
         record = self._record(index)
         identifier = PurePath(self._path(record.taskdir)).name if record.taskdir else "?"
         return f"{record.type}/{identifier}"
-
-
-def _config_refs(value: Any) -> list[int]:
-    """Indices of the configurations an encoded value holds, at any depth of containers."""
-    if type(value) is not list or not value:
-        return []
-    kind = value[0]
-    if kind == "C":
-        return value[1:2]
-    if type(kind) is str and kind in _CONTAINERS:
-        values = value[2::2] if kind == "M" else value[1:]
-        return [i for v in values for i in _config_refs(v)]
-    return []

@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from .._workdir import host_name
+
 __all__ = ["HOST", "Locks", "job_process", "process_alive"]
 
-HOST = os.uname().nodename
+HOST = host_name()
 """This machine's name as job workers record it in state.json."""
 
 

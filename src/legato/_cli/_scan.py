@@ -49,6 +49,7 @@ __all__ = [
     "list_experiments",
     "progress",
     "read_job",
+    "number",
     "read_json",
     "referenced_jobs",
     "resolve",
@@ -96,7 +97,8 @@ def read_json(path: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _number(value: Any) -> float | None:
+def number(value: Any) -> float | None:
+    """A number of a JSON record as a float; None for anything else, booleans included."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     return None
@@ -208,21 +210,21 @@ def read_job(type_name: str, identifier: str, path: str, locks: Locks) -> JobEnt
         except msgspec.DecodeError:
             record = None  # the marker counts by its existence alone
         if isinstance(record, dict):
-            entry.ended = _number(record.get("ended"))
+            entry.ended = number(record.get("ended"))
             result = record.get("result")
             entry.result_file = result if isinstance(result, str) else None
-            duration = _number(record.get("duration"))
+            duration = number(record.get("duration"))
             if entry.ended is not None and duration is not None:
                 entry.started = entry.ended - duration
         if entry.started is None:
-            entry.started = _number(entry.info.get("started"))
+            entry.started = number(entry.info.get("started"))
         return entry
     info = entry.info
-    entry.started = _number(info.get("started"))
+    entry.started = number(info.get("started"))
     record = read_json(f"{path}/{FAILED}")
     if record is not None and record.get("state") in UNRUN_STATES:
         entry.state = str(record["state"])
-        entry.ended = _number(record.get("ended"))
+        entry.ended = number(record.get("ended"))
         reason = record.get("reason")
         entry.reason = bound_text(str(reason), REASON_MAX) if reason else entry.state
         entry.record = record
@@ -350,7 +352,7 @@ def progress(entry: JobEntry) -> tuple[float, str | None] | None:
     record = read_json(os.path.join(entry.dir, PROGRESS))
     if record is None:
         return None
-    fraction = _number(record.get("fraction"))
+    fraction = number(record.get("fraction"))
     if fraction is None:
         return None
     desc = record.get("desc")
@@ -376,7 +378,7 @@ class ExperimentEntry:
         if status == "running":
             pid = self.info.get("pid")
             host = self.info.get("host")
-            local = not isinstance(host, str) or host in (HOST, _hostname())
+            local = not isinstance(host, str) or host == HOST
             if isinstance(pid, int) and local and not process_alive(pid):
                 return "interrupted"
         return status
@@ -387,12 +389,6 @@ class ExperimentEntry:
         if not isinstance(counts, dict):
             return {}
         return {str(k): v for k, v in counts.items() if isinstance(v, int)}
-
-
-def _hostname() -> str:
-    import socket
-
-    return socket.gethostname()
 
 
 def list_experiments(workdir: Path) -> list[ExperimentEntry]:

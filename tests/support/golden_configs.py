@@ -1,13 +1,16 @@
-"""Configurations whose identifiers are pinned in `tests/data/identifiers.json` (SPEC §2 rule 8).
+"""Configurations whose identifiers are pinned in `tests/data/identifiers.json`
+(docs/configurations.md, identity rule 8).
 
 The classes pin their type name with `name=` (one deliberately does not, to pin the
-`module.QualName` rule); enums are named after this module, which is `golden_configs` whether
-pytest imports it or it runs as a script. So identifiers do not depend on the test layout.
+`module.QualName` rule); enums are named after their module. Those named after their module
+set `__module__ = MODULE` (`golden_configs`, the name this file had at the top of tests/),
+the same whether pytest imports it as `support.golden_configs` or it runs as a script. So
+identifiers do not depend on the test layout.
 
 Regenerate the table only together with a new `legato.ENCODING_VERSION` and a migration note
 in CHANGELOG.md; a changed identifier otherwise means finished jobs are no longer found:
 
-    python tests/golden_configs.py --write
+    python tests/support/golden_configs.py --write
 """
 
 from __future__ import annotations
@@ -35,17 +38,23 @@ from legato import (
 )
 from legato._identity import current_workdir, main_identifier
 
-TABLE = Path(__file__).parent / "data" / "identifiers.json"
+TABLE = Path(__file__).parent.parent / "data" / "identifiers.json"
+MODULE = "golden_configs"
+"""The module name the unpinned classes below carry in their type names."""
+# Their annotations are resolved in the module their `__module__` names.
+sys.modules.setdefault(MODULE, sys.modules[__name__])
 WORKDIR = Path("/golden/workdir")
 """The workdir set while computing the `path_inside_workdir` case."""
 
 
 class Color(enum.Enum):
+    __module__ = MODULE
     RED = "red"
     GREEN = "green"
 
 
 class Level(enum.IntEnum):
+    __module__ = MODULE
     LOW = 1
     HIGH = 2
 
@@ -139,12 +148,16 @@ class Twin(Config, name="golden.Scalars"):
 class Plain(Config):
     """Not pinned: its type name is `golden_configs.Plain`."""
 
+    __module__ = MODULE
+
     i: Param[int] = 0
 
 
 class Outer(Config, name="golden.Outer"):
     class Inner(Config):
         """Not pinned: `golden_configs.Outer.Inner`."""
+
+        __module__ = MODULE
 
         x: Param[int] = 0
 
@@ -236,8 +249,9 @@ def main_identifiers() -> dict[str, str]:
 def write_table() -> None:
     table = {
         "_note": (
-            "Pinned identifiers (SPEC §2 rule 8). Never edit by hand; regenerate with "
-            "`python tests/golden_configs.py --write` only together with a new "
+            "Pinned identifiers (docs/configurations.md, identity rule 8). Never edit by hand; "
+            "regenerate with "
+            "`python tests/support/golden_configs.py --write` only together with a new "
             "legato.ENCODING_VERSION and a migration note in CHANGELOG.md."
         ),
         "encoding_version": legato.ENCODING_VERSION,

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cli_support import legato_script, project_env
+from support.cli import legato_script, project_env
 
 TASKS = textwrap.dedent(
     '''

@@ -1,5 +1,5 @@
 """Tasks with sub-parameters for the tests of shared main task directories (imported by the
-job processes through sys.path). Used as a script, `python partials_tasks.py WORKDIR NAME
+job processes through sys.path). Used as a script, `python -m support.partials_tasks WORKDIR NAME
 LOG LR EPOCHS GATE [LAUNCHER]` runs one `Epochs` job in its own experiment (the tests
 of several processes run it)."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from legato import Meta, Param, SubParam, Task
-from xp_tasks import record, wait_for_file
+from support.xp_tasks import record, wait_for_file
 
 
 def note(log: str, **event: Any) -> None:

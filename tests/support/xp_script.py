@@ -6,11 +6,14 @@ usage: python xp_script.py WORKDIR LOG GATE N_QUICK N_GATED [MAX_JOBS]
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import anyio
 
 from legato import experiment
-from xp_tasks import Step
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `support`, run as a script
+from support.xp_tasks import Step
 
 
 async def main(workdir: str, log: str, gate: str, quick: int, gated: int, max_jobs: int) -> None:

@@ -8,7 +8,7 @@ import random
 import numpy as np
 
 from legato import Meta, Param, Task
-from xp_tasks import record
+from support.xp_tasks import record
 
 
 class Draw(Task):

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import legato
 from legato import Config, Meta, Param, Task, pathgenerator
+from support.waiting import wait_for_file
 
 
 def record(log: str, **event: Any) -> None:
@@ -25,14 +26,6 @@ def events(log: Path) -> list[dict[str, Any]]:
     if not log.exists():
         return []
     return [json.loads(line) for line in log.read_text().splitlines() if line]
-
-
-def wait_for_file(path: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            raise TimeoutError(path)
-        time.sleep(0.01)
 
 
 class Step(Task):

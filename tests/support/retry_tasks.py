@@ -12,7 +12,7 @@ from typing import Any
 
 import legato
 from legato import Interrupted, Meta, Param, Requeue, Task
-from xp_tasks import events, record
+from support.xp_tasks import events, record
 
 __all__ = [
     "Broken",

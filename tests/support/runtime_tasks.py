@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from legato import Config, Meta, Param, Task, cache, pathgenerator
-from xp_tasks import record, wait_for_file
+from support.xp_tasks import record, wait_for_file
 
 
 class Fickle(Task):

@@ -10,15 +10,7 @@ from pathlib import Path
 import anyio
 
 from legato import Config, Meta, Param, Task, cache
-
-
-def wait_for_file(path: str | Path, timeout: float = 60.0) -> None:
-    """Block until `path` exists (a test's signal to a helper process)."""
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path} never appeared")
-        time.sleep(0.005)
+from support.waiting import wait_for_file
 
 
 def _record(log: str) -> None:

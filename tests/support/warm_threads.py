@@ -6,7 +6,7 @@ import os
 import threading
 
 from legato import Meta, Param, Task
-from xp_tasks import record
+from support.xp_tasks import record
 
 _stop = threading.Event()
 threading.Thread(target=_stop.wait, name="warm-test-idle", daemon=True).start()

@@ -2,7 +2,7 @@
 
 `SlurmCalls` puts logging wrappers of sbatch, squeue and scancel first on PATH: each call
 is appended to a log, then the real command runs. Used as an experiment script,
-`python slurm_support.py WORKDIR LOG GATE N CPUS` runs N gated steps through SLURM (the
+`python support/slurm.py WORKDIR LOG GATE N CPUS` runs N gated steps through SLURM (the
 restart tests kill it with -9 and run it again).
 """
 
@@ -10,20 +10,34 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 COMMANDS = ("sbatch", "squeue", "scancel")
 REQUIRE = "LEGATO_REQUIRE_SLURM"
-"""Set to 1 (CI does) to make the tests fail, not skip, when no cluster is reachable."""
+"""Set to 1 (CI does) to make the tests fail, not skip, when the test cluster is not reachable."""
+CLUSTER = "legatotest"
+"""The name scripts/slurm-cluster.sh gives its cluster."""
+PARTITIONS = {"debug", "other"}
+"""The partitions of that cluster, both on its one node."""
 
 
 def cluster_problem() -> str | None:
-    """Why the SLURM tests cannot run here, or None when a cluster answers."""
-    missing = [cmd for cmd in ("sinfo", *COMMANDS) if shutil.which(cmd) is None]
+    """Why the SLURM tests cannot run here, or None when the test cluster answers.
+
+    The tests submit jobs: on a login node, whatever cluster answers would be a production
+    one. So they run only against the cluster scripts/slurm-cluster.sh makes: named
+    `legatotest`, its controller and its one node on this machine, partitions `debug` and
+    `other`.
+    """
+    missing = [cmd for cmd in ("sinfo", "scontrol", *COMMANDS) if shutil.which(cmd) is None]
     if missing:
         return f"{', '.join(missing)} not on PATH (scripts/slurm-cluster.sh install && start)"
+    foreign = not_the_test_cluster()
+    if foreign is not None:
+        return foreign
     try:
         done = subprocess.run(
             ["sinfo", "--noheader", "--format=%T"], capture_output=True, text=True, timeout=15
@@ -35,6 +49,40 @@ def cluster_problem() -> str | None:
         return f"sinfo failed: {done.stderr.strip()[:300]} (scripts/slurm-cluster.sh start)"
     if not any(state.rstrip("*~#") in ("idle", "mixed", "allocated") for state in states):
         return f"no SLURM node is up (sinfo: {' '.join(states) or 'nothing'})"
+    return None
+
+
+def not_the_test_cluster() -> str | None:
+    """Why the cluster that answers is not scripts/slurm-cluster.sh's, or None when it is."""
+    try:
+        config = subprocess.run(
+            ["scontrol", "show", "config"], capture_output=True, text=True, timeout=15
+        )
+        nodes = subprocess.run(
+            ["sinfo", "--noheader", "--format=%R %N"], capture_output=True, text=True, timeout=15
+        )
+    except subprocess.TimeoutExpired:
+        return "scontrol or sinfo did not answer within 15 s (is slurmctld running?)"
+    if config.returncode != 0:
+        return f"scontrol show config failed: {config.stderr.strip()[:300]}"
+    settings = {}
+    for line in config.stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            settings[key.strip()] = value.strip()
+    host = socket.gethostname().split(".")[0]
+    name = settings.get("ClusterName")
+    controller = settings.get("SlurmctldHost[0]", "").split("(")[0]
+    shape = {tuple(line.split()) for line in nodes.stdout.splitlines() if line.strip()}
+    expected = {(partition, host) for partition in PARTITIONS}
+    if name != CLUSTER or controller != host or shape != expected:
+        found = ", ".join(" on ".join(pair) for pair in sorted(shape)) or "no partitions"
+        return (
+            f"the SLURM cluster that answers is not the test cluster of "
+            f"scripts/slurm-cluster.sh ({CLUSTER!r}, controller and one node on {host!r}, "
+            f"partitions {', '.join(sorted(PARTITIONS))}): it is {name!r}, controller "
+            f"{controller!r}, {found}; the tests never submit jobs to another cluster"
+        )
     return None
 
 
@@ -74,7 +122,10 @@ class SlurmCalls:
             wrapper.write_text(
                 "#!/bin/sh\n"
                 f'printf "%s %s %s\\n" {command} "$(date +%s.%N)" "$*" >> "{self.log}"\n'
-                f'exec "{real}" "$@"\n'
+                f'"{real}" "$@"\n'
+                "status=$?\n"
+                f'printf "%s %s\\n" {command}.end "$(date +%s.%N)" >> "{self.log}"\n'
+                "exit $status\n"
             )
             wrapper.chmod(0o755)
 
@@ -89,6 +140,13 @@ class SlurmCalls:
                 found.append((float(when), args))
         return found
 
+    def pauses(self, command: str) -> list[float]:
+        """Seconds from the end of each call of `command` to the start of the next: the
+        caller's own delay, whatever the command's run time."""
+        starts = [when for when, _ in self.calls(command)]
+        ends = [when for when, _ in self.calls(f"{command}.end")]
+        return [later - end for end, later in zip(ends, starts[1:], strict=False)]
+
     def args(self, command: str) -> list[str]:
         return [args for _, args in self.calls(command)]
 
@@ -100,7 +158,7 @@ def main(workdir: str, log: str, gate: str, n: int, cpus: int) -> None:
     import anyio
 
     from legato import SlurmLauncher, experiment
-    from xp_tasks import Step
+    from support.xp_tasks import Step
 
     async def run() -> None:
         launcher = SlurmLauncher(cpus=cpus, poll_interval=0.2)
@@ -114,5 +172,6 @@ def main(workdir: str, log: str, gate: str, n: int, cpus: int) -> None:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `support`
     workdir, log, gate, n, cpus = sys.argv[1:]
     main(workdir, log, gate, int(n), int(cpus))

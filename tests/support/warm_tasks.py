@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from legato import Meta, Param, Task
-from xp_tasks import record, wait_for_file
+from support.xp_tasks import record, wait_for_file
 
 IMPORTED_BY = os.getpid()
 """The process that imported this module: a warm server, or the job itself."""

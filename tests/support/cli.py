@@ -10,8 +10,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -229,18 +227,6 @@ def jobs_json(workdir: Path, *args: str) -> list[dict[str, Any]]:
     done = cli("jobs", "ls", "--json", *args, workdir=workdir)
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines()]
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
-    """Poll `condition` until it returns something true; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(0.05)
 
 
 def alive(pid: int) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from legato import Meta, Param, Task
-from xp_tasks import record, wait_for_file
+from support.xp_tasks import record, wait_for_file
 
 time.sleep(1.0)
 

@@ -1,0 +1,69 @@
+"""Fixtures shared by the test modules.
+
+Helpers live in the `support` package (importable by job processes too); this file holds
+only fixtures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from blockbuster import blockbuster_ctx
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Every async test runs on both backends anyio supports, as anyio's own tests do."""
+    return str(request.param)
+
+
+FAKE_SLURM = Path(__file__).parent / "support" / "fake_slurm"
+
+
+@pytest.fixture
+def fake_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The fake sbatch, squeue, scancel, scontrol and sinfo of support/fake_slurm first on
+    PATH, their jobs local processes; yields the fake's state directory. Jobs a test leaves
+    running are killed at its end."""
+    state = tmp_path / "fake-slurm"
+    monkeypatch.setenv("FAKE_SLURM_DIR", str(state))
+    monkeypatch.setenv("FAKE_SLURM_PYTHON", sys.executable)
+    monkeypatch.setenv("PATH", f"{FAKE_SLURM}{os.pathsep}{os.environ['PATH']}")
+    yield state
+    for path in (state / "jobs").glob("*.json"):
+        job = json.loads(path.read_text())
+        if job["state"] == "RUNNING" and job.get("pgid"):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(job["pgid"], signal.SIGKILL)
+
+
+@pytest.fixture
+def no_blocking(anyio_backend: str) -> Iterator[None]:
+    """Fails the test when legato's code makes a blocking call (file I/O, sleep, a lock)
+    on the event loop's thread: the exact check behind "never blocks the caller's loop",
+    where a timing threshold would be loose and flaky. blockbuster sees asyncio's loop;
+    on trio the same code paths run unchecked."""
+    if anyio_backend != "asyncio":
+        yield
+        return
+    with blockbuster_ctx(["legato"]) as buster:
+        for function, where, functions in ALLOWED_BLOCKING:
+            buster.functions[function].can_block_in(where, functions)
+        yield
+
+
+ALLOWED_BLOCKING: list[tuple[str, str, set[str]]] = [
+    # Once per experiment, at its entry: the import path the jobs inherit (getcwd).
+    ("os.path.abspath", "legato/_experiment.py", {"_job_env"}),
+    # `legato.load` is a synchronous function: a test may call it where a user would.
+    ("io.BufferedReader.read", "legato/_load.py", {"load"}),
+]
+"""(blocking function, file, functions of that file): the calls on the loop's thread that
+are allowed, each said why."""
