@@ -132,7 +132,7 @@ def test_the_address_bar_loses_the_token(page: Any, live: Live) -> None:
     assert "token" not in page.url
     assert page.locator("#experiments tr[data-name=sweep]").count() == 1
     page.wait_for_function(
-        "document.querySelector('#experiments tr[data-name=sweep]').textContent.includes('live')"
+        "document.querySelector('#experiments tr[data-name=sweep]')?.textContent?.includes('live')"
     )
     page.wait_for_selector("#live.on")
     screenshot(page, "experiments")
@@ -189,12 +189,12 @@ def test_the_table_fills_and_filters_by_tag(page: Any, live: Live) -> None:
     page.wait_for_function("document.querySelectorAll('#jobs tbody tr').length === 7")
     page.click("th[data-sort='tag:lr']")
     page.wait_for_function(
-        "document.querySelector('th[data-sort=\"tag:lr\"]').textContent.includes('▲')"
+        "document.querySelector('th[data-sort=\"tag:lr\"]')?.textContent?.includes('▲')"
     )
     assert [r["lr"] for r in rows(page)][:3] == ["0.01", "0.1", "13"]
     page.click("th[data-sort='tag:lr']")
     page.wait_for_function(
-        "document.querySelector('th[data-sort=\"tag:lr\"]').textContent.includes('▼')"
+        "document.querySelector('th[data-sort=\"tag:lr\"]')?.textContent?.includes('▼')"
     )
     assert [r["lr"] for r in rows(page)][:3] == ["13", "0.1", "0.01"]
 
@@ -206,7 +206,7 @@ def test_a_failed_job_shows_its_reason_and_log(page: Any, live: Live) -> None:
     page.wait_for_selector("#reason")
     assert page.inner_text("#reason") == "ValueError: diverged with lr=13.0"
     page.wait_for_function(
-        "document.querySelector('#log-stderr').textContent.includes('the loss is nan')"
+        "document.querySelector('#log-stderr')?.textContent?.includes('the loss is nan')"
     )
     assert "ValueError: diverged with lr=13.0" in page.inner_text("#log-stderr")
     assert page.inner_text("#log-stdout").strip() == "training lr=13.0"
@@ -245,7 +245,7 @@ def test_a_job_turns_done_without_a_reload(page: Any, live: Live) -> None:
     type_name = "web_tasks.Train"
     log_page.goto(f"{live.base}/jobs/{type_name}/{train['id']}")
     log_page.wait_for_function(
-        "document.querySelector('#log-stdout').textContent.includes('training lr=0.1')"
+        "document.querySelector('#log-stdout')?.textContent?.includes('training lr=0.1')"
     )
     page.wait_for_function(
         "document.querySelectorAll('#jobs tbody tr .progress .plabel').length >= 2"
@@ -256,14 +256,14 @@ def test_a_job_turns_done_without_a_reload(page: Any, live: Live) -> None:
     page.wait_for_selector(f"#jobs tbody tr[data-id='{train['id']}'][data-state=done]")
     assert page.evaluate("window.stillTheSamePage") is True
     log_page.wait_for_function(
-        "document.querySelector('#log-stdout').textContent.includes('trained')"
+        "document.querySelector('#log-stdout')?.textContent?.includes('trained')"
     )
     log_page.wait_for_selector(".state.s-done")
     log_page.close()
     # Its Evaluate ran after it, and inherited its tag.
     page.wait_for_function(
         "[...document.querySelectorAll('#jobs tbody tr')].filter(r => "
-        "r.children[1].textContent === 'Evaluate' && r.dataset.state === 'done').length === 2"
+        "r.children[1]?.textContent === 'Evaluate' && r.dataset.state === 'done').length === 2"
     )
 
 
@@ -291,7 +291,9 @@ def test_the_kill_button_ends_a_running_job(page: Any, live: Live) -> None:
     page.click("#job-head button.kill")
     page.wait_for_selector("#job-head .state.s-cancelled")
     assert not alive(pid)
-    page.wait_for_function("document.querySelector('#log-stdout').textContent.includes('sleeping')")
+    page.wait_for_function(
+        "document.querySelector('#log-stdout')?.textContent?.includes('sleeping')"
+    )
     # With nothing left to run, the experiment ends; the page says so without a reload.
     live.experiment.wait(timeout=120)
     page.goto(f"{live.base}/experiments/sweep?sort=tag:lr")
