@@ -3,7 +3,6 @@ and a job that never runs twice at the same time."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
@@ -15,7 +14,7 @@ import anyio
 import pytest
 
 from legato import JobState, experiment
-from support.waiting import poll, wait_until
+from support.waiting import lock_is_free, poll, wait_until
 from support.warm_support import job_processes  # noqa: F401 - every test, warm and fresh
 from support.xp_tasks import Step, events
 
@@ -34,17 +33,6 @@ def alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
-
-
-def lock_is_free(job_dir: Path) -> bool:
-    fd = os.open(job_dir / "lock", os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def run_script(tmp_path: Path, quick: int, gated: int) -> subprocess.Popen[str]:

@@ -4,7 +4,6 @@ a kill -9 of its experiment."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import subprocess
@@ -18,7 +17,7 @@ import pytest
 from legato import JobState, LocalLauncher, experiment
 from support.cli import alive, jobs_json
 from support.runtime_tasks import Forker
-from support.waiting import wait_until
+from support.waiting import lock_is_free, wait_until
 from support.xp_tasks import events
 
 pytestmark = pytest.mark.anyio
@@ -27,17 +26,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-def lock_is_free(job_dir: Path) -> bool:
-    fd = os.open(job_dir / "lock", os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
 
 
 async def test_a_forked_child_left_behind_does_not_hold_the_experiment(tmp_path: Path) -> None:

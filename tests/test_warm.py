@@ -3,7 +3,6 @@ modules once, behave as fresh processes do and never see each other's traces."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
@@ -17,6 +16,7 @@ import anyio
 import pytest
 
 from legato import JobState, LocalLauncher, experiment
+from support.waiting import lock_is_free
 from support.warm_tasks import Probe
 from support.xp_tasks import events
 
@@ -267,14 +267,3 @@ def warm_servers() -> list[int]:
         if ppid == os.getpid() and b"legato._warm_server" in cmdline:
             found.append(int(entry))
     return found
-
-
-def lock_is_free(job_dir: Path) -> bool:
-    fd = os.open(job_dir / "lock", os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)

@@ -6,6 +6,7 @@ expect, and fail with what they waited for when the deadline passes.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from collections.abc import Callable
@@ -49,3 +50,15 @@ async def poll(
 def wait_for_file(path: str | Path, timeout: float = 60.0) -> None:
     """Block until `path` exists (a test's signal to a job or helper process)."""
     wait_until(lambda: os.path.exists(path), timeout, f"{path} to appear", interval=0.005)
+
+
+def lock_is_free(job_dir: Path) -> bool:
+    """Whether nobody holds the job's flock (a job process or an experiment would)."""
+    fd = os.open(job_dir / "lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
