@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from legato import Config, Param, Task, dumps, tag
-from legato._identity import current_workdir
-from legato._workdir import (
+from legato._core._identity import current_workdir
+from legato._jobdir._workdir import (
     DONE,
     FAILED,
     JOBS_LIST,

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import legato
 from legato import Param, Task, dumps, tag
-from legato._identity import current_workdir
-from legato._result import encode_result
-from legato._workdir import (
+from legato._core._identity import current_workdir
+from legato._core._result import encode_result
+from legato._jobdir._workdir import (
     DONE,
     JOBS_LIST,
     PARAMS,

@@ -78,7 +78,7 @@ def use_bytecode_caches() -> str:
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     os.environ["PYTHONPYCACHEPREFIX"] = prefix
     env = {**os.environ, "PYTHONPATH": str(HERE)}
-    warm = "import legato._worker, legato._experiment, _bench_tasks"
+    warm = "import legato._jobside._worker, legato._runtime._experiment, _bench_tasks"
     subprocess.run([sys.executable, "-c", warm], check=True, env=env)
     return f"on (PYTHONDONTWRITEBYTECODE was set: caches in {prefix})"
 
@@ -254,7 +254,7 @@ from pathlib import Path
 import anyio
 from _bench_tasks import Noop
 from legato import experiment
-from legato._workdir import DONE, job_dir
+from legato._jobdir._workdir import DONE, job_dir
 N, wd = {n}, Path({workdir!r})
 for i in range(N):  # a finished sweep: each job directory holds its done marker
     p = job_dir(wd, Noop.__legato_type_name__, Noop(index=i).__identifier__)

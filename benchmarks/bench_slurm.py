@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE))
 from _bench_tasks import Noop  # noqa: E402
 
 from legato import LocalLauncher, SlurmLauncher, experiment  # noqa: E402
-from legato._launcher import Launcher  # noqa: E402
+from legato._launchers._launcher import Launcher  # noqa: E402
 
 COMMANDS = ("sbatch", "squeue", "scancel")
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 from bench_cli import legato_script, make_workdir
 
-from legato._workdir import FAILED, jobs_root
+from legato._jobdir._workdir import FAILED, jobs_root
 
 TARGET = 0.200
 IDLE_TARGET = 0.02

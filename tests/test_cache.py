@@ -19,7 +19,7 @@ import pytest
 
 from legato import Config, Param, cache, experiment
 from legato import _cache as cache_module
-from legato._identity import current_workdir
+from legato._core._identity import current_workdir
 from support.cache import UseValue, Value
 from support.waiting import poll
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import legato
-from legato._identity import main_identifier
+from legato._core._identity import main_identifier
 from support.golden_configs import CASES, MAIN_CASES, TABLE, identifiers
 
 HOW_TO_UPDATE = (

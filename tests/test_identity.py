@@ -27,7 +27,7 @@ from legato import (
     pathgenerator,
     tag,
 )
-from legato._identity import current_workdir
+from legato._core._identity import current_workdir
 
 
 def ident(config: Config) -> str:

@@ -1,7 +1,7 @@
 """The command line reads params files as `legato.loads` and the configuration core do.
 
 `legato jobs show` and `jobs ls --tag` read params files without importing the user's
-classes (`legato._cli._params`); both readings go through one decoder. Random
+classes (`legato._inspect._params`); both readings go through one decoder. Random
 configurations check that the tags and dependencies the command line reads are those the
 core computes, and chains of three times the recursion limit that nothing recurses.
 """
@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 import legato
 from legato import Config, Param, Task, tag
-from legato._cli._params import Params
-from legato._graph import collect_tags, dependencies, to_builtins
+from legato._core._graph import collect_tags, dependencies, to_builtins
+from legato._inspect._params import Params
 from support.cli import cli
 
 WORKDIR = Path("/params-reading/wd")
@@ -115,12 +115,12 @@ def test_chains_of_three_times_the_recursion_limit_read_without_recursing() -> N
 
 def test_a_params_file_whose_values_hold_themselves_is_an_error() -> None:
     data = legato.dumps(Node(held=Leaf()))
-    doc = legato._serialize.msgspec.msgpack.decode(data)  # type: ignore[attr-defined]
+    doc = legato._core._serialize.msgspec.msgpack.decode(data)  # type: ignore[attr-defined]
     doc["objects"][1] = {"type": "reading.Node", "fields": {"held": ["C", 1]}}
-    params = Params(legato._serialize.msgspec.msgpack.encode(doc))  # type: ignore[attr-defined]
+    params = Params(legato._core._serialize.msgspec.msgpack.encode(doc))  # type: ignore[attr-defined]
     try:
         params.render(params.fields()["held"])
-    except legato._cli._params.ParamsError as exc:
+    except legato._inspect._params.ParamsError as exc:
         assert "holds itself" in str(exc)
     else:
         raise AssertionError("a value holding itself was rendered")
@@ -129,12 +129,12 @@ def test_a_params_file_whose_values_hold_themselves_is_an_error() -> None:
 def test_jobs_show_on_the_last_job_of_a_chain_of_1000(tmp_path: Path) -> None:
     """`jobs show` used to fail past 100 tasks ("values nested too deeply")."""
     workdir = tmp_path / "wd"
-    token = legato._identity.current_workdir.set(workdir)
+    token = legato._core._identity.current_workdir.set(workdir)
     try:
         last = submitted(Step(x=tag(999), held=chain(999)))
         data = legato.dumps(last)
     finally:
-        legato._identity.current_workdir.reset(token)
+        legato._core._identity.current_workdir.reset(token)
     job = workdir / "jobs" / "reading.Step" / last.__identifier__
     job.mkdir(parents=True)
     (job / "params.msgpack").write_bytes(data)

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from msgspec.structs import astuple, force_setattr
 
 from legato import Config, Constant, Meta, Param, ValidationError, field, tag
-from legato._identity import ENCODING_VERSION, _encode, _fields, _sha256, identifier_digest
-from legato._plan import Plan, check_field
+from legato._core._identity import ENCODING_VERSION, _encode, _fields, _sha256, identifier_digest
+from legato._core._plan import Plan, check_field
 
 
 class Color(enum.Enum):

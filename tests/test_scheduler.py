@@ -12,10 +12,10 @@ from blockbuster import BlockingError
 
 import legato
 from legato import JobState, experiment, tag
-from legato._job import Job
-from legato._resources import Grant, ResourcePool
-from legato._scheduler import Scheduler
-from legato._workdir import read_json
+from legato._jobdir._workdir import read_json
+from legato._runtime._job import Job
+from legato._runtime._resources import Grant, ResourcePool
+from legato._runtime._scheduler import Scheduler
 from support.waiting import poll
 from support.warm_support import job_processes  # noqa: F401 - every test, warm and fresh
 from support.xp_tasks import (

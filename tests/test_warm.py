@@ -91,7 +91,7 @@ async def test_a_job_never_sees_what_another_did(tmp_path: Path) -> None:
     assert a["counter"] == b["counter"] == 1
     assert a["env"] is None and b["env"] is None
     assert (a["cwd"], b["cwd"]) == (str(first.__job__.path), str(second.__job__.path))
-    # as `python -m legato._worker JOB_DIR` started in the job directory would have them
+    # as `python -m legato._jobside._worker JOB_DIR` started in the job directory would have them
     assert a["argv"][1:] == [str(first.__job__.path)] and a["argv"][0].endswith("_worker.py")
     assert (a["path0"], b["path0"]) == (a["cwd"], b["cwd"])
     assert len(a["fds"]) == len(b["fds"])
@@ -264,6 +264,6 @@ def warm_servers() -> list[int]:
                 cmdline = f.read()
         except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
             continue
-        if ppid == os.getpid() and b"legato._warm_server" in cmdline:
+        if ppid == os.getpid() and b"legato._jobside._warm_server" in cmdline:
             found.append(int(entry))
     return found

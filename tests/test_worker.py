@@ -96,11 +96,13 @@ def test_load_errors(tmp_path: Path) -> None:
 
 
 def test_worker_usage_and_missing_params(tmp_path: Path) -> None:
-    usage = subprocess.run([sys.executable, "-m", "legato._worker"], capture_output=True)
+    usage = subprocess.run([sys.executable, "-m", "legato._jobside._worker"], capture_output=True)
     assert usage.returncode == 2 and b"usage" in usage.stderr
     env = {**os.environ, "LEGATO_PARENT_PID": str(os.getpid())}
     run = subprocess.run(
-        [sys.executable, "-m", "legato._worker", str(tmp_path)], capture_output=True, env=env
+        [sys.executable, "-m", "legato._jobside._worker", str(tmp_path)],
+        capture_output=True,
+        env=env,
     )
     assert run.returncode == 1
     record = json.loads((tmp_path / "failed.json").read_text())

@@ -6,9 +6,9 @@ import importlib
 import inspect
 from typing import TYPE_CHECKING, Any
 
-from ._config import Config
-from ._defaults import DefaultChanged, DefaultChangedWarning
-from ._errors import (
+from ._core._config import Config
+from ._core._defaults import DefaultChanged, DefaultChangedWarning
+from ._core._errors import (
     ConfigError,
     DeserializationError,
     ExperimentFailed,
@@ -24,46 +24,46 @@ from ._errors import (
     ValidationError,
     WorkdirError,
 )
-from ._fields import Constant, Meta, Option, Param, SubParam, field, pathgenerator, tag
-from ._identity import ENCODING_VERSION
-from ._serialize import dumps, loads
-from ._task import Task
+from ._core._fields import Constant, Meta, Option, Param, SubParam, field, pathgenerator, tag
+from ._core._identity import ENCODING_VERSION
+from ._core._serialize import dumps, loads
+from ._core._task import Task
 
 if TYPE_CHECKING:
-    from ._attempt import attempt, remaining_time
     from ._cache import cache
-    from ._experiment import Experiment, experiment
-    from ._job import Job, JobState
-    from ._launcher import Exit, Launcher, LaunchSpec
-    from ._load import load
-    from ._local import LocalLauncher
-    from ._notebook import open_experiment
-    from ._progress import progress
-    from ._result import load_result
-    from ._results import JobRecord, Results, results
-    from ._slurm import SlurmLauncher
+    from ._core._result import load_result
+    from ._inspect._results import JobRecord, Results, results
+    from ._jobside._attempt import attempt, remaining_time
+    from ._jobside._load import load
+    from ._jobside._progress import progress
+    from ._launchers._launcher import Exit, Launcher, LaunchSpec
+    from ._launchers._local import LocalLauncher
+    from ._launchers._slurm import SlurmLauncher
+    from ._runtime._experiment import Experiment, experiment
+    from ._runtime._job import Job, JobState
+    from ._runtime._notebook import open_experiment
 
 # Heavier parts load on first use, so a job's process (which imports legato) starts fast.
 _LAZY = {
-    "attempt": "_attempt",
-    "remaining_time": "_attempt",
+    "attempt": "_jobside._attempt",
+    "remaining_time": "_jobside._attempt",
     "cache": "_cache",
-    "Experiment": "_experiment",
-    "experiment": "_experiment",
-    "Job": "_job",
-    "JobState": "_job",
-    "Exit": "_launcher",
-    "LaunchSpec": "_launcher",
-    "Launcher": "_launcher",
-    "load": "_load",
-    "load_result": "_result",
-    "JobRecord": "_results",
-    "Results": "_results",
-    "results": "_results",
-    "LocalLauncher": "_local",
-    "open_experiment": "_notebook",
-    "progress": "_progress",
-    "SlurmLauncher": "_slurm",
+    "Experiment": "_runtime._experiment",
+    "experiment": "_runtime._experiment",
+    "Job": "_runtime._job",
+    "JobState": "_runtime._job",
+    "Exit": "_launchers._launcher",
+    "LaunchSpec": "_launchers._launcher",
+    "Launcher": "_launchers._launcher",
+    "load": "_jobside._load",
+    "load_result": "_core._result",
+    "JobRecord": "_inspect._results",
+    "Results": "_inspect._results",
+    "results": "_inspect._results",
+    "LocalLauncher": "_launchers._local",
+    "open_experiment": "_runtime._notebook",
+    "progress": "_jobside._progress",
+    "SlurmLauncher": "_launchers._slurm",
 }
 
 

@@ -34,9 +34,9 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-from ._errors import WorkdirError
-from ._identity import current_workdir
-from ._workdir import cache_dir
+from ._core._errors import WorkdirError
+from ._core._identity import current_workdir
+from ._jobdir._workdir import cache_dir
 
 try:
     import fcntl
@@ -44,7 +44,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from ._config import ConfigBase
+    from ._core._config import ConfigBase
 
 __all__ = ["cache", "resolve_workdir"]
 

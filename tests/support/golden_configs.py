@@ -36,7 +36,7 @@ from legato import (
     pathgenerator,
     tag,
 )
-from legato._identity import current_workdir, main_identifier
+from legato._core._identity import current_workdir, main_identifier
 
 TABLE = Path(__file__).parent.parent / "data" / "identifiers.json"
 MODULE = "golden_configs"

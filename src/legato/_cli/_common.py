@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from .._workdir import experiments_root, jobs_root
+from .._jobdir._workdir import experiments_root, jobs_root
 
 __all__ = [
     "EXIT_ERROR",

@@ -12,10 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import msgspec
 import typer
 
-from ._common import EXIT_USAGE, CliError, format_duration, format_time, open_workdir, table
-from ._jobs import tag_text
-from ._procs import Locks
-from ._scan import (
+from .._inspect._procs import Locks
+from .._inspect._scan import (
     ExperimentEntry,
     experiment_jobs,
     list_experiments,
@@ -23,6 +21,8 @@ from ._scan import (
     progress,
     scan_jobs,
 )
+from ._common import EXIT_USAGE, CliError, format_duration, format_time, open_workdir, table
+from ._jobs import tag_text
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

@@ -22,11 +22,11 @@ from typing import Annotated
 
 import typer
 
-from .._workdir import INTERRUPT, write_json
+from .._inspect._procs import job_process
+from .._inspect._scan import JobEntry, resolve
+from .._jobdir._workdir import INTERRUPT, write_json
 from ._common import CliError, open_workdir
 from ._jobs import app
-from ._procs import job_process
-from ._scan import JobEntry, resolve
 
 __all__ = ["interrupt_job"]
 

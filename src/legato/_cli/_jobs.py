@@ -14,7 +14,17 @@ from typing import Annotated, Any
 import msgspec
 import typer
 
-from .._workdir import STDERR, STDOUT, attempt_dir, job_dir
+from .._inspect._params import Params, ParamsError, ParamsMissing
+from .._inspect._procs import Locks
+from .._inspect._scan import (
+    JobEntry,
+    experiment_jobs,
+    progress,
+    read_job,
+    resolve,
+    scan_jobs,
+)
+from .._jobdir._workdir import STDERR, STDOUT, attempt_dir, job_dir
 from ._common import (
     EXIT_USAGE,
     CliError,
@@ -23,16 +33,6 @@ from ._common import (
     json_text,
     open_workdir,
     table,
-)
-from ._params import Params, ParamsError, ParamsMissing
-from ._procs import Locks
-from ._scan import (
-    JobEntry,
-    experiment_jobs,
-    progress,
-    read_job,
-    resolve,
-    scan_jobs,
 )
 
 __all__ = ["app"]
@@ -230,7 +230,7 @@ def _csv_cell(value: Any) -> Any:
 def _write_csv(entries: list[JobEntry], workdir: Path) -> None:
     import csv
 
-    from .._results import JobRecord, columns
+    from .._inspect._results import JobRecord, columns
 
     names, rows = columns(JobRecord(e, plain=True, workdir=workdir) for e in entries)
     writer = csv.writer(sys.stdout, lineterminator="\n")

@@ -26,12 +26,12 @@ from typing import Annotated, Any
 
 import typer
 
-from .._launcher import killpg
-from .._workdir import DONE, FAILED, JobDir, host_name
+from .._inspect._procs import Locks, job_process, process_alive
+from .._inspect._scan import UNRUN_STATES, JobEntry, read_job, read_json, resolve
+from .._jobdir._workdir import DONE, FAILED, JobDir, host_name
+from .._launchers._launcher import killpg
 from ._common import CliError, open_workdir
 from ._jobs import app
-from ._procs import Locks, job_process, process_alive
-from ._scan import UNRUN_STATES, JobEntry, read_job, read_json, resolve
 
 __all__ = ["kill_job"]
 

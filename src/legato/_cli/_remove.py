@@ -14,11 +14,11 @@ from typing import Annotated
 
 import typer
 
-from .._workdir import MAIN_JOBS, MAIN_LOCK, jobs_root, partials_root
+from .._inspect._procs import Locks
+from .._inspect._scan import UNRUN_STATES, JobEntry, read_job, referenced_jobs, resolve, scan_jobs
+from .._jobdir._workdir import MAIN_JOBS, MAIN_LOCK, jobs_root, partials_root
 from ._common import EXIT_USAGE, CliError, open_workdir
 from ._jobs import app as jobs_app
-from ._procs import Locks
-from ._scan import UNRUN_STATES, JobEntry, read_job, referenced_jobs, resolve, scan_jobs
 
 __all__ = ["clean", "remove_jobs"]
 

@@ -15,10 +15,10 @@ from starlette.responses import Response, StreamingResponse
 from .._cli._common import CliError
 from .._cli._jobs import _details, _parse_tag_filter
 from .._cli._kill import kill_job
-from .._cli._procs import Locks
 from .._cli._remove import _remove_dir
-from .._cli._scan import JobEntry, read_job, read_json
-from .._workdir import FAILED
+from .._inspect._procs import Locks
+from .._inspect._scan import JobEntry, read_job, read_json
+from .._jobdir._workdir import FAILED
 from ._dashboard import BadRequest, Dashboard, NotFound, dashboard, error, json_response
 from ._index import STATES, Row
 from ._logs import LOGS, read_log

@@ -2,7 +2,7 @@
 
 The command line reads a workdir once and exits; the dashboard reads it again and again while
 sweeps run, so it keeps the jobs it read (`Row`) and, at each refresh, re-reads only what
-changed. It reads through the command line's scan layer (`legato._cli._scan`), so what the
+changed. It reads through the command line's scan layer (`legato._inspect._scan`), so what the
 CLI says of a job is what the page shows. What a refresh costs, for 10,000 jobs:
 
 - a job that is done, failed or cancelled is re-read when its directory's mtime moved (every
@@ -29,16 +29,16 @@ from typing import Any
 
 import msgspec
 
-from .._cli._params import ParamsError
-from .._cli._procs import Locks, job_process
-from .._cli._scan import (
+from .._inspect._params import ParamsError
+from .._inspect._procs import Locks, job_process
+from .._inspect._scan import (
     ExperimentEntry,
     experiment_jobs,
     list_experiments,
     progress,
     read_job,
 )
-from .._workdir import JOBS_LIST, LOCK, PARAMS, jobs_root
+from .._jobdir._workdir import JOBS_LIST, LOCK, PARAMS, jobs_root
 
 __all__ = ["STATES", "Index", "Row"]
 

@@ -1,0 +1,158 @@
+"""`Task`: a configuration that does work, once, in its own job directory."""
+
+from __future__ import annotations
+
+import datetime
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._config import ConfigBase
+from ._identity import forget_identifier
+
+if TYPE_CHECKING:
+    from .._launchers._launcher import Launcher
+    from .._runtime._job import Job
+
+__all__ = ["Task", "attempt_limits", "check_executable", "has_output_config", "mark_output"]
+
+
+class Task(ConfigBase):
+    """A configuration with an `execute` method that legato runs in a subprocess.
+
+    Define `config()` to hand later tasks a configuration describing the output (a
+    trained model, say) rather than the task itself.
+    """
+
+    def execute(self) -> Any:
+        """The work; runs in the job's own process with the job directory as cwd."""
+        raise NotImplementedError(f"{type(self).__name__} does not define execute()")
+
+    def config(self) -> Any:
+        """What `submit()` returns to the caller: by default the task itself."""
+        return self
+
+    async def submit(
+        self,
+        *,
+        launcher: Launcher | None = None,
+        requires: dict[str, int] | None = None,
+        retries: int = 0,
+        timeout: float | datetime.timedelta | None = None,
+        max_preemptions: int = 100,
+    ) -> Any:
+        """Make this task a job of the current experiment; return what later tasks hold.
+
+        Returns at once and never waits for the job to run: the experiment starts it once
+        the tasks whose outputs its fields hold (at any depth) are DONE. Hand on the value
+        returned here, not `self.config()` called again: only the returned value carries the
+        dependency on this job.
+
+        Args:
+            launcher: Run this job with this launcher rather than the experiment's.
+            requires: Counted resources the job holds while it runs, among those the
+                experiment declares, as `{"gpu": 1}`.
+            retries: How many times an *interrupted* attempt may be run again: one that
+                reached its time limit or raised `legato.Requeue`. An exception from
+                `execute` is never retried. Each attempt runs in the same job directory, so
+                it can resume from the checkpoints the last one saved.
+            timeout: Seconds (or a `timedelta`) one attempt may run, on any launcher: then
+                `execute` sees `legato.Interrupted` (SIGTERM), and is killed after the
+                launcher's grace period.
+            max_preemptions: How many times the job may be preempted (or lose its node)
+                and run again; preemptions do not use up `retries`.
+
+        Returns:
+            `self.config()` when the class defines `config()`, else the task itself.
+
+        Raises:
+            NoExperimentError: Outside `async with experiment(...)`.
+            ConfigError: When the class defines no `execute()` (an abstract base task).
+            ResourceError: When `requires` asks for more than the experiment declares.
+            ValueError: When `retries`, `timeout` or `max_preemptions` is out of range.
+        """
+        from .._runtime._experiment import current_experiment
+
+        return await current_experiment().submit(
+            self,
+            launcher=launcher,
+            requires=requires,
+            retries=retries,
+            timeout=timeout,
+            max_preemptions=max_preemptions,
+        )
+
+    @property
+    def __job__(self) -> Job:
+        """The job handle; set by `submit()`."""
+        job: Job | None = self.__dict__.get("__legato_job__")
+        if job is None:
+            raise AttributeError(f"{type(self).__name__} has not been submitted")
+        return job
+
+    @property
+    def __taskdir__(self) -> Path:
+        """The job directory: set at submission and inside the running job."""
+        path: Path | None = self.__dict__.get("__legato_taskdir__")
+        if path is None:
+            raise AttributeError(f"{type(self).__name__} has no job directory yet")
+        return path
+
+    @property
+    def __maintaskdir__(self) -> Path:
+        """The directory that this task shares with every task of its class that differs
+        from it only in `SubParam` fields, `<workdir>/partials/<type name>/<main
+        identifier>/`; the job directory itself for a class without sub-parameters. Jobs
+        that share it never run at the same time."""
+        taskdir = self.__taskdir__
+        kept: tuple[Path, Path] | None = self.__dict__.get("__legato_maintaskdir__")
+        if kept is None or kept[0] != taskdir:  # computed for this job directory, once
+            from .._runtime._partials import main_task_dir
+
+            kept = self.__dict__["__legato_maintaskdir__"] = (taskdir, main_task_dir(self, taskdir))
+        return kept[1]
+
+
+def check_executable(task: Task) -> None:
+    """Refuse, at submission, a task whose class defines no `execute` (an abstract base
+    class, say): its job would fail only once it ran."""
+    if type(task).execute is Task.execute:
+        from ._errors import ConfigError
+
+        raise ConfigError(
+            f"{type(task).__qualname__} defines no execute() method: only tasks that do can "
+            "be submitted"
+        )
+
+
+def has_output_config(task: Task) -> bool:
+    return type(task).config is not Task.config
+
+
+def mark_output(output: Any, task: Task) -> Any:
+    """Record that `output` stands for `task`'s result: it depends on it
+    (docs/configurations.md, identity rule 7)."""
+    if isinstance(output, ConfigBase) and output is not task:
+        output.__dict__["__legato_producer__"] = task
+        forget_identifier(output)
+    return output
+
+
+def attempt_limits(
+    retries: Any, timeout: Any, max_preemptions: Any
+) -> tuple[int, float | None, int]:
+    """`submit()`'s retries, timeout (in seconds) and max_preemptions, checked."""
+    for name, value in (("retries", retries), ("max_preemptions", max_preemptions)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"submit(): {name} must be an int >= 0, got {value!r}")
+    if isinstance(timeout, datetime.timedelta):
+        timeout = timeout.total_seconds()
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not 0 < timeout < math.inf
+    ):
+        raise ValueError(
+            f"submit(): timeout must be a number of seconds > 0 or a timedelta, got {timeout!r}"
+        )
+    return retries, None if timeout is None else float(timeout), max_preemptions

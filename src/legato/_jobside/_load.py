@@ -1,0 +1,39 @@
+"""`legato.load(job_dir)`: rebuild a task from its job directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .._core._errors import DeserializationError
+from .._core._identity import current_workdir, identifier_digest
+from .._core._serialize import loads
+from .._jobdir._workdir import PARAMS
+
+__all__ = ["load"]
+
+
+def load(job_dir: str | os.PathLike[str]) -> Any:
+    """The task whose params a job directory holds, with its paths, tags and identifier.
+
+    Path generators point inside `job_dir` wherever the workdir has moved since.
+    """
+    from ._worker import prepare_task
+
+    path = Path(job_dir).absolute()
+    try:
+        data = (path / PARAMS).read_bytes()
+    except FileNotFoundError:
+        raise DeserializationError(f"{path} is not a job directory (no {PARAMS})") from None
+    # The workdir is the one the job directory lies in (<workdir>/jobs/<type>/<id>), wherever
+    # it was when the params were written: paths inside it are rebuilt here, and the
+    # identity, fixed now, counts them relative to it.
+    token = current_workdir.set(path.parent.parent.parent)
+    try:
+        task = loads(data)
+        prepare_task(task, path)
+        identifier_digest(task)
+    finally:
+        current_workdir.reset(token)
+    return task

@@ -1,0 +1,340 @@
+"""Warm job processes, on the experiment's side: `LocalLauncher` forks jobs from a server
+(`_warm_server.py`) that has legato and the jobs' modules imported already.
+
+One server per experiment (kept in the experiment's `Session`), started at its first
+job and ended with it. A server that dies is started again and the jobs it was running
+are run again; the modules a server found unsafe to fork (threads started at import, an
+initialised CUDA context) make their jobs run as fresh processes, with one warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import anyio
+import msgspec
+from anyio import open_process
+from anyio.abc import Process
+
+from .._jobdir._workdir import CANCEL, FAILED
+from ._launcher import Exit, LaunchSpec, Session
+
+__all__ = ["WarmPool", "run_warm", "warm_default"]
+
+_wait_readable: Callable[[socket.socket], Awaitable[None]] = (
+    getattr(anyio, "wait_readable", None) or anyio.wait_socket_readable
+)  # anyio < 4.7
+_wait_writable: Callable[[socket.socket], Awaitable[None]] = (
+    getattr(anyio, "wait_writable", None) or anyio.wait_socket_writable
+)
+_RESTARTS = 2
+"""Servers that may die before forking one job before that job runs as a fresh process."""
+
+
+def warm_default() -> bool:
+    """Warm unless this platform cannot fork or `LEGATO_WARM=0` says no."""
+    if not hasattr(os, "fork") or not hasattr(socket, "send_fds"):
+        return False
+    return os.environ.get("LEGATO_WARM", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+class _Gone(Exception):
+    """The server ended before answering."""
+
+
+class _Server:
+    def __init__(self, process: Process, ctrl: socket.socket, env: dict[str, str]) -> None:
+        self.process = process
+        self.ctrl = ctrl
+        self.env = env
+        """The environment it started with: a request carries only what differs."""
+
+    def payload(self, job_dir: Path, env: dict[str, str]) -> bytes:
+        base = self.env
+        changed = {k: v for k, v in env.items() if base.get(k) != v}
+        removed = [k for k in base if k not in env]
+        request = {"job_dir": str(job_dir), "env": changed, "unset": removed}
+        return msgspec.msgpack.encode(request)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.returncode is None and self.ctrl.fileno() >= 0
+
+    async def request(self, payload: bytes, fds: list[int]) -> None:
+        while True:
+            try:
+                socket.send_fds(self.ctrl, [payload], fds)
+                return
+            except BlockingIOError:
+                await _wait_writable(self.ctrl)
+            except OSError as exc:
+                raise _Gone from exc
+
+    def retire(self) -> None:
+        """No new jobs: the server ends once those it runs have ended."""
+        self.ctrl.close()
+
+    async def aclose(self, patience: float) -> None:
+        self.retire()
+        with anyio.move_on_after(patience):
+            await self.process.wait()
+            return
+        self.process.kill()
+        await self.process.wait()
+
+
+class WarmPool:
+    """The warm server of one experiment, and what its servers learnt."""
+
+    def __init__(self) -> None:
+        self.server: _Server | None = None
+        self.old: list[_Server] = []
+        self.unsafe: dict[str, str] = {}
+        self.lock = anyio.Lock()
+
+    @classmethod
+    def of(cls, session: Session) -> WarmPool:
+        pool: WarmPool = session.get("legato.warm", cls)
+        return pool
+
+    async def get(self, env: dict[str, str]) -> _Server:
+        async with self.lock:
+            if self.server is not None and not self.server.alive:
+                self.replace()
+            if self.server is None:
+                self.server = await self._start(env)
+            return self.server
+
+    def replace(self) -> None:
+        if self.server is not None:
+            self.server.retire()
+            self.old.append(self.server)
+            self.server = None
+
+    async def _start(self, env: dict[str, str]) -> _Server:
+        env = dict(env)
+        # The server's imports see the experiment's own devices; each job gets its own.
+        env.pop("CUDA_VISIBLE_DEVICES", None)
+        if "CUDA_VISIBLE_DEVICES" in os.environ:
+            env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            argv = [sys.executable, "-m", "legato._jobside._warm_server", str(theirs.fileno())]
+            argv += [str(os.getpid()), json.dumps(self.unsafe)]
+            process = await open_process(
+                argv,
+                stdin=None,
+                stdout=None,
+                stderr=None,
+                env=env,
+                start_new_session=True,
+                pass_fds=(theirs.fileno(),),
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        return _Server(process, ours, env)
+
+    def mark_unsafe(self, refused: list[list[str]]) -> None:
+        for module, file, why in refused:
+            if module in self.unsafe:
+                continue
+            self.unsafe[module] = why
+            where = f" ({file})" if file else ""
+            warnings.warn(
+                f"legato: jobs of module {module!r}{where} run as fresh processes, not forked "
+                f"from a warm one: {why}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    async def aclose(self) -> None:
+        servers = [*self.old, *([self.server] if self.server else [])]
+        self.server, self.old = None, []
+        for server in servers:
+            await server.aclose(patience=5.0)
+
+
+async def _recv(sock: socket.socket) -> bytes:
+    while True:
+        try:
+            return sock.recv(4096)
+        except BlockingIOError:
+            await _wait_readable(sock)
+        except ConnectionResetError:
+            return b""
+
+
+async def run_warm(
+    spec: LaunchSpec,
+    session: Session,
+    grace_period: float,
+    fresh: Callable[[], Awaitable[Exit]],
+    on_line: Callable[[bytes], None],
+    end_group: Callable[[int], Awaitable[None]],
+) -> Exit:
+    """Run the job forked from the experiment's warm server; `fresh()` when it cannot be."""
+    pool = WarmPool.of(session)
+    env = spec.env
+    restarts = 0
+    while True:
+        server = await pool.get(env)
+        payload = server.payload(spec.job_dir, env)
+        status, child_status = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        progress, child_progress = socket.socketpair()
+        try:
+            fds = [child_status.fileno(), child_progress.fileno()]
+            if spec.lock_fd is not None:
+                fds.append(spec.lock_fd)
+                if spec.main_lock_fd is not None:  # kept by the forked job, as the job's lock
+                    fds.append(spec.main_lock_fd)
+            try:
+                await server.request(payload, fds)
+            except _Gone:
+                pass
+            finally:
+                child_status.close()
+                child_progress.close()
+            status.setblocking(False)
+            progress.setblocking(False)
+            try:
+                reply = await _recv(status)
+            except anyio.get_cancelled_exc_class():
+                # The request is out: a job may be forked at any moment. End it too.
+                with anyio.CancelScope(shield=True), anyio.move_on_after(60):
+                    reply = await _recv(status)
+                    if reply[:1] == b"P":
+                        await _terminate(int(reply[1:]), status, grace_period)
+                raise
+            if not reply or reply[:1] == b"R":  # gone, or no longer forking: another server
+                if not reply:
+                    restarts += 1
+                    if restarts > _RESTARTS:
+                        return await fresh()
+                async with pool.lock:
+                    if pool.server is server:
+                        pool.replace()
+                continue
+            if reply[:1] == b"C":
+                pool.mark_unsafe(json.loads(reply[1:]))
+                return await fresh()
+            pid = int(reply[1:])
+            exit = await _follow(spec, pid, status, progress, grace_period, on_line, end_group)
+            if exit is not None:
+                return exit
+            # The server died with the job running (the job's parent-death signal ended
+            # it): once it is gone, run it again on a new server, unless it was cancelled.
+            await _gone(pid)
+            if not await anyio.to_thread.run_sync(_clear_for_rerun, spec.job_dir):
+                return Exit(signal=signal.SIGTERM)
+            restarts = 0
+        finally:
+            status.close()
+            progress.close()
+
+
+async def _follow(
+    spec: LaunchSpec,
+    pid: int,
+    status: socket.socket,
+    progress: socket.socket,
+    grace_period: float,
+    on_line: Callable[[bytes], None],
+    end_group: Callable[[int], Awaitable[None]],
+) -> Exit | None:
+    """Exit of the forked job `pid`; None if its server died before saying."""
+    ended = False
+    eof = anyio.Event()
+
+    async def read_progress() -> None:
+        buffer = b""
+        while chunk := await _recv(progress):
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                on_line(line)
+        eof.set()
+
+    try:
+        spec.on_started({"pid": pid, "launcher": "local", "warm": True})
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read_progress)
+            reply = await _recv(status)
+            ended = True
+            if reply[:1] == b"X":
+                # The job's own process ended: its verdict is on disk. What it left in its
+                # group would hold the lock and the progress channel for as long as it lives.
+                with anyio.CancelScope(shield=True):
+                    await end_group(pid)
+                with anyio.move_on_after(1.0):  # the last progress lines, then no more
+                    await eof.wait()
+            tg.cancel_scope.cancel()
+    finally:
+        if not ended:
+            with anyio.CancelScope(shield=True):
+                await _terminate(pid, status, grace_period)
+    if reply[:1] != b"X":
+        return None
+    code = int(reply[1:])
+    return Exit(signal=-code) if code < 0 else Exit(exit_code=code)
+
+
+async def _terminate(pid: int, status: socket.socket, grace_period: float) -> None:
+    _kill(pid, signal.SIGTERM)
+    with anyio.move_on_after(grace_period):
+        if await _recv(status):  # its exit status
+            return
+        await _gone(pid, grace_period)  # its server died first
+        return
+    _kill(pid, signal.SIGKILL)
+    if not await _recv(status):
+        await _gone(pid)
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+        return
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:  # forked, but not yet in a session of its own
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _clear_for_rerun(job_dir: Path) -> bool:
+    """Forget the verdict of a run its server's death ended; False if it was cancelled."""
+    if os.path.exists(job_dir / CANCEL):
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(job_dir / FAILED)
+    return True
+
+
+async def _gone(pid: int, patience: float = 30.0) -> None:
+    """Wait until process `pid` (not our child: it was the server's) has ended."""
+    deadline = time.monotonic() + patience
+    delay = 0.005
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            return
+        await anyio.sleep(delay)
+        delay = min(delay * 2, 0.1)
+    _kill(pid, signal.SIGKILL)

@@ -1,0 +1,525 @@
+"""One job's run on the experiment side, once it holds a slot (`_scheduler.py` decides
+when): take the job's lock, launch, and read the verdict from the job directory; launch
+again while an interrupted attempt (a time limit, a preemption, `legato.Requeue`) has
+retries left, keeping the lock and the slot in between, so that a retried job never runs
+twice at the same time.
+
+Disk work happens in worker threads, a few calls per job, so the event loop never waits
+on the filesystem.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import errno
+import fcntl
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._jobdir._workdir import (
+    ATTEMPTS,
+    CANCEL,
+    DONE,
+    FAILED,
+    INTERRUPT,
+    LOCK,
+    PARAMS,
+    PROGRESS,
+    REASON_MAX,
+    SLURM_ERR,
+    SLURM_OUT,
+    STATE,
+    STDERR,
+    STDOUT,
+    archive_attempt,
+    atomic_write,
+    bound_text,
+    read_json,
+    write_json,
+)
+from .._launchers._launcher import Exit, LaunchSpec
+from ._job import Job, JobState
+from ._partials import main_lock_free, try_main_lock
+from ._resources import Grant
+
+if TYPE_CHECKING:
+    from ._experiment import Experiment
+
+__all__ = ["record_unrun", "run_job"]
+
+_POLL_MIN, _POLL_MAX = 0.05, 2.0
+_UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
+
+
+def _new_failure(fd: int, job_dir: Path, before: int | None) -> dict[str, Any] | None:
+    """After taking the lock another run held (closing `fd`): the failure record that run
+    wrote, or None if it left none (died without a verdict). Disk work, for a thread."""
+    os.close(fd)
+    if _mtime(job_dir / FAILED) == before:
+        return None
+    return read_json(job_dir / FAILED) or {}
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+def _try_lock(job_dir: Path, prepare: Callable[[], Prepared] | None = None) -> tuple[str, Any]:
+    """("done", None), ("busy", failure record mtime) or ("locked", fd); with `prepare`,
+    ("locked", (fd, what `prepare()` returned once the lock is held)), in the same trip to
+    a thread."""
+    job_dir.mkdir(parents=True, exist_ok=True)
+    if os.path.exists(job_dir / DONE):
+        return "done", None
+    fd = os.open(job_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return "busy", _mtime(job_dir / FAILED)
+    if os.path.exists(job_dir / DONE):  # finished between our check and the lock
+        os.close(fd)
+        return "done", None
+    if prepare is None:
+        return "locked", fd
+    try:
+        return "locked", (fd, prepare())
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _cancelled_since(job_dir: Path, since: float) -> bool:
+    """Whether `legato jobs kill` asked, after `since`, that the job not run.
+
+    Older markers are from earlier runs: a job cancelled then runs again now."""
+    marker = job_dir / CANCEL
+    try:
+        when = os.stat(marker).st_mtime
+    except FileNotFoundError:
+        return False
+    record = read_json(marker)
+    if record is not None and isinstance(record.get("time"), (int, float)):
+        when = float(record["time"])
+    return when >= since
+
+
+_ATTEMPT_FILES = (STDOUT, STDERR, FAILED, SLURM_OUT, SLURM_ERR)
+"""What an attempt leaves that the next one would overwrite: moved to `attempts/<N>/`."""
+_COUNTERS = ("attempt", "retried", "preempted")
+
+
+def _counters(info: dict[str, Any]) -> dict[str, int]:
+    counters = {name: info.get(name) for name in _COUNTERS}
+    return {k: v if isinstance(v, int) and v >= 0 else 0 for k, v in counters.items()}
+
+
+def _attempt_state(job: Job, info: dict[str, Any], counters: dict[str, int]) -> dict[str, Any]:
+    return {
+        **info,
+        **counters,
+        "timeout": job.timeout,
+        "max_preemptions": job.max_preemptions,
+    }
+
+
+def _start_run(job: Job, params: bytes, info: dict[str, Any], previous: dict[str, Any]) -> int:
+    """With the lock held: a fresh run's params and state; old verdicts go. Its attempt
+    number.
+
+    A retry that an earlier run of the experiment did not get to (it ended between two
+    attempts, or while one ran) is taken up: the attempts go on from there, with what is
+    left of the retries. Otherwise the run starts at attempt 1, without old attempts' logs.
+    """
+    job_dir = job.path
+    atomic_write(job_dir / PARAMS, params, durable=False)
+    record = read_json(job_dir / FAILED)
+    counters = _counters(previous)
+    if record is not None and record.get("state") == "interrupted" and counters["attempt"]:
+        if _charge(record, counters, job) is None:
+            archive_attempt(job_dir, counters["attempt"], _ATTEMPT_FILES)
+            counters["attempt"] += 1
+        else:
+            counters = {}
+    elif not (record is None and counters["attempt"] > 1 and "started" not in previous):
+        counters = {}  # (else: a retry was set up, then its experiment ended: take it)
+    if not counters:
+        counters = {"attempt": 1, "retried": 0, "preempted": 0}
+        shutil.rmtree(job_dir / ATTEMPTS, ignore_errors=True)
+    for name in (FAILED, PROGRESS, CANCEL, INTERRUPT):
+        try:
+            os.unlink(job_dir / name)
+        except FileNotFoundError:
+            pass
+    write_json(job_dir / STATE, _attempt_state(job, info, counters), durable=False)
+    return counters["attempt"]
+
+
+def _charge(record: dict[str, Any], counters: dict[str, int], job: Job) -> str | None:
+    """Count an interrupted attempt against its budget; the failure reason when it is
+    spent. Preemptions have their own, generous budget: the cluster's doing, not the job's."""
+    kind = record.get("kind")
+    reason = str(record.get("reason") or "interrupted")
+    attempts = counters["attempt"]
+    made = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+    if kind == "preempted":
+        counters["preempted"] += 1
+        if counters["preempted"] > job.max_preemptions:
+            return (
+                f"{reason}; preempted {counters['preempted']} times, more than "
+                f"max_preemptions={job.max_preemptions}, {made}"
+            )
+        return None
+    counters["retried"] += 1
+    if counters["retried"] > job.retries:
+        return f"{reason}, {made}"
+    return None
+
+
+def _after_attempt(
+    job: Job, exit: Exit, info: dict[str, Any]
+) -> tuple[JobState | None, str | None, int]:
+    """After an attempt: (final state, reason, attempts made), or (None, why it ended,
+    next attempt's number) once the next attempt is set up (logs archived, state.json)."""
+    job_dir = job.path
+    counters = _counters(read_json(job_dir / STATE) or {})
+    attempts = max(1, counters["attempt"])
+    if os.path.exists(job_dir / DONE):
+        return JobState.DONE, None, attempts
+    record = read_json(job_dir / FAILED)
+    if record is None and exit.interruption is not None and not os.path.exists(job_dir / DONE):
+        record = {"state": "interrupted", "kind": exit.interruption, "reason": exit.reason}
+        record.update(exit_code=exit.exit_code, signal=exit.signal, ended=time.time())
+        write_json(job_dir / FAILED, record)
+    if os.path.exists(job_dir / DONE) or record is None or record.get("state") != "interrupted":
+        state, reason = _verdict(job_dir, exit)
+        return state, reason, attempts
+    # (`legato jobs interrupt` signals through scancel too: its marker tells them apart)
+    cancelled = exit.cancelled and record.get("kind") == "preempted"
+    cancelled = cancelled and not os.path.exists(job_dir / INTERRUPT)
+    if cancelled or os.path.exists(job_dir / CANCEL):  # `legato jobs kill`, or `scancel`
+        reason = "cancelled in SLURM (scancel)" if cancelled else "cancelled by request"
+        write_json(job_dir / FAILED, {**record, "state": "cancelled", "reason": reason})
+        return JobState.CANCELLED, reason, attempts
+    spent = _charge(record, counters, job)
+    if spent is not None:
+        write_json(job_dir / FAILED, {**record, "state": "failed", "reason": spent})
+        return JobState.FAILED, spent, attempts
+    archive_attempt(job_dir, attempts, _ATTEMPT_FILES)
+    for name in (PROGRESS, INTERRUPT):
+        try:
+            os.unlink(job_dir / name)
+        except FileNotFoundError:
+            pass
+    counters["attempt"] = attempts + 1
+    info = {**info, "submitted": time.time()}
+    write_json(job_dir / STATE, _attempt_state(job, info, counters), durable=False)
+    return None, str(record.get("reason") or "interrupted"), attempts + 1
+
+
+Prepared = tuple[str, "dict[str, Any] | None", int]
+"""What `_prepare` found: its step, the state.json of the run before, the attempt number."""
+
+
+def _prepare(
+    job: Job, params: Callable[[], bytes], state: dict[str, Any], adopt: bool = True
+) -> Prepared:
+    """With the lock held, before launching: ("adopt", previous state, 0) when the run that
+    the same launcher recorded may be followed instead, ("cancelled", None, 0) when
+    `legato jobs kill` asked, since the job was submitted, that it not run, else
+    ("started", previous state, attempt number) once a fresh run's params and state are
+    written (`_start_run`, which takes up a retry an earlier run did not get to)."""
+    previous = read_json(job.path / STATE)
+    if adopt and previous and previous.get("launcher") == state["launcher"]:
+        return "adopt", previous, 0
+    if _cancelled_since(job.path, job._submitted):
+        return "cancelled", None, 0
+    return "started", previous, _start_run(job, params(), state, previous or {})
+
+
+def _verdict(job_dir: Path, exit: Exit) -> tuple[JobState, str | None]:
+    if os.path.exists(job_dir / DONE):
+        return JobState.DONE, None
+    record = read_json(job_dir / FAILED)
+    if record is not None and exit.reason is None:
+        if record.get("state") == "cancelled":
+            return JobState.CANCELLED, str(record.get("reason") or "cancelled")
+        return JobState.FAILED, bound_text(str(record.get("reason") or "failed"), REASON_MAX)
+    if os.path.exists(job_dir / CANCEL):
+        write_json(
+            job_dir / FAILED,
+            {
+                "state": "cancelled",
+                "reason": "cancelled by request",
+                "signal": exit.signal,
+                "ended": time.time(),
+            },
+        )
+        return JobState.CANCELLED, "cancelled by request"
+    if exit.reason is not None:
+        reason = exit.reason
+    elif exit.signal is not None:
+        reason = f"killed by signal {exit.signal} ({_signame(exit.signal)})"
+    else:
+        reason = f"exited with code {exit.exit_code} without a verdict"
+    write_json(
+        job_dir / FAILED,
+        {
+            "state": "failed",
+            "reason": reason,
+            "exit_code": exit.exit_code,
+            "signal": exit.signal,
+            "ended": time.time(),
+        },
+    )
+    return JobState.FAILED, reason
+
+
+def _signame(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return "unknown"
+
+
+def record_unrun(job_dir: Path, record: dict[str, Any]) -> None:
+    """Leave `record` as the failed.json of a job that did not run here (a dependency
+    failed, its experiment ended first, it could not be launched), so `legato jobs show`
+    can say why. Only with the job's lock free and no `done`: another process that runs
+    the job keeps its own verdict."""
+    try:
+        fd = os.open(job_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return  # no directory (removed meanwhile), or a read-only workdir: nothing to say
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return
+        if not os.path.exists(job_dir / DONE):
+            record = {**record, "ended": time.time()}
+            record["reason"] = bound_text(str(record.get("reason") or ""), REASON_MAX)
+            write_json(job_dir / FAILED, record, durable=False)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _record_cancelled(job_dir: Path, reason: str = "cancelled", overwrite: bool = True) -> None:
+    if os.path.exists(job_dir / DONE):
+        return
+    if not overwrite and read_json(job_dir / FAILED) is not None:
+        return  # `legato jobs kill` recorded it already
+    write_json(job_dir / FAILED, {"state": "cancelled", "reason": reason, "ended": time.time()})
+
+
+async def run_job(xp: Experiment, job: Job, grant: Grant) -> None:
+    """Drive a READY job that holds `grant` to a final state, or back in line when the
+    process that ran it elsewhere died without a verdict; never raises except cancellation.
+    Gives `grant` back whatever happens."""
+    try:
+        await _run_sharing(xp, job, grant)
+    except anyio.get_cancelled_exc_class():
+        xp._scheduler.stop()  # the experiment is being left: start nothing more
+        if not job.state.final:
+            job._finish(JobState.CANCELLED, "cancelled")
+            xp._job_finished(job)
+        raise
+    except Exception as exc:  # a bug or a disk error: fail this job, keep the others
+        if isinstance(exc, OSError) and exc.errno in _UNWRITABLE:  # read-only, full
+            xp._log.warning("job %s/%s: %s", job.type_name, job.identifier, exc)
+            why = f"cannot write its job directory {job.path}: {exc.strerror}"
+        else:
+            xp._log.exception("job %s/%s: internal error", job.type_name, job.identifier)
+            why = f"legato could not run the job: {exc!r}"
+        job._finish(JobState.FAILED, why)
+        xp._job_finished(job)
+    else:
+        if job.state.final:
+            xp._job_finished(job)
+    finally:
+        xp._scheduler.release(grant)
+
+
+_main_lock: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "legato_main_lock", default=None
+)
+"""In a job's run: the fd holding its main task directory's lock, which a local job's
+process inherits (as it does the job's lock) so that it outlives a killed experiment."""
+
+
+async def _run_sharing(xp: Experiment, job: Job, grant: Grant) -> None:
+    """`_run_holding`, holding first the lock of the job's main task directory when it
+    shares one (`_partials.py`). When another process holds that lock, the job lets its
+    slot go and waits, holding nothing, then goes back in line."""
+    main = xp._scheduler.main_of(job)
+    if main is None:
+        await _run_holding(xp, job, grant)
+        return
+    fd = await anyio.to_thread.run_sync(try_main_lock, main)
+    if fd is None:
+        xp._scheduler.release(grant)
+        xp._scheduler.main_released(main)
+        delay = _POLL_MIN
+        while not await anyio.to_thread.run_sync(main_lock_free, main):
+            await anyio.sleep(delay)
+            delay = min(delay * 1.5, _POLL_MAX)
+        xp._scheduler.requeue(job)
+        return
+    token = _main_lock.set(fd)
+    try:
+        await _run_holding(xp, job, grant)
+    finally:
+        _main_lock.reset(token)
+        os.close(fd)
+        xp._scheduler.main_released(main)
+
+
+async def _run_holding(xp: Experiment, job: Job, grant: Grant) -> None:
+    launcher = job.launcher or xp.launcher
+    info = {"experiment": xp.name, "launcher": launcher.name, "submitted": time.time()}
+
+    # The params hold every configuration the task reaches (a chain of a thousand tasks: a
+    # thousand): written in the thread, not in the event loop. The usual case (nothing to
+    # adopt, not cancelled) takes the lock and prepares the run in one trip to a thread.
+    def prepare() -> Prepared:
+        return _prepare(job, lambda: xp._params(job), info)
+
+    kind, value = await anyio.to_thread.run_sync(_try_lock, job.path, prepare)
+    if kind == "done":
+        job._finish(JobState.DONE)
+        return
+    if kind == "locked":
+        fd, prepared = value
+        await _run_locked(xp, job, fd, grant.gpus, prepared, info)
+        return
+    # Another process runs this job: let the slot go, wait for that process to let go of
+    # the job, then take its outcome.
+    xp._scheduler.release(grant)
+    job.state = JobState.RUNNING
+    failed_before = value
+    delay = _POLL_MIN
+    while True:
+        await anyio.sleep(delay)
+        delay = min(delay * 1.5, _POLL_MAX)
+        kind, fd = await anyio.to_thread.run_sync(_try_lock, job.path)
+        if kind == "done":
+            job._finish(JobState.DONE)
+            return
+        if kind == "locked":
+            record = await anyio.to_thread.run_sync(_new_failure, fd, job.path, failed_before)
+            if record is not None and record.get("state") != "interrupted":
+                job._finish(JobState.FAILED, str(record.get("reason") or "failed"))
+                return
+            # That run died without a verdict, or between two attempts: ours now, in a slot.
+            xp._scheduler.requeue(job)
+            return
+
+
+async def _run_locked(
+    xp: Experiment,
+    job: Job,
+    fd: int,
+    gpus: list[int],
+    prepared: Prepared,
+    info: dict[str, Any],
+) -> None:
+    try:
+        launcher = job.launcher or xp.launcher
+        env = xp._job_env
+        if "gpu" in xp._pool.totals:
+            env = {**env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
+        spec = LaunchSpec(
+            job_dir=job.path,
+            argv=xp._worker_argv(job.path),
+            env=env,
+            requires=job.requires,
+            lock_fd=fd,
+            main_lock_fd=_main_lock.get(),
+            on_started=lambda info: _started(job, info),
+            on_progress=lambda fraction, desc: _progressed(job, fraction, desc),
+            session=xp._session,
+        )
+        step, previous, attempt = prepared
+        exit: Exit | None = None
+        if step == "adopt" and previous is not None:
+            exit = await launcher.adopt(spec, previous)
+            if exit is None:
+                step, previous, attempt = await anyio.to_thread.run_sync(
+                    lambda: _prepare(job, lambda: xp._params(job), info, False)
+                )
+        if step == "cancelled":
+            why = "cancelled by `legato jobs kill` before it started"
+            await anyio.to_thread.run_sync(_record_cancelled, job.path, why, False)
+            job._finish(JobState.CANCELLED, why)
+            return
+        if exit is None:
+            job.attempts = attempt
+            exit = await launcher.launch(spec)
+        while True:
+            verdict, reason, attempt = await anyio.to_thread.run_sync(
+                _after_attempt, job, exit, info
+            )
+            if verdict is not None:
+                job.attempts = attempt
+                job._finish(verdict, reason)
+                return
+            xp._log.info(
+                "%s/%s: attempt %d ended (%s); attempt %d",
+                job.type_name,
+                job.identifier[:12],
+                attempt - 1,
+                reason,
+                attempt,
+            )
+            job.attempts = attempt
+            job.state = JobState.READY
+            job.pid = None
+            exit = await launcher.launch(spec)
+    except anyio.get_cancelled_exc_class():
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_record_cancelled, job.path)
+        raise
+    except Exception as exc:  # it could not be launched: say why in its directory
+        record = {"state": "failed", "stage": "launch",
+                  "reason": f"legato could not run the job: {exc!r}"}  # fmt: skip
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_write_locked, job.path, record)
+        raise
+    finally:
+        os.close(fd)
+
+
+def _write_locked(job_dir: Path, record: dict[str, Any]) -> None:
+    """A failure record written while holding the job's lock (best effort: the job fails
+    anyway, and an unwritable directory is often why)."""
+    if os.path.exists(job_dir / DONE):
+        return
+    record = {**record, "ended": time.time()}
+    record["reason"] = bound_text(str(record["reason"]), REASON_MAX)
+    try:
+        write_json(job_dir / FAILED, record, durable=False)
+    except OSError:
+        pass
+
+
+def _started(job: Job, info: dict[str, Any]) -> None:
+    job.state = JobState.RUNNING
+    pid = info.get("pid")
+    job.pid = pid if isinstance(pid, int) else None
+
+
+def _progressed(job: Job, fraction: float, desc: str | None) -> None:
+    job.progress = fraction
+    job.progress_desc = desc
