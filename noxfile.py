@@ -28,10 +28,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff lint and format checks."""
-    session.install("ruff")
+    """ruff lint and format checks, and the layers of docs/architecture.md."""
+    session.install("ruff", "import-linter", "-e", ".")
     session.run("ruff", "check", *LINTED)
     session.run("ruff", "format", "--check", *LINTED)
+    session.run("lint-imports")
 
 
 @nox.session

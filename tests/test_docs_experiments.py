@@ -145,7 +145,7 @@ def test_errors_shown_are_raised() -> None:
     text = PAGE.read_text()
     with pytest.raises(NoExperimentError) as no_xp:
         asyncio.run(Noop().submit())
-    assert f"legato._core._errors.NoExperimentError: {no_xp.value}" in text
+    assert f"legato._errors.NoExperimentError: {no_xp.value}" in text
 
 
 def test_closed_and_nested_experiments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,7 +167,7 @@ def test_closed_and_nested_experiments(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("LEGATO_WORKER", "1")
     with pytest.raises(LegatoError) as nested:
         asyncio.run(in_a_job())
-    assert f"legato._core._errors.LegatoError: {nested.value}" in text
+    assert f"legato._errors.LegatoError: {nested.value}" in text
 
 
 def test_api_reference_covers_every_public_name() -> None:

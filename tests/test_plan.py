@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from msgspec.structs import astuple, force_setattr
 
 from legato import Config, Constant, Meta, Param, ValidationError, field, tag
-from legato._core._identity import ENCODING_VERSION, _encode, _fields, _sha256, identifier_digest
+from legato._core._identity import ENCODING_VERSION, _fields, _sha256, encode, identifier_digest
 from legato._core._plan import Plan, check_field
 
 
@@ -129,7 +129,7 @@ def reference_digest(config: Many) -> bytes | type[Exception]:
     p = plan()
     try:
         payload = [ENCODING_VERSION, p.type_name, _fields(p.identity, astuple(config))]
-        return _sha256(_encode(payload)).digest()
+        return _sha256(encode(payload)).digest()
     except (ValidationError, TypeError) as exc:
         return type(exc)
 

@@ -25,7 +25,7 @@ def test_a_traceback_names_the_error_as_users_import_it() -> None:
     except legato.ValidationError:
         text = traceback.format_exc()
     assert "\nlegato.ValidationError: " in text
-    assert "legato._core._errors" not in text
+    assert "legato._errors" not in text
 
 
 def test_errors_still_pickle_by_their_public_name() -> None:

@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from ._core._config import Config
 from ._core._defaults import DefaultChanged, DefaultChangedWarning
-from ._core._errors import (
+from ._core._fields import Constant, Meta, Option, Param, SubParam, field, pathgenerator, tag
+from ._core._identity import ENCODING_VERSION
+from ._core._serialize import dumps, loads
+from ._core._task import Task
+from ._errors import (
     ConfigError,
     DeserializationError,
-    ExperimentFailed,
     Interrupted,
-    JobFailed,
     LauncherError,
     LegatoError,
     NoExperimentError,
@@ -24,10 +26,6 @@ from ._core._errors import (
     ValidationError,
     WorkdirError,
 )
-from ._core._fields import Constant, Meta, Option, Param, SubParam, field, pathgenerator, tag
-from ._core._identity import ENCODING_VERSION
-from ._core._serialize import dumps, loads
-from ._core._task import Task
 
 if TYPE_CHECKING:
     from ._cache import cache
@@ -39,8 +37,8 @@ if TYPE_CHECKING:
     from ._launchers._launcher import Exit, Launcher, LaunchSpec
     from ._launchers._local import LocalLauncher
     from ._launchers._slurm import SlurmLauncher
-    from ._runtime._experiment import Experiment, experiment
-    from ._runtime._job import Job, JobState
+    from ._runtime._experiment import Experiment, ExperimentFailed, experiment
+    from ._runtime._job import Job, JobFailed, JobState
     from ._runtime._notebook import open_experiment
 
 # Heavier parts load on first use, so a job's process (which imports legato) starts fast.
@@ -49,8 +47,10 @@ _LAZY = {
     "remaining_time": "_jobside._attempt",
     "cache": "_cache",
     "Experiment": "_runtime._experiment",
+    "ExperimentFailed": "_runtime._experiment",
     "experiment": "_runtime._experiment",
     "Job": "_runtime._job",
+    "JobFailed": "_runtime._job",
     "JobState": "_runtime._job",
     "Exit": "_launchers._launcher",
     "LaunchSpec": "_launchers._launcher",

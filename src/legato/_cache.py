@@ -34,8 +34,8 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-from ._core._errors import WorkdirError
 from ._core._identity import current_workdir
+from ._errors import WorkdirError
 from ._jobdir._workdir import cache_dir
 
 try:

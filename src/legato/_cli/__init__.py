@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import CliError
+from ._common import InspectError
 
 __all__ = ["app", "main"]
 
@@ -62,7 +62,7 @@ def main() -> None:
     """Entry point of the `legato` console script."""
     try:
         app(prog_name="legato")
-    except CliError as exc:
+    except InspectError as exc:
         sys.stderr.write(f"legato: error: {exc}\n")
         sys.exit(exc.code)
     except KeyboardInterrupt:

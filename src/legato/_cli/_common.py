@@ -10,53 +10,23 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from .._jobdir._workdir import experiments_root, jobs_root
+from .._inspect._errors import EXIT_ERROR, EXIT_USAGE, InspectError
+from .._inspect._scan import open_workdir
 
 __all__ = [
     "EXIT_ERROR",
     "EXIT_USAGE",
-    "CliError",
+    "InspectError",
     "format_duration",
     "format_time",
     "json_text",
     "open_workdir",
     "table",
 ]
-
-EXIT_ERROR = 1
-"""Bad workdir, unreadable file, a job that would not end."""
-EXIT_USAGE = 2
-"""Bad arguments: an unknown or ambiguous job ID, an unknown experiment."""
-
-
-class CliError(Exception):
-    """Ends a command with one line on stderr and a non-zero exit status."""
-
-    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def open_workdir(value: str | None) -> Path:
-    """The workdir named by `--workdir`, `$LEGATO_WORKDIR` or `.`, checked."""
-    raw = value or os.environ.get("LEGATO_WORKDIR") or "."
-    path = Path(raw).expanduser().absolute()
-    if not path.exists():
-        raise CliError(f"workdir {path} does not exist")
-    if not path.is_dir():
-        raise CliError(f"workdir {path} is not a directory")
-    if not (jobs_root(path).is_dir() or experiments_root(path).is_dir()):
-        raise CliError(
-            f"{path} is not a legato workdir (it has no jobs/ or experiments/ directory); "
-            "pass --workdir or set LEGATO_WORKDIR"
-        )
-    return path
-
 
 _times: dict[int, str] = {}
 

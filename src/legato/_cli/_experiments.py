@@ -13,6 +13,7 @@ import msgspec
 import typer
 
 from .._inspect._procs import Locks
+from .._inspect._query import tag_text
 from .._inspect._scan import (
     ExperimentEntry,
     experiment_jobs,
@@ -21,8 +22,7 @@ from .._inspect._scan import (
     progress,
     scan_jobs,
 )
-from ._common import EXIT_USAGE, CliError, format_duration, format_time, open_workdir, table
-from ._jobs import tag_text
+from ._common import EXIT_USAGE, InspectError, format_duration, format_time, open_workdir, table
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -118,9 +118,9 @@ def rm(
     for name in dict.fromkeys(names):  # check all first: a typo removes nothing
         xp = known.get(name)
         if xp is None:
-            raise CliError(f"no experiment named {name!r} in {workdir}", EXIT_USAGE)
+            raise InspectError(f"no experiment named {name!r} in {workdir}", EXIT_USAGE)
         if xp.status == "running":
-            raise CliError(f"experiment {name!r} is running (pid {(xp.info or {}).get('pid')})")
+            raise InspectError(f"experiment {name!r} is running (pid {(xp.info or {}).get('pid')})")
         chosen.append(xp)
     verb = "would remove" if dry_run else "removing"
     for xp in chosen:
@@ -139,7 +139,7 @@ def rm(
         except FileNotFoundError:
             continue
         except OSError as exc:
-            raise CliError(f"cannot remove {xp.path}: {exc.strerror}") from None
+            raise InspectError(f"cannot remove {xp.path}: {exc.strerror}") from None
         shutil.rmtree(trash, ignore_errors=True)
     sys.stdout.write(
         f"{len(chosen)} experiment(s) removed; their jobs are kept "

@@ -25,7 +25,7 @@ import typer
 from .._inspect._procs import job_process
 from .._inspect._scan import JobEntry, resolve
 from .._jobdir._workdir import INTERRUPT, write_json
-from ._common import CliError, open_workdir
+from ._common import InspectError, open_workdir
 from ._jobs import app
 
 __all__ = ["interrupt_job"]
@@ -34,32 +34,34 @@ __all__ = ["interrupt_job"]
 def _signal_slurm(entry: JobEntry) -> str:
     slurm_id = entry.info.get("slurm_id")
     if slurm_id is None:
-        raise CliError(f"{entry.short}: state.json has no slurm_id; cannot signal it")
+        raise InspectError(f"{entry.short}: state.json has no slurm_id; cannot signal it")
     if shutil.which("scancel") is None:
-        raise CliError(f"{entry.short}: scancel is not on PATH; cannot signal SLURM job {slurm_id}")
+        raise InspectError(
+            f"{entry.short}: scancel is not on PATH; cannot signal SLURM job {slurm_id}"
+        )
     argv = ["scancel", "--signal=TERM", "--batch", str(slurm_id)]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines()
         why = lines[-1] if lines else f"exit status {done.returncode}"
-        raise CliError(f"{entry.short}: {' '.join(argv)} failed: {why}")
+        raise InspectError(f"{entry.short}: {' '.join(argv)} failed: {why}")
     return f"SIGTERM to SLURM job {slurm_id}"
 
 
 def interrupt_job(entry: JobEntry, preempt: bool) -> str:
     """Interrupt the job's running attempt; a one-line account of what was done."""
     if entry.state != "running":
-        raise CliError(f"{entry.short} is not running ({entry.state}): nothing to interrupt")
+        raise InspectError(f"{entry.short} is not running ({entry.state}): nothing to interrupt")
     slurm = entry.info.get("launcher") == "slurm"
     pid = None if slurm else job_process(entry.info, entry.identifier)
     if not slurm and pid is None:
         host = entry.info.get("host")
         if isinstance(host, str) and host and host != os.uname().nodename:
-            raise CliError(
+            raise InspectError(
                 f"{entry.short}: it runs on {host}, where this command cannot see processes; "
                 "run `legato jobs interrupt` there"
             )
-        raise CliError(f"{entry.short}: its process has not started yet (or just ended); retry")
+        raise InspectError(f"{entry.short}: its process has not started yet (or just ended); retry")
     if preempt:
         kind, reason = "preempted", "preempted by `legato jobs interrupt --preempt`"
     else:
@@ -76,7 +78,7 @@ def interrupt_job(entry: JobEntry, preempt: bool) -> str:
         try:
             os.kill(pid, signal.SIGTERM)  # the worker only, as SLURM's warning signal does
         except ProcessLookupError:
-            raise CliError(f"{entry.short}: its process {pid} ended meanwhile") from None
+            raise InspectError(f"{entry.short}: its process {pid} ended meanwhile") from None
         how = f"SIGTERM to pid {pid}"
     return f"{entry.short}: interrupted ({kind}; {how})"
 
@@ -104,7 +106,7 @@ def interrupt(
     for entry in entries.values():
         try:
             sys.stdout.write(interrupt_job(entry, preempt) + "\n")
-        except CliError as exc:
+        except InspectError as exc:
             failed = True
             sys.stderr.write(f"legato: error: {exc}\n")
         sys.stdout.flush()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import fnmatch
 import math
 import os
 import sys
@@ -14,20 +13,19 @@ from typing import Annotated, Any
 import msgspec
 import typer
 
-from .._inspect._params import Params, ParamsError, ParamsMissing
+from .._inspect._params import Params
 from .._inspect._procs import Locks
+from .._inspect._query import job_details, name_matcher, parse_tag_filter, tag_matches, tag_text
 from .._inspect._scan import (
     JobEntry,
     experiment_jobs,
-    progress,
     read_job,
     resolve,
     scan_jobs,
 )
-from .._jobdir._workdir import STDERR, STDOUT, attempt_dir, job_dir
+from .._jobdir._workdir import STDERR, STDOUT, attempt_dir
 from ._common import (
-    EXIT_USAGE,
-    CliError,
+    InspectError,
     format_duration,
     format_time,
     json_text,
@@ -57,46 +55,6 @@ class State(str, enum.Enum):
 
 
 # -- jobs ls --------------------------------------------------------------------------
-
-
-def tag_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None or isinstance(value, (bool, int, float)):
-        return str(value)
-    return msgspec.json.encode(value).decode()
-
-
-def _parse_tag_filter(text: str) -> tuple[str, str | None]:
-    key, eq, value = text.partition("=")
-    if not key:
-        raise CliError(f"--tag {text!r}: expected KEY=VALUE or KEY", EXIT_USAGE)
-    return key, (value if eq else None)
-
-
-def _tag_matches(tags: dict[str, Any], key: str, wanted: str | None) -> bool:
-    if key not in tags:
-        return False
-    if wanted is None:
-        return True
-    value = tags[key]
-    if isinstance(value, bool):
-        return wanted.lower() == str(value).lower()
-    if isinstance(value, (int, float)):
-        try:
-            number = float(wanted)
-        except ValueError:
-            return False
-        return number == value or (math.isnan(number) and math.isnan(value))
-    return tag_text(value) == wanted
-
-
-def _name_matcher(pattern: str) -> Any:
-    def matches(type_name: str) -> bool:
-        short = type_name.rsplit(".", 1)[-1]
-        return fnmatch.fnmatchcase(type_name, pattern) or fnmatch.fnmatchcase(short, pattern)
-
-    return matches
 
 
 def _sort_key(entry: JobEntry) -> tuple[float, str, str]:
@@ -180,10 +138,10 @@ def ls(
 ) -> None:
     """List jobs: type, short ID, state, tags, start and duration."""
     workdir = open_workdir(ctx.obj)
-    filters = [_parse_tag_filter(t) for t in tag or ()]
+    filters = [parse_tag_filter(t) for t in tag or ()]
     only = experiment_jobs(workdir, experiment) if experiment is not None else None
     entries = scan_jobs(
-        workdir, type_filter=_name_matcher(name) if name else None, only=only, locks=Locks()
+        workdir, type_filter=name_matcher(name) if name else None, only=only, locks=Locks()
     )
     if state:
         wanted = {s.value for s in state}
@@ -191,7 +149,7 @@ def ls(
             wanted.add(State.dependency_failed.value)
         entries = [e for e in entries if e.state in wanted]
     if filters:
-        entries = [e for e in entries if all(_tag_matches(e.tags(), k, v) for k, v in filters)]
+        entries = [e for e in entries if all(tag_matches(e.tags(), k, v) for k, v in filters)]
     entries.sort(key=_sort_key)
     if as_csv:
         _write_csv(entries, workdir)
@@ -240,54 +198,6 @@ def _write_csv(entries: list[JobEntry], workdir: Path) -> None:
 
 
 # -- jobs show ------------------------------------------------------------------------
-
-
-def _details(workdir: Path, entry: JobEntry) -> tuple[dict[str, Any], Params | None]:
-    """Everything `jobs show` prints, as builtins, and the decoded params."""
-    try:
-        params: Params | None = entry.params()
-    except ParamsMissing:
-        params = None
-    except ParamsError as exc:
-        raise CliError(f"cannot read the params of {entry.short}: {exc} ({entry.dir})") from None
-    deps = []
-    for type_name, ident in params.dependencies() if params else ():
-        dep = read_job(type_name, ident, str(job_dir(workdir, type_name, ident)), Locks())
-        deps.append({"type": type_name, "id": ident, "state": dep.state if dep else "missing"})
-    info = entry.info
-    record = entry.record or {}
-    details: dict[str, Any] = {
-        "type": entry.type_name,
-        "id": entry.identifier,
-        "state": entry.state,
-        "reason": entry.reason,
-        "started": entry.started,
-        "ended": entry.ended,
-        "duration": entry.duration,
-        "experiment": info.get("experiment"),
-        "launcher": info.get("launcher"),
-        "host": info.get("host"),
-        "pid": info.get("pid"),
-        "slurm_id": info.get("slurm_id"),
-        "attempts": info.get("attempt"),
-        "progress": None,
-        "tags": params.tags() if params else {},
-        "params": ({k: params.builtins(v) for k, v in params.fields().items()} if params else None),
-        "paths": params.paths() if params else {},
-        "dependencies": deps,
-        "failed_dependency": record.get("dependency"),
-        "failure_cause": record.get("cause"),
-        "path": entry.dir,
-        # Known from the params file (the command line cannot compute a main identifier).
-        "main_path": (params.main_dir() or entry.dir) if params else None,
-        "stdout": os.path.join(entry.dir, STDOUT),
-        "stderr": os.path.join(entry.dir, STDERR),
-    }
-    if entry.state == "running":
-        report = progress(entry)
-        if report:
-            details["progress"] = {"fraction": report[0], "desc": report[1]}
-    return details, params
 
 
 def _show_text(entry: JobEntry, d: dict[str, Any], params: Params | None) -> str:
@@ -366,7 +276,7 @@ def show(
     """Show a job: state, tags, params, paths, dependencies and failure reason."""
     workdir = open_workdir(ctx.obj)
     entry = resolve(workdir, job)
-    details, params = _details(workdir, entry)
+    details, params = job_details(workdir, entry)
     if as_json:
         sys.stdout.write(json_text(details) + "\n")
     else:
@@ -430,10 +340,10 @@ def log(
             path, follow = str(archived), False  # an attempt that ended
         elif attempt != (latest if isinstance(latest, int) else 1):
             made = f"{latest} attempts" if isinstance(latest, int) else "one attempt"
-            raise CliError(f"{entry.short} has no attempt {attempt} (it made {made})")
+            raise InspectError(f"{entry.short} has no attempt {attempt} (it made {made})")
     if not follow:
         if not os.path.exists(path):
-            raise CliError(f"{entry.short} has no {os.path.basename(path)} yet ({entry.state})")
+            raise InspectError(f"{entry.short} has no {os.path.basename(path)} yet ({entry.state})")
         _copy(path, 0)
         return
     offset = 0

@@ -14,31 +14,12 @@ from typing import Annotated
 
 import typer
 
-from .._inspect._procs import Locks
-from .._inspect._scan import UNRUN_STATES, JobEntry, read_job, referenced_jobs, resolve, scan_jobs
-from .._jobdir._workdir import MAIN_JOBS, MAIN_LOCK, jobs_root, partials_root
-from ._common import EXIT_USAGE, CliError, open_workdir
+from .._inspect._remove import remove_job_dir, unused_partials
+from .._inspect._scan import UNRUN_STATES, JobEntry, referenced_jobs, resolve, scan_jobs
+from ._common import EXIT_USAGE, InspectError, open_workdir
 from ._jobs import app as jobs_app
 
 __all__ = ["clean", "remove_jobs"]
-
-
-def _remove_dir(entry: JobEntry) -> str | None:
-    """Remove the job's directory; why not, or None once removed."""
-    current = read_job(entry.type_name, entry.identifier, entry.dir, Locks())
-    if current is None:
-        return None  # removed meanwhile
-    if current.state == "running":
-        return "it is running (cancel it first: legato jobs kill)"
-    trash = os.path.join(os.path.dirname(entry.dir), f".{entry.identifier}.removed-{os.getpid()}")
-    try:
-        os.rename(entry.dir, trash)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        return f"cannot remove {entry.dir}: {exc.strerror}"
-    shutil.rmtree(trash, ignore_errors=True)
-    return None
 
 
 def remove_jobs(entries: list[JobEntry], *, dry_run: bool, yes: bool) -> None:
@@ -66,7 +47,7 @@ def remove_jobs(entries: list[JobEntry], *, dry_run: bool, yes: bool) -> None:
         raise typer.Exit(1)
     removed = 0
     for entry in entries:
-        problem = _remove_dir(entry)
+        problem = remove_job_dir(entry)
         if problem:
             refused.append(entry)
             sys.stderr.write(f"legato: error: {entry.short}: {problem}; not removed\n")
@@ -120,7 +101,7 @@ def clean(
 ) -> None:
     """Remove failed jobs and/or jobs no experiment refers to (never a running job)."""
     if not (failed or orphans):
-        raise CliError("say what to clean: --failed, --orphans or both", EXIT_USAGE)
+        raise InspectError("say what to clean: --failed, --orphans or both", EXIT_USAGE)
     workdir = open_workdir(ctx.obj)
     refs = referenced_jobs(workdir) if orphans else set()
     chosen = []
@@ -133,36 +114,13 @@ def clean(
             chosen.append(entry)
     chosen.sort(key=lambda e: (e.type_name, e.identifier))
     remove_jobs(chosen, dry_run=dry_run, yes=yes)
-    remove_unused_partials(workdir, {os.path.normpath(e.dir) for e in chosen}, dry_run=dry_run)
+    removeunused_partials(workdir, {os.path.normpath(e.dir) for e in chosen}, dry_run=dry_run)
 
 
-def _unused_partials(workdir: Path, going: set[str]) -> list[Path]:
-    """The main task directories that no job uses any more: every job on their list of
-    users is gone (or in `going`), and no one holds their lock."""
-    unused = []
-    locks = Locks()
-    for main in sorted(partials_root(workdir).glob("*/*")):
-        if main.name.startswith(".") or not main.is_dir():
-            continue
-        try:
-            users = (main / MAIN_JOBS).read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            users = []
-        except OSError:
-            continue  # cannot tell who uses it: keep it
-        dirs = [os.path.normpath(jobs_root(workdir) / user) for user in users if user]
-        if any(d not in going and os.path.isdir(d) for d in dirs):
-            continue
-        if locks.held(str(main / MAIN_LOCK)):
-            continue
-        unused.append(main)
-    return unused
-
-
-def remove_unused_partials(workdir: Path, going: set[str], *, dry_run: bool) -> None:
+def removeunused_partials(workdir: Path, going: set[str], *, dry_run: bool) -> None:
     """Remove the main task directories (`partials/`) of jobs that are all gone: after the
     last job that resumed from a checkpoint there is removed, the checkpoint goes too."""
-    for main in _unused_partials(workdir, going):
+    for main in unused_partials(workdir, going):
         short = f"partials/{main.parent.name}/{main.name[:12]}"
         if dry_run:
             sys.stdout.write(f"would remove {short}  no job uses it\n")

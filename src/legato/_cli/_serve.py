@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import EXIT_USAGE, CliError, open_workdir
+from ._common import EXIT_USAGE, InspectError, open_workdir
 
 __all__ = ["serve"]
 
@@ -45,7 +45,7 @@ def serve(
 
         from .. import _web
     except ImportError as exc:
-        raise CliError(
+        raise InspectError(
             f"legato serve needs the web extra ({exc.name} is not installed): "
             "pip install 'legato[web]'"
         ) from None
@@ -59,7 +59,7 @@ def serve(
         sock = _web.bind(host, port)
     except OSError as exc:
         why = exc.strerror or exc
-        raise CliError(f"cannot listen on {host}:{port}: {why}", EXIT_USAGE) from None
+        raise InspectError(f"cannot listen on {host}:{port}: {why}", EXIT_USAGE) from None
     try:
         _web.serve(path, sock)
     except KeyboardInterrupt:

@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ._errors import ValidationError
+from .._errors import ValidationError
 from ._frozen import FrozenDict, FrozenList, FrozenSet
 
 if TYPE_CHECKING:
     from ._config import ConfigBase
 
-_encode = msgspec.msgpack.Encoder().encode
+encode = msgspec.msgpack.Encoder().encode
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _NAN = float("nan")
 
@@ -74,7 +74,7 @@ def module_name(cls: type) -> str:
 _enum_names: dict[type, str] = {}
 
 
-def _enum_name(tp: type) -> str:
+def enum_name(tp: type) -> str:
     """An Enum's type name, worked out once per class (as a Config's is, at class creation)."""
     name = _enum_names.get(tp)
     if name is None:
@@ -124,7 +124,7 @@ def _canon_dict(value: dict[Any, Any], path: str) -> Any:
 
 
 def _canon_set(value: set[Any] | frozenset[Any], path: str) -> Any:
-    return ["S", *sorted(_encode(canon(v, path)) for v in value)]
+    return ["S", *sorted(encode(canon(v, path)) for v in value)]
 
 
 def _canon_config() -> Canon:
@@ -138,7 +138,7 @@ def _canon_config() -> Canon:
 
 
 def _canon_enum(value: enum.Enum, path: str) -> Any:
-    return ["E", _enum_name(type(value)), value._name_]
+    return ["E", enum_name(type(value)), value._name_]
 
 
 def _canon_path(value: PurePath, path: str) -> Any:
@@ -249,4 +249,4 @@ def encode_default(value: Any) -> bytes | WorkdirDefault:
     """The encoded identity form of a default, compared against field values."""
     if _holds_absolute_path(value):
         return WorkdirDefault(value)
-    return _encode(canon(value, "default"))
+    return encode(canon(value, "default"))

@@ -15,7 +15,7 @@ import textwrap
 import typing
 from typing import Any
 
-from ._canon import Canon, _enum_name, canon
+from ._canon import Canon, canon, enum_name
 from ._codegen import run_source
 from ._frozen import FrozenDict, FrozenList
 
@@ -140,7 +140,7 @@ def _field_config(tp: Any) -> FieldCanon:
 
 def _field_enum(tp: type[enum.Enum]) -> FieldCanon:
     source = _INSTANCE.replace("{form}", '["E", {name}, {x}._name_]')
-    inline = Inline(source, {"t": tp, "name": _enum_name(tp)}, canon)
+    inline = Inline(source, {"t": tp, "name": enum_name(tp)}, canon)
     return FieldCanon(None, _inline_function(inline), inline)
 
 

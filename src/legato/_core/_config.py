@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
-from ._errors import ConfigError
-from ._fields import PathGenerator, _FieldSpec, field, pathgenerator
+from .._errors import ConfigError
+from ._fields import FieldSpec, PathGenerator, field, pathgenerator
 from ._identity import identifier_digest, main_module_name, module_name
 from ._plan import Plan
 
@@ -109,7 +109,7 @@ class ConfigMeta(msgspec.StructMeta):
             if isinstance(value, PathGenerator):
                 pathgens[key] = value
                 ns[key] = None  # None until submission
-            elif isinstance(value, _FieldSpec):
+            elif isinstance(value, FieldSpec):
                 options[key] = value.ignore_default
                 if value.default_factory is not None:
                     ns[key] = msgspec.field(default_factory=value.default_factory)

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from msgspec.structs import astuple
 
-from ._canon import WorkdirDefault, _encode, canon
+from .._errors import LegatoError
+from ._canon import WorkdirDefault, canon, encode
 from ._config import registry
-from ._errors import LegatoError
-from ._identity import SKIP_ENCODED, SKIP_EQUAL, _encoded_default
+from ._identity import SKIP_ENCODED, SKIP_EQUAL, encoded_default
 
 if TYPE_CHECKING:
     from ._config import ConfigBase
@@ -78,7 +78,7 @@ def left_out_defaults(config: ConfigBase) -> dict[str, Any]:
                 left[name] = canon(value, errpath)
         elif mode == SKIP_ENCODED:
             form = fn(value, errpath)
-            if _encode(form) == _encoded_default(default, errpath):
+            if encode(form) == encoded_default(default, errpath):
                 left[name] = form
     return left
 
@@ -132,7 +132,7 @@ _verdicts: dict[tuple[type, str, bytes], bool] = {}
 
 def _changed(cls: type[ConfigBase], name: str, old: Any) -> bool:
     """Whether `cls` now declares for `name` a default other than the recorded `old`."""
-    recorded = _encode(old)
+    recorded = encode(old)
     key = (cls, name, recorded)
     verdict = _verdicts.get(key)
     if verdict is None:
@@ -141,9 +141,9 @@ def _changed(cls: type[ConfigBase], name: str, old: Any) -> bool:
         if field is None or field.mode not in (SKIP_EQUAL, SKIP_ENCODED):
             return False  # removed, or now always in the identity: not this job's identity
         if field.mode == SKIP_EQUAL:
-            now = _encode(canon(field.default, field.errpath))
+            now = encode(canon(field.default, field.errpath))
         elif type(field.default) is WorkdirDefault:  # depends on the workdir: not kept
-            return recorded != _encoded_default(field.default, field.errpath)
+            return recorded != encoded_default(field.default, field.errpath)
         else:
             now = field.default
         verdict = _verdicts[key] = recorded != now

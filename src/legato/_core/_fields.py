@@ -86,7 +86,7 @@ def pathgenerator(name: str | Callable[[Any], str], *, init: Literal[False] = Fa
     return PathGenerator(name)
 
 
-class _FieldSpec:
+class FieldSpec:
     """What `field()` returns until the class is created: msgspec never sees it."""
 
     __slots__ = ("default", "default_factory", "ignore_default")
@@ -112,7 +112,7 @@ def field(
     """
     if default is not msgspec.NODEFAULT and default_factory is not None:
         raise TypeError("field() takes either default or default_factory, not both")
-    return _FieldSpec(default, default_factory, ignore_default)
+    return FieldSpec(default, default_factory, ignore_default)
 
 
 class Tagged(Generic[T]):

@@ -19,7 +19,7 @@ import enum
 from pathlib import PurePath
 from typing import Any, NoReturn
 
-from ._errors import ConfigError, ValidationError
+from .._errors import ConfigError, ValidationError
 
 __all__ = ["FrozenDict", "FrozenList", "FrozenSet", "check_str", "freeze", "from_numpy"]
 

@@ -20,9 +20,9 @@ from msgspec.structs import astuple
 from ._canon import (
     Canon,
     WorkdirDefault,
-    _encode,
     canon,
     current_workdir,
+    encode,
     encode_default,
     main_module_name,
     module_name,
@@ -129,12 +129,12 @@ def main_identifier(config: ConfigBase) -> str:
 def _unencodable(config: ConfigBase, plan: tuple[IdentityField, ...]) -> Exception:
     """The error naming the identity field whose string UTF-8 cannot encode (a lone
     surrogate, as `os.fsdecode` makes of undecodable file names)."""
-    from ._errors import ValidationError
+    from .._errors import ValidationError
 
     values = astuple(config)
     for field in plan:
         try:
-            _encode(field.canon(values[field.position], field.errpath))
+            encode(field.canon(values[field.position], field.errpath))
         except UnicodeEncodeError:
             value = values[field.position]
             return ValidationError(
@@ -156,7 +156,7 @@ def _digest_bottom_up(config: ConfigBase) -> None:
 
 def _output_digest(head: bytes, fields: bytes, producer: ConfigBase) -> bytes:
     """The digest of a task's output: `[version, type name, fields, ["O", task digest]]`."""
-    output = _encode(["O", identifier_digest(producer)])
+    output = encode(["O", identifier_digest(producer)])
     return _sha256(b"\x94" + head + fields + output).digest()
 
 
@@ -169,16 +169,16 @@ def _fields(plan: tuple[IdentityField, ...], values: tuple[Any, ...]) -> list[An
         if mode == SKIP_EQUAL and type(value) is type(default) and value == default:
             continue
         c = fn(value, errpath)
-        if mode == SKIP_ENCODED and _encode(c) == _encoded_default(default, errpath):
+        if mode == SKIP_ENCODED and encode(c) == encoded_default(default, errpath):
             continue
         fields.append(name)
         fields.append(c)
     return fields
 
 
-def _encoded_default(default: bytes | WorkdirDefault, errpath: str) -> bytes:
+def encoded_default(default: bytes | WorkdirDefault, errpath: str) -> bytes:
     if type(default) is WorkdirDefault:
-        return _encode(canon(default.value, errpath))
+        return encode(canon(default.value, errpath))
     return default  # type: ignore[return-value]
 
 
@@ -196,11 +196,11 @@ def compile_identity(type_name: str, plan: tuple[IdentityField, ...]) -> Digest:
     written inline (`Inline`), else a call of its canonicaliser. The source holds only
     positions and fixed names; every value it uses is in its namespace.
     """
-    head = _encode(ENCODING_VERSION) + _encode(type_name)
+    head = encode(ENCODING_VERSION) + encode(type_name)
     ns: dict[str, Any] = {
         "_astuple": astuple,
-        "_encode": _encode,
-        "_encoded_default": _encoded_default,
+        "encode": encode,
+        "encoded_default": encoded_default,
         "_fields": _fields,
         "_generic": tuple(field._replace(canon=canon, inline=None) for field in plan),
         "_hasher": _sha256(b"\x93" + head),
@@ -223,7 +223,7 @@ def compile_identity(type_name: str, plan: tuple[IdentityField, ...]) -> Digest:
             ns.update(names)
             step = code.strip("\n").split("\n")
         if mode == SKIP_ENCODED:
-            step.append(f"if _encode({x}) != _encoded_default(d{i}, e{i}):")
+            step.append(f"if encode({x}) != encoded_default(d{i}, e{i}):")
             step += [f"    append(n{i})", f"    append({x})"]
         elif not everyone:
             step += [f"append(n{i})", f"append({x})"]
@@ -237,9 +237,9 @@ def compile_identity(type_name: str, plan: tuple[IdentityField, ...]) -> Digest:
         "def digest(self, d):",
         "    try:",
         *["        " + line for line in lines],
-        "        data = _encode(fields)",
+        "        data = encode(fields)",
         "    except OverflowError:  # an int beyond 64 bits, taken as it is above",
-        "        data = _encode(_fields(_generic, _astuple(self)))",
+        "        data = encode(_fields(_generic, _astuple(self)))",
         '    if "__legato_producer__" in d:',
         '        return _output_digest(_head, data, d["__legato_producer__"])',
         "    h = _hasher.copy()",

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from msgspec.structs import astuple, force_setattr
 
+from .._errors import ConfigError
 from ._codegen import run_source
-from ._errors import ConfigError
 from ._fields import FieldKind, PathGenerator, Tagged
 from ._frozen import FrozenDict, FrozenList, freeze
 from ._identity import Digest, IdentityField, compile_identity, identity_fields

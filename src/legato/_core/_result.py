@@ -23,12 +23,12 @@ from typing import Any
 
 import msgspec
 
+from .._errors import DeserializationError, ResultError, ValidationError
 from .._jobdir._workdir import DONE, RESULT, atomic_write
 from ._config import ConfigBase, module_name
-from ._errors import DeserializationError, ResultError, ValidationError
 from ._params_format import ClassRecord
 from ._params_format import depth_first as _depth_first
-from ._serialize import _BUILDERS, _Dumper, _Loader, resolve_class
+from ._serialize import BUILDERS, Dumper, Loader, resolve_class
 
 __all__ = [
     "MAX_RESULT_BYTES",
@@ -47,7 +47,7 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder()
 
 
-class _ResultDumper(_Dumper):
+class _ResultDumper(Dumper):
     """The params encoding of values, plus msgspec Structs and numpy scalars."""
 
     def _value(self, value: Any) -> Generator[ConfigBase, int, Any]:
@@ -68,7 +68,7 @@ class _ResultDumper(_Dumper):
             raise _unsupported(value) from None
 
 
-class _ResultLoader(_Loader):
+class _ResultLoader(Loader):
     """Rebuilds the value; with `plain`, without importing any class: configurations and
     Structs become dicts (with a "__type__" key for configurations), enums their names."""
 
@@ -99,7 +99,7 @@ class _ResultLoader(_Loader):
         if kind == "M":
             direct = self.direct
             return {value[i]: direct(value[i + 1]) for i in range(1, len(value), 2)}
-        build = _BUILDERS.get(kind)
+        build = BUILDERS.get(kind)
         if build is not None:
             return build([self.direct(v) for v in value[1:]])
         if kind == "R":

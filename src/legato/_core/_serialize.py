@@ -28,9 +28,9 @@ from typing import Any
 import msgspec
 from msgspec.structs import force_setattr
 
+from .._errors import DeserializationError, ValidationError
 from ._config import ConfigBase, main_module_name, module_name, registry
 from ._defaults import left_out_defaults
-from ._errors import DeserializationError, ValidationError
 from ._fields import FieldKind
 from ._frozen import FrozenDict, FrozenList, FrozenSet
 from ._identity import current_workdir
@@ -44,7 +44,7 @@ _encoder = msgspec.msgpack.Encoder()
 
 
 def _main_task_dir(config: Any, taskdir: Path) -> Path:
-    from .._runtime._partials import main_task_dir
+    from ._task import main_task_dir
 
     return main_task_dir(config, taskdir)
 
@@ -58,7 +58,7 @@ def _active_workdir() -> Path | None:
     return workdir
 
 
-class _Dumper:
+class Dumper:
     def __init__(self, workdir: Path | None) -> None:
         self.objects: list[dict[str, Any]] = []
         self.classes: dict[str, bytes] = {}  # shipped by value: "module:qualname" -> pickle
@@ -204,7 +204,7 @@ def dumps(config: ConfigBase) -> bytes:
     if not isinstance(config, ConfigBase):
         raise TypeError(f"dumps() takes a Config or Task, not {type(config).__name__}")
     workdir = _active_workdir()
-    dumper = _Dumper(workdir)
+    dumper = Dumper(workdir)
     root = dumper.config(config)
     doc: dict[str, Any] = {"version": FORMAT_VERSION, "root": root, "objects": dumper.objects}
     if workdir is not None:
@@ -285,7 +285,7 @@ def _getattr_path(obj: Any, qualname: str) -> Any:
     return obj
 
 
-class _Loader:
+class Loader:
     def __init__(
         self,
         objects: list[ClassRecord],
@@ -355,7 +355,7 @@ class _Loader:
             for i in range(0, len(rest), 2):
                 mapping[rest[i]] = yield from self._value(rest[i + 1])
             return mapping
-        build = _BUILDERS.get(kind)
+        build = BUILDERS.get(kind)
         if build is not None:
             items = []
             for v in rest:
@@ -385,7 +385,7 @@ class _Loader:
         raise DeserializationError(f"unknown value tag {kind!r}")
 
 
-_BUILDERS: dict[str, Callable[[list[Any]], Any]] = {
+BUILDERS: dict[str, Callable[[list[Any]], Any]] = {
     "L": list,
     "U": tuple,
     "S": set,
@@ -410,7 +410,7 @@ def loads(data: bytes) -> Any:
         raise DeserializationError(str(exc)) from None
     try:
         workdir = _active_workdir() or (Path(doc.workdir) if doc.workdir else None)
-        return _Loader(doc.objects, workdir, doc.classes).config(doc.root)
+        return Loader(doc.objects, workdir, doc.classes).config(doc.root)
     except DeserializationError:
         raise
     except (KeyError, IndexError, TypeError, ValueError) as exc:

@@ -34,8 +34,8 @@ from typing import Any
 
 import msgspec
 
+from .._errors import ShippingError
 from ._config import ConfigBase, ConfigMeta, module_name, registry
-from ._errors import ShippingError
 
 __all__ = ["check", "needs_shipping", "pickled", "unship"]
 
@@ -232,7 +232,7 @@ def unship(module: str, qualname: str, data: bytes) -> Any:
     try:
         cls = pickle.loads(data)  # noqa: S301 - written by the experiment that runs the job
     except ImportError as exc:
-        from ._errors import DeserializationError
+        from .._errors import DeserializationError
 
         raise DeserializationError(
             f"cannot rebuild {module}.{qualname}, shipped by value with the job: {exc} "

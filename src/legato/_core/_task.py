@@ -4,17 +4,62 @@ from __future__ import annotations
 
 import datetime
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
+from .._errors import NoExperimentError
+from .._jobdir._workdir import main_dir, workdir_of
 from ._config import ConfigBase
-from ._identity import forget_identifier
+from ._identity import current_workdir, forget_identifier, main_identifier
 
 if TYPE_CHECKING:
     from .._launchers._launcher import Launcher
-    from .._runtime._job import Job
 
-__all__ = ["Task", "attempt_limits", "check_executable", "has_output_config", "mark_output"]
+__all__ = [
+    "Submitter",
+    "Task",
+    "attempt_limits",
+    "check_executable",
+    "has_output_config",
+    "has_subparams",
+    "main_task_dir",
+    "mark_output",
+    "no_experiment",
+    "set_submitter_lookup",
+]
+
+
+class Submitter(Protocol):
+    """What `Task.submit` hands its task to: the open experiment. The runtime, a layer
+    above this one, registers how to find it (`set_submitter_lookup`)."""
+
+    async def submit(
+        self,
+        task: Task,
+        *,
+        launcher: Launcher | None,
+        requires: dict[str, int] | None,
+        retries: int,
+        timeout: float | datetime.timedelta | None,
+        max_preemptions: int,
+    ) -> Any: ...
+
+
+def no_experiment() -> NoReturn:
+    raise NoExperimentError(
+        "submit() needs an open experiment: use `async with experiment(workdir, name):`"
+    )
+
+
+_find_submitter: Callable[[], Submitter] = no_experiment
+
+
+def set_submitter_lookup(lookup: Callable[[], Submitter]) -> None:
+    """Make `Task.submit` find the open experiment with `lookup`: the runtime calls it when
+    it is imported, and no experiment can be open before that."""
+    global _find_submitter
+    _find_submitter = lookup
 
 
 class Task(ConfigBase):
@@ -71,9 +116,7 @@ class Task(ConfigBase):
             ResourceError: When `requires` asks for more than the experiment declares.
             ValueError: When `retries`, `timeout` or `max_preemptions` is out of range.
         """
-        from .._runtime._experiment import current_experiment
-
-        return await current_experiment().submit(
+        return await _find_submitter().submit(
             self,
             launcher=launcher,
             requires=requires,
@@ -83,9 +126,10 @@ class Task(ConfigBase):
         )
 
     @property
-    def __job__(self) -> Job:
-        """The job handle; set by `submit()`."""
-        job: Job | None = self.__dict__.get("__legato_job__")
+    def __job__(self) -> Any:
+        """The `legato.Job` handle; set by `submit()`. (Typed `Any` because the
+        configuration core is a layer below the runtime that defines `Job`.)"""
+        job: Any = self.__dict__.get("__legato_job__")
         if job is None:
             raise AttributeError(f"{type(self).__name__} has not been submitted")
         return job
@@ -107,8 +151,6 @@ class Task(ConfigBase):
         taskdir = self.__taskdir__
         kept: tuple[Path, Path] | None = self.__dict__.get("__legato_maintaskdir__")
         if kept is None or kept[0] != taskdir:  # computed for this job directory, once
-            from .._runtime._partials import main_task_dir
-
             kept = self.__dict__["__legato_maintaskdir__"] = (taskdir, main_task_dir(self, taskdir))
         return kept[1]
 
@@ -117,7 +159,7 @@ def check_executable(task: Task) -> None:
     """Refuse, at submission, a task whose class defines no `execute` (an abstract base
     class, say): its job would fail only once it ran."""
     if type(task).execute is Task.execute:
-        from ._errors import ConfigError
+        from .._errors import ConfigError
 
         raise ConfigError(
             f"{type(task).__qualname__} defines no execute() method: only tasks that do can "
@@ -156,3 +198,25 @@ def attempt_limits(
             f"submit(): timeout must be a number of seconds > 0 or a timedelta, got {timeout!r}"
         )
     return retries, None if timeout is None else float(timeout), max_preemptions
+
+
+def has_subparams(task: Task) -> bool:
+    """Whether the task's class declares `SubParam` fields (then its jobs share a main
+    directory with their siblings)."""
+    plan = type(task).__legato_plan__ or type(task)._legato_compile()
+    return bool(plan.subparams)
+
+
+def main_task_dir(task: Task, job_dir: Path) -> Path:
+    """`task.__maintaskdir__` for a task whose job directory is `job_dir`: the job directory
+    itself for a class without sub-parameters."""
+    if not has_subparams(task):
+        return job_dir
+    workdir = workdir_of(job_dir)
+    # Paths inside the workdir count relative to it, as they did for the identifier.
+    token = current_workdir.set(workdir)
+    try:
+        ident = main_identifier(task)
+    finally:
+        current_workdir.reset(token)
+    return main_dir(workdir, type(task).__legato_type_name__, ident)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import Any
 
-from ._errors import ConfigError, ValidationError
+from .._errors import ConfigError, ValidationError
 from ._frozen import FrozenDict, FrozenList, FrozenSet, check_str, freeze, from_numpy
 
 Coercer = Callable[[Any, str], Any]

@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from .._core._errors import LegatoError, ResultError
+from .._errors import LegatoError, ResultError
 
 __all__ = ["STATES", "JobRecord", "Results", "columns", "results"]
 
@@ -223,7 +223,7 @@ def results(
         LegatoError: When the workdir does not exist or names no such experiment.
         ValueError: When `state` names no state.
     """
-    from .._cli._common import CliError
+    from ._errors import InspectError
     from ._procs import Locks
     from ._scan import experiment_jobs, scan_jobs, type_matcher
 
@@ -240,7 +240,7 @@ def results(
     try:
         only = experiment_jobs(root, experiment) if experiment is not None else None
         entries = scan_jobs(root, type_filter=type_filter, only=only, locks=Locks())
-    except CliError as exc:
+    except InspectError as exc:
         raise LegatoError(str(exc)) from None
     found = Results(
         JobRecord(e, workdir=root) for e in entries if wanted is None or e.state in wanted

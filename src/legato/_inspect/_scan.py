@@ -22,7 +22,6 @@ from typing import Any
 
 import msgspec
 
-from .._cli._common import EXIT_USAGE, CliError
 from .._jobdir._workdir import (
     DONE,
     FAILED,
@@ -39,10 +38,12 @@ from .._jobdir._workdir import (
     jobs_root,
     runs_of,
 )
+from ._errors import EXIT_USAGE, InspectError
 from ._params import Params, ParamsError, ParamsMissing
 from ._procs import HOST, Locks, job_process, process_alive
 
 __all__ = [
+    "open_workdir",
     "ExperimentEntry",
     "JobEntry",
     "experiment_jobs",
@@ -247,7 +248,7 @@ def _job_dirs(workdir: Path) -> Iterator[tuple[str, str, str]]:
     except FileNotFoundError:
         return
     except OSError as exc:
-        raise CliError(f"cannot read {jobs_root(workdir)}: {exc.strerror}") from None
+        raise InspectError(f"cannot read {jobs_root(workdir)}: {exc.strerror}") from None
     for type_entry in types:
         if type_entry.name.startswith(".") or not type_entry.is_dir():
             continue
@@ -296,7 +297,7 @@ def resolve(workdir: Path, spec: str, locks: Locks | None = None) -> JobEntry:
     type_part, _, prefix = spec.rpartition("/")
     prefix = prefix.lower()
     if not prefix:
-        raise CliError(f"job ID {spec!r} is empty: give an identifier or a prefix", EXIT_USAGE)
+        raise InspectError(f"job ID {spec!r} is empty: give an identifier or a prefix", EXIT_USAGE)
     if not type_part and not _HEX.fullmatch(prefix):  # not an identifier: a type name?
         return _resolve_type(workdir, spec, locks)
     matches_type = type_matcher(type_part) if type_part else None
@@ -308,11 +309,11 @@ def resolve(workdir: Path, spec: str, locks: Locks | None = None) -> JobEntry:
     if not found:
         if not type_part:  # `Bad`, `Face`: type names that look like hex
             return _resolve_type(workdir, spec, locks)
-        raise CliError(f"no job matches {spec!r} in {workdir}", EXIT_USAGE)
+        raise InspectError(f"no job matches {spec!r} in {workdir}", EXIT_USAGE)
     if len(found) > 1:
         shown = ", ".join(f"{t}/{i[:12]}" for t, i, _ in sorted(found)[:5])
         more = f" and {len(found) - 5} more" if len(found) > 5 else ""
-        raise CliError(
+        raise InspectError(
             f"job ID {spec!r} is ambiguous: it matches {len(found)} jobs ({shown}{more}); "
             "give more characters",
             EXIT_USAGE,
@@ -320,7 +321,7 @@ def resolve(workdir: Path, spec: str, locks: Locks | None = None) -> JobEntry:
     type_name, ident, path = found[0]
     entry = read_job(type_name, ident, path, locks or Locks())
     if entry is None:
-        raise CliError(f"job {type_name}/{ident[:12]} was removed while being read")
+        raise InspectError(f"job {type_name}/{ident[:12]} was removed while being read")
     return entry
 
 
@@ -328,7 +329,7 @@ def _resolve_type(workdir: Path, name: str, locks: Locks | None) -> JobEntry:
     matches = type_matcher(name)
     found = sorted((t, i, p) for t, i, p in _job_dirs(workdir) if matches(t))
     if not found:
-        raise CliError(
+        raise InspectError(
             f"no job matches {name!r} in {workdir}: give an identifier (or a prefix of one), "
             "TYPE/PREFIX, or the name of a type that has jobs",
             EXIT_USAGE,
@@ -336,7 +337,7 @@ def _resolve_type(workdir: Path, name: str, locks: Locks | None) -> JobEntry:
     if len(found) > 1:
         shown = ", ".join(f"{t}/{i[:12]}" for t, i, _ in found[:5])
         more = f" and {len(found) - 5} more" if len(found) > 5 else ""
-        raise CliError(
+        raise InspectError(
             f"{name!r} is a type with {len(found)} jobs ({shown}{more}); name one as "
             f"TYPE/PREFIX, or list them with `legato jobs ls --name {name}`",
             EXIT_USAGE,
@@ -344,7 +345,7 @@ def _resolve_type(workdir: Path, name: str, locks: Locks | None) -> JobEntry:
     type_name, ident, path = found[0]
     entry = read_job(type_name, ident, path, locks or Locks())
     if entry is None:
-        raise CliError(f"job {type_name}/{ident[:12]} was removed while being read")
+        raise InspectError(f"job {type_name}/{ident[:12]} was removed while being read")
     return entry
 
 
@@ -398,7 +399,7 @@ def list_experiments(workdir: Path) -> list[ExperimentEntry]:
     except FileNotFoundError:
         return []
     except OSError as exc:
-        raise CliError(f"cannot read {root}: {exc.strerror}") from None
+        raise InspectError(f"cannot read {root}: {exc.strerror}") from None
     out = []
     for name in names:
         path = experiment_dir(workdir, name)
@@ -416,10 +417,10 @@ def experiment_jobs(workdir: Path, name: str, runs: int = 1) -> list[tuple[str, 
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         if not experiment_dir(workdir, name).is_dir():
-            raise CliError(f"no experiment named {name!r} in {workdir}", EXIT_USAGE) from None
+            raise InspectError(f"no experiment named {name!r} in {workdir}", EXIT_USAGE) from None
         return []
     except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+        raise InspectError(f"cannot read {path}: {exc.strerror}") from None
     jobs: dict[tuple[str, str], None] = {}
     for line in (line for run in runs_of(text)[-runs:] for line in run):
         type_name, _, ident = line.strip().rpartition("/")
@@ -436,3 +437,19 @@ def referenced_jobs(workdir: Path) -> set[tuple[str, str]]:
         runs = 1 if xp.status in ("done", "failed", "cancelled") else 2
         refs.update(experiment_jobs(workdir, xp.name, runs))
     return refs
+
+
+def open_workdir(value: str | None) -> Path:
+    """The workdir named by `--workdir`, `$LEGATO_WORKDIR` or `.`, checked."""
+    raw = value or os.environ.get("LEGATO_WORKDIR") or "."
+    path = Path(raw).expanduser().absolute()
+    if not path.exists():
+        raise InspectError(f"workdir {path} does not exist")
+    if not path.is_dir():
+        raise InspectError(f"workdir {path} is not a directory")
+    if not (jobs_root(path).is_dir() or experiments_root(path).is_dir()):
+        raise InspectError(
+            f"{path} is not a legato workdir (it has no jobs/ or experiments/ directory); "
+            "pass --workdir or set LEGATO_WORKDIR"
+        )
+    return path

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .._core._errors import DeserializationError
 from .._core._identity import current_workdir, identifier_digest
 from .._core._serialize import loads
+from .._errors import DeserializationError
 from .._jobdir._workdir import PARAMS
 
 __all__ = ["load"]

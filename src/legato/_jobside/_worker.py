@@ -27,7 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from .._core._errors import Interrupted, Requeue
+from .._errors import Interrupted, Requeue
 from .._jobdir._workdir import (
     CANCEL,
     DONE,

@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Sequence
 from typing import Any
 
-from .._core._errors import LauncherError
+from .._errors import LauncherError
 from ._launcher import Exit, LaunchSpec
 from ._slurm_batch import count, format_time, sbatch_args, seconds, time_seconds
 from ._slurm_queue import this_loops_queue

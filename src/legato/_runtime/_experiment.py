@@ -23,12 +23,22 @@ from msgspec.structs import force_setattr
 
 from .._core._config import ConfigBase
 from .._core._defaults import DefaultChanged, DefaultChangedWarning, changed_defaults, read_params
-from .._core._errors import ExperimentFailed, LegatoError, NoExperimentError
 from .._core._graph import dependencies
 from .._core._identity import current_workdir
 from .._core._serialize import dumps
 from .._core._ship import check as ship_check
-from .._core._task import Task, attempt_limits, check_executable, has_output_config, mark_output
+from .._core._task import (
+    Task,
+    attempt_limits,
+    check_executable,
+    has_output_config,
+    has_subparams,
+    mark_output,
+    no_experiment,
+    set_submitter_lookup,
+)
+from .._errors import LegatoError
+from .._jobdir._maindir import record_users
 from .._jobdir._workdir import (
     DONE,
     JOBS_LIST,
@@ -45,12 +55,11 @@ from .._launchers._launcher import Launcher, Session
 from .._launchers._local import LocalLauncher
 from ._display import follow
 from ._job import Job, JobState
-from ._partials import record_users
 from ._resources import Grant, ResourcePool
 from ._runner import record_unrun, run_job
 from ._scheduler import Scheduler
 
-__all__ = ["Experiment", "current_experiment", "experiment"]
+__all__ = ["Experiment", "ExperimentFailed", "current_experiment", "experiment"]
 
 logging.getLogger("legato").addHandler(logging.NullHandler())
 _LOG_LEVELS = {JobState.DONE: logging.DEBUG, JobState.FAILED: logging.WARNING}
@@ -75,10 +84,39 @@ def current_experiment() -> Experiment:
     if xp is None and opened:
         xp = opened[-1]
     if xp is None:
-        raise NoExperimentError(
-            "submit() needs an open experiment: use `async with experiment(workdir, name):`"
-        )
+        no_experiment()
     return xp
+
+
+set_submitter_lookup(current_experiment)
+
+
+class ExperimentFailed(LegatoError):
+    """An experiment ended with failed jobs and `raise_on_failure` was set.
+
+    Raised when the `async with experiment(...)` block exits, after every other job ended,
+    so that one failure never hides the others.
+
+    Attributes:
+        failed: One `(type name, identifier, error log, failure reason)` tuple per job that
+            did not end DONE (FAILED, DEPENDENCY_FAILED or CANCELLED), in submission order.
+    """
+
+    failed: list[tuple[str, str, Path, str]]
+
+    def __init__(self, name: str, failed: list[tuple[str, str, Path, str]], more: int = 0) -> None:
+        self.failed = failed
+        lines = [
+            f"  {type_name}/{ident[:12]}: {reason or 'failed'} (see {log})"
+            for type_name, ident, log, reason in failed
+        ]
+        if more:
+            lines.append(
+                f"  ... and {more} more that the experiment no longer keeps in memory "
+                "(legato jobs ls --state failed)"
+            )
+        count = len(failed) + more
+        super().__init__(f"experiment {name!r}: {count} job(s) failed\n" + "\n".join(lines))
 
 
 class Experiment:
@@ -279,7 +317,11 @@ class Experiment:
                 except OSError as exc:
                     done[i] = f"cannot make its job directory {job.path}: {exc.strerror}"
         try:
-            record_users([job for job, _ in batch])
+            users: dict[Path, list[str]] = {}
+            for job, _ in batch:
+                if has_subparams(job.task):
+                    users.setdefault(job.main_path, []).append(f"{job.type_name}/{job.identifier}")
+            record_users(users)
         except OSError as exc:  # a read-only workdir: nothing of theirs can run here anyway
             if exc.errno not in _READ_ONLY:
                 raise

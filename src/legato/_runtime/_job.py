@@ -11,14 +11,33 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 
-from .._core._errors import JobFailed
+from .._errors import LegatoError
 from .._jobdir._workdir import STDERR, STDOUT
 
 if TYPE_CHECKING:
     from .._core._task import Task
     from .._launchers._launcher import Launcher
 
-__all__ = ["Job", "JobState"]
+__all__ = ["Job", "JobFailed", "JobState"]
+
+
+class JobFailed(LegatoError):
+    """`await job.wait()` found the job in a final state other than DONE.
+
+    Attributes:
+        job: The job, for its `state`, `failure_reason` and `error_log` (the file to read).
+    """
+
+    job: Job
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        reason = job.failure_reason or ""
+        super().__init__(
+            f"job {job.type_name}/{job.identifier[:12]} ended {job.state.name}"
+            + (f": {reason}" if reason else "")
+            + f" (error log: {job.error_log})"
+        )
 
 
 class JobState(enum.Enum):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from .._core._errors import LegatoError
+from .._errors import LegatoError
 from .._launchers._launcher import Launcher
 from ._experiment import Experiment, experiment, opened
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .._core._errors import ResourceError
+from .._errors import ResourceError
 
 __all__ = ["Grant", "ResourcePool", "SLOTS"]
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._jobdir._maindir import main_lock_free, try_main_lock
 from .._jobdir._workdir import (
     ATTEMPTS,
     CANCEL,
@@ -46,7 +47,6 @@ from .._jobdir._workdir import (
 )
 from .._launchers._launcher import Exit, LaunchSpec
 from ._job import Job, JobState
-from ._partials import main_lock_free, try_main_lock
 from ._resources import Grant
 
 if TYPE_CHECKING:

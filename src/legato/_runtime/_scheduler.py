@@ -17,8 +17,8 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+from .._core._task import has_subparams
 from ._job import Job, JobState
-from ._partials import has_subparams
 from ._resources import SLOTS, Grant, ResourcePool
 
 __all__ = ["Scheduler"]

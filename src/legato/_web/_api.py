@@ -12,11 +12,11 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from .._cli._common import CliError
-from .._cli._jobs import _details, _parse_tag_filter
-from .._cli._kill import kill_job
-from .._cli._remove import _remove_dir
+from .._inspect._errors import InspectError
+from .._inspect._kill import kill_job
 from .._inspect._procs import Locks
+from .._inspect._query import job_details, parse_tag_filter
+from .._inspect._remove import remove_job_dir
 from .._inspect._scan import JobEntry, read_job, read_json
 from .._jobdir._workdir import FAILED
 from ._dashboard import BadRequest, Dashboard, NotFound, dashboard, error, json_response
@@ -69,8 +69,8 @@ def _job_query(request: Request) -> JobQuery:
     tags = []
     for raw in params.getlist("tag"):
         try:
-            tags.append(_parse_tag_filter(raw))
-        except CliError as exc:
+            tags.append(parse_tag_filter(raw))
+        except InspectError as exc:
             raise BadRequest(str(exc)) from None
     sort = params.get("sort") or "started"
     if sort not in SORTS and not (sort.startswith("tag:") and len(sort) > 4):
@@ -114,9 +114,9 @@ def _job_details(dash: Dashboard, row: Row) -> dict[str, Any]:
     if entry is None:
         raise NotFound(f"job {row.type}/{row.id[:12]} was removed")
     try:
-        details, _ = _details(dash.workdir, entry)
+        details, _ = job_details(dash.workdir, entry)
         details["params_error"] = None
-    except CliError as exc:
+    except InspectError as exc:
         details = {
             "type": entry.type_name,
             "id": entry.identifier,
@@ -302,7 +302,7 @@ async def api_kill(request: Request) -> Response:
     entry = await _entry(row)
     try:
         message = await anyio.to_thread.run_sync(kill_job, entry, _KILL_GRACE)
-    except CliError as exc:
+    except InspectError as exc:
         return error(str(exc), 409)
     await _reread(dash, row)
     state = dash.index.rows.get(row.name)
@@ -316,7 +316,7 @@ async def api_remove(request: Request) -> Response:
     entry = await _entry(row)
     if entry.state == "running":
         return error(f"{entry.short} is running; cancel it first", 409)
-    problem = await anyio.to_thread.run_sync(_remove_dir, entry)
+    problem = await anyio.to_thread.run_sync(remove_job_dir, entry)
     await _reread(dash, row)
     if problem:
         return error(f"{entry.short}: {problem}", 409)

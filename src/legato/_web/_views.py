@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from .._cli._jobs import tag_text
+from .._inspect._query import tag_text
 from ._index import STATES, Index, Row
 
 __all__ = ["JobQuery", "SORTS", "experiment_list", "graph", "query", "scope", "tag_matcher"]

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .._runtime._job import Job
+from typing import Any
 
 __all__ = [
     "ConfigError",
     "DeserializationError",
-    "ExperimentFailed",
     "Interrupted",
-    "JobFailed",
     "LauncherError",
     "LegatoError",
     "NoExperimentError",
@@ -94,53 +88,6 @@ class ShippingError(LegatoError, TypeError):
     `python -c`, standard input, a function's body) and cannot be shipped with the job,
     because cloudpickle is not installed or the class refers to something that cannot be
     pickled."""
-
-
-class JobFailed(LegatoError):
-    """`await job.wait()` found the job in a final state other than DONE.
-
-    Attributes:
-        job: The job, for its `state`, `failure_reason` and `error_log` (the file to read).
-    """
-
-    job: Job
-
-    def __init__(self, job: Job) -> None:
-        self.job = job
-        reason = job.failure_reason or ""
-        super().__init__(
-            f"job {job.type_name}/{job.identifier[:12]} ended {job.state.name}"
-            + (f": {reason}" if reason else "")
-            + f" (error log: {job.error_log})"
-        )
-
-
-class ExperimentFailed(LegatoError):
-    """An experiment ended with failed jobs and `raise_on_failure` was set.
-
-    Raised when the `async with experiment(...)` block exits, after every other job ended,
-    so that one failure never hides the others.
-
-    Attributes:
-        failed: One `(type name, identifier, error log, failure reason)` tuple per job that
-            did not end DONE (FAILED, DEPENDENCY_FAILED or CANCELLED), in submission order.
-    """
-
-    failed: list[tuple[str, str, Path, str]]
-
-    def __init__(self, name: str, failed: list[tuple[str, str, Path, str]], more: int = 0) -> None:
-        self.failed = failed
-        lines = [
-            f"  {type_name}/{ident[:12]}: {reason or 'failed'} (see {log})"
-            for type_name, ident, log, reason in failed
-        ]
-        if more:
-            lines.append(
-                f"  ... and {more} more that the experiment no longer keeps in memory "
-                "(legato jobs ls --state failed)"
-            )
-        count = len(failed) + more
-        super().__init__(f"experiment {name!r}: {count} job(s) failed\n" + "\n".join(lines))
 
 
 class Interrupted(BaseException):
