@@ -10,7 +10,6 @@ expects and hands any other value to `canon` (`_canon.py`), so the encoding is a
 from __future__ import annotations
 
 import enum
-import itertools
 import string
 import textwrap
 import typing
@@ -35,11 +34,6 @@ class Inline(typing.NamedTuple):
     source: str
     names: dict[str, Any]
     slow: Canon
-    gate: type | None = None
-    """The type a value must have exactly for `exact` to canonicalise it."""
-    exact: str = ""
-    """The fast path, as `source`, for a value of exactly type `gate`: what the per-class
-    digest runs once one test in C found every field of its expected type."""
 
 
 class FieldCanon(typing.NamedTuple):
@@ -62,9 +56,9 @@ def field_canon(tp: Any) -> FieldCanon:
     if tp is None:
         tp = type(None)
     if tp in (str, bool, bytes, type(None), int):
-        return FieldCanon(tp, canon, Inline(_PLAIN, {"t": tp}, canon, tp))
+        return FieldCanon(tp, canon, Inline(_PLAIN, {"t": tp}, canon))
     if tp is float:
-        return FieldCanon(None, _field_float, Inline(_FLOAT, {}, canon, float, _EXACT_FLOAT))
+        return FieldCanon(None, _field_float, Inline(_FLOAT, {}, canon))
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if isinstance(tp, type) and origin is None:  # (3.10 takes `list[int]` for a type)
@@ -90,11 +84,6 @@ if type({x}) is not {t}:
 # -0.0 and NaN have one identity form each: a float that is neither is its own.
 _FLOAT = """
 if type({x}) is not float or {x} != {x} or {x} == 0.0:
-    {x} = {slow}
-"""
-
-_EXACT_FLOAT = """
-if {x} != {x} or {x} == 0.0:
     {x} = {slow}
 """
 
@@ -135,25 +124,6 @@ else:
 """
 
 
-# Items tested in C: their types, then (floats) zeros and NaNs, which make a sum NaN.
-_EXACT_SEQUENCE = """
-if set(map(type, {x})) <= {types}{floats}:
-    {x} = [{letter}, *{x}]
-else:
-    {x} = {slow}
-"""
-
-_EXACT_DICT = """
-{v} = {x}.values()
-if set(map(type, {x})) <= {strs} and set(map(type, {v})) <= {types}{floats}:
-    {x} = ["M", *{chain}(sorted({x}.items()))]
-else:
-    {x} = {slow}
-"""
-
-_FLOATS = " and 0.0 not in {v} and ({s} := sum({v})) == {s}"
-
-
 def _field_float(value: Any, path: str) -> Any:
     if type(value) is float and value == value and value != 0.0:
         return value
@@ -163,17 +133,14 @@ def _field_float(value: Any, path: str) -> Any:
 def _field_config(tp: Any) -> FieldCanon:
     from ._identity import identifier_digest
 
-    form = '["C", {digest}({x})]'
-    source = _INSTANCE.replace("{form}", form)
-    names = {"t": tp, "digest": identifier_digest}
-    inline = Inline(source, names, canon, tp, f"{{x}} = {form}\n")
+    source = _INSTANCE.replace("{form}", '["C", {digest}({x})]')
+    inline = Inline(source, {"t": tp, "digest": identifier_digest}, canon)
     return FieldCanon(None, _inline_function(inline), inline)
 
 
 def _field_enum(tp: type[enum.Enum]) -> FieldCanon:
-    form = '["E", {name}, {x}._name_]'
-    source = _INSTANCE.replace("{form}", form)
-    inline = Inline(source, {"t": tp, "name": enum_name(tp)}, canon, tp, f"{{x}} = {form}\n")
+    source = _INSTANCE.replace("{form}", '["E", {name}, {x}._name_]')
+    inline = Inline(source, {"t": tp, "name": enum_name(tp)}, canon)
     return FieldCanon(None, _inline_function(inline), inline)
 
 
@@ -193,9 +160,7 @@ def _field_sequence(out: Any, letter: str, item_tp: Any) -> FieldCanon:
     else:
         return FieldCanon(None, field, None)
     source = _SEQUENCE.replace("{other}", other)
-    names = {"out": out, "letter": letter, "plain": plain, "types": frozenset({plain or float})}
-    exact = _EXACT_SEQUENCE.replace("{floats}", _FLOATS.replace("{v}", "{x}") if item_tp is float else "")
-    inline = Inline(source, names, field, out, exact)
+    inline = Inline(source, {"out": out, "letter": letter, "plain": plain}, field)
     return FieldCanon(None, _inline_function(inline), inline)
 
 
@@ -217,27 +182,20 @@ def _field_dict(value_tp: Any) -> FieldCanon:
 
     if plain is None:
         return FieldCanon(None, field, None)
-    names = {"plain": plain, "frozen": FrozenDict, "strs": frozenset({str})}
-    names.update(types=frozenset({plain}), chain=itertools.chain.from_iterable)
-    exact = _EXACT_DICT.replace("{floats}", _FLOATS if value_tp is float else "")
-    inline = Inline(_DICT, names, field, FrozenDict, exact)
+    inline = Inline(_DICT, {"plain": plain, "frozen": FrozenDict}, field)
     return FieldCanon(None, _inline_function(inline), inline)
 
 
-def inline_source(
-    inline: Inline, x: str, path: str, prefix: str, *, exact: bool = False
-) -> tuple[str, dict[str, Any]]:
+def inline_source(inline: Inline, x: str, path: str, prefix: str) -> tuple[str, dict[str, Any]]:
     """`inline`'s statements for the value in variable `x` (its path in variable `path`),
-    and the names they use; all but `x` and `path` begin with `prefix`. With `exact`, its
-    statements for a value of exactly type `inline.gate`."""
-    source = inline.exact if exact else inline.source
-    fields = {name for _, name, _, _ in string.Formatter().parse(source) if name}
+    and the names they use; all but `x` and `path` begin with `prefix`."""
+    fields = {name for _, name, _, _ in string.Formatter().parse(inline.source) if name}
     fmt = {name: prefix + name for name in fields}
     fmt["x"] = x
     fmt["slow"] = f"{prefix}slow({x}, {path})"
     names = {prefix + k: v for k, v in inline.names.items()}
     names[prefix + "slow"] = inline.slow
-    return source.format(**fmt), names
+    return inline.source.format(**fmt), names
 
 
 def _inline_function(inline: Inline) -> Canon:

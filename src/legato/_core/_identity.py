@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import operator
 import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -208,52 +207,32 @@ def compile_identity(type_name: str, plan: tuple[IdentityField, ...]) -> Digest:
         "_head": head,
         "_output_digest": _output_digest,
     }
+    lines = ["values = _astuple(self)"]
     everyone = all(field.mode == ALWAYS for field in plan)
-    gated = [i for i, f in enumerate(plan) if f.inline is not None and f.inline.gate is not None]
-    positions = [plan[i].position for i in gated]
-    fast: list[str] = []
-    slow: list[str] = []
-    if len(gated) == len(plan) > 1:  # one C call takes every value, in name order
-        ns["_pick"] = operator.itemgetter(*positions)
-        lines = ["got = _pick(values)", "if tuple(map(type, got)) == _gate:"]
-        fast.append(", ".join(f"x{i}" for i in gated) + " = got")
-    elif gated:
-        picked = f"_pick(values)" if len(gated) > 1 else f"(values[{positions[0]}],)"
-        ns["_pick"] = operator.itemgetter(*positions)
-        lines = [f"if tuple(map(type, {picked})) == _gate:"]
-    else:
-        lines = []
-    ns["_gate"] = tuple(plan[i].inline.gate for i in gated)  # type: ignore[union-attr]
+    if not everyone:
+        lines += ["fields = []", "append = fields.append"]
     for i, (position, name, mode, default, fn, inline, errpath) in enumerate(plan):
         ns.update({f"n{i}": name, f"e{i}": errpath, f"d{i}": default, f"dt{i}": type(default)})
         x = f"x{i}"
+        lines.append(f"{x} = values[{position}]")
         if inline is None:
             ns[f"c{i}"] = fn
             step = [f"{x} = c{i}({x}, e{i})"]
-            exact = step
         else:
             code, names = inline_source(inline, x, f"e{i}", f"i{i}_")
             ns.update(names)
             step = code.strip("\n").split("\n")
-            exact = step
-            if inline.gate is not None:
-                code, names = inline_source(inline, x, f"e{i}", f"i{i}_", exact=True)
-                ns.update(names)
-                exact = code.strip("\n").split("\n") if code.strip() else []
-        take = [] if len(gated) == len(plan) > 1 else [f"{x} = values[{position}]"]
-        fast += take + _keep(i, mode, exact, everyone)
-        slow += [f"{x} = values[{position}]", *_keep(i, mode, step, everyone)]
+        if mode == SKIP_ENCODED:
+            step.append(f"if encode({x}) != encoded_default(d{i}, e{i}):")
+            step += [f"    append(n{i})", f"    append({x})"]
+        elif not everyone:
+            step += [f"append(n{i})", f"append({x})"]
+        if mode == SKIP_EQUAL:
+            lines.append(f"if type({x}) is not dt{i} or not {x} == d{i}:")
+            step = ["    " + line for line in step]
+        lines += step
     if everyone:
-        slow.append("fields = [" + ", ".join(f"n{i}, x{i}" for i in range(len(plan))) + "]")
-        fast.append(slow[-1])
-    start = ["values = _astuple(self)"]
-    if not everyone:
-        start += ["fields = []", "append = fields.append"]
-    if lines:
-        lines = start + lines + ["    " + line for line in fast] + ["else:"]
-        lines += ["    " + line for line in slow]
-    else:
-        lines = start + slow
+        lines.append("fields = [" + ", ".join(f"n{i}, x{i}" for i in range(len(plan))) + "]")
     source = [
         "def digest(self, d):",
         "    try:",
@@ -270,22 +249,6 @@ def compile_identity(type_name: str, plan: tuple[IdentityField, ...]) -> Digest:
     run_source("\n".join(source), "identity", type_name, ns)
     digest: Digest = ns["digest"]
     return digest
-
-
-def _keep(i: int, mode: int, step: list[str], everyone: bool) -> list[str]:
-    """Field `i`'s lines around `step` (which leaves its identity form in `x{i}`): left out
-    when it equals its default, else appended to `fields` (unless `everyone` is kept and
-    `fields` is written at once)."""
-    x = f"x{i}"
-    step = list(step)
-    if mode == SKIP_ENCODED:
-        step.append(f"if encode({x}) != encoded_default(d{i}, e{i}):")
-        step += [f"    append(n{i})", f"    append({x})"]
-    elif not everyone:
-        step += [f"append(n{i})", f"append({x})"]
-    if mode == SKIP_EQUAL:
-        return [f"if type({x}) is not dt{i} or not {x} == d{i}:", *["    " + s for s in step]]
-    return step
 
 
 def forget_identifier(config: ConfigBase) -> None:
