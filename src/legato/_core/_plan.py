@@ -10,7 +10,6 @@ field positions and fixed names; every value it uses is passed in its namespace.
 
 from __future__ import annotations
 
-import operator
 import typing
 from collections.abc import Callable
 from pathlib import PurePath
@@ -143,82 +142,55 @@ class Plan:
 def _compile_check(
     checks: tuple[FieldPlan, ...], owner: str | None = None
 ) -> Callable[[ConfigBase], None]:
-    """`check(config)`: a type test per field; a value that fails it gets `check_field`.
-
-    One test in C comes first: whether every field whose values can be taken as they are
-    holds a value of exactly that type (the usual case). If so, only lists and dicts are
-    looked into (their items' types, again in C) and copied read-only; otherwise each field
-    gets its own type test, and `check_field` when it fails.
-    """
+    """`check(config)`: a type test per field; a value that fails it gets `check_field`."""
     ns: dict[str, Any] = {
         "astuple": astuple,
         "check_field": check_field,
         "force_setattr": force_setattr,
         "FrozenList": FrozenList,
         "FrozenDict": FrozenDict,
-        "STR": frozenset({str}),
     }
-    gated = [i for i, f in enumerate(checks) if f.container is not None or f.exact is not _Never]
-    fast: list[str] = []
-    slow: list[str] = []
+    lines = ["def check(self):", "    values = astuple(self)"]
     for i, field in enumerate(checks):
         ns[f"f{i}"] = field
         if field.container is not None:
             ns.update({f"k{i}": field.container, f"n{i}": field.name})
             ns.update({f"c{i}": field.coerce, f"e{i}": field.errpath, f"t{i}": field.items})
-            ns[f"s{i}"] = frozenset({field.items})
             x = f"x{i}"
-            copy = _copy_lines(field, i, x)
-            fast += [f"{x} = values[{i}]", *copy]
-            slow += [f"{x} = values[{i}]", f"if type({x}) is k{i}:"]
-            slow += ["    " + line for line in copy]
-            slow += ["else:", f"    check_field(self, f{i}, {x})"]
+            lines += [f"    {x} = values[{i}]", f"    if type({x}) is k{i}:"]
+            if field.items is not None:
+                # The coercer's fast path, inline: items that need no conversion are copied.
+                # (A loop: for the few items a configuration's lists usually hold, much
+                # faster than a test in C such as `list(map(type, x)).count(t) == len(x)`.)
+                if field.container is list:
+                    loop = [f"for v in {x}:", f"    if type(v) is not t{i}:"]
+                else:
+                    loop = [f"for k, v in {x}.items():"]
+                    loop.append(f"    if type(k) is not str or type(v) is not t{i}:")
+                frozen = "FrozenList" if field.container is list else "FrozenDict"
+                loop += [
+                    f"        force_setattr(self, n{i}, c{i}({x}, e{i}))",
+                    "        break",
+                    "else:",
+                    f"    force_setattr(self, n{i}, {frozen}({x}))",
+                ]
+                lines += ["        " + line for line in loop]
+            else:
+                lines.append(f"        force_setattr(self, n{i}, c{i}({x}, e{i}))")
+            lines += ["    else:", f"        check_field(self, f{i}, {x})"]
         elif field.exact is _Never:
-            fast.append(f"check_field(self, f{i}, values[{i}])")
-            slow.append(f"check_field(self, f{i}, values[{i}])")
+            lines.append(f"    check_field(self, f{i}, values[{i}])")
         else:
             ns[f"t{i}"] = field.exact
-            test = ""
+            test = f"type(values[{i}]) is not t{i}"
             if field.kind is FieldKind.META and field.exact is str:
-                test = f"not values[{i}].isascii()"  # else UTF-8 may not encode it
+                test += f" or not values[{i}].isascii()"  # else UTF-8 may not encode it
             elif field.kind is FieldKind.META and issubclass(field.exact, PurePath):
-                test = f"not str(values[{i}]).isascii()"
-            if test:
-                fast += [f"if {test}:", f"    check_field(self, f{i}, values[{i}])"]
-            test = f"type(values[{i}]) is not t{i}" + (f" or {test}" if test else "")
-            slow += [f"if {test}:", f"    check_field(self, f{i}, values[{i}])"]
-    lines = ["def check(self):", "    values = astuple(self)"]
-    if gated:
-        ns["gate"] = tuple(checks[i].container or checks[i].exact for i in gated)
-        if len(gated) == len(checks):
-            types = "tuple(map(type, values))"
-        elif len(gated) == 1:
-            types = f"(type(values[{gated[0]}]),)"
-        else:
-            ns["pick"] = operator.itemgetter(*gated)
-            types = "tuple(map(type, pick(values)))"
-        lines.append(f"    if {types} == gate:")
-        lines += ["        " + line for line in fast or ["pass"]]
-        lines.append("    else:")
-    lines += [("        " if gated else "    ") + line for line in slow or ["pass"]]
+                test += f" or not str(values[{i}]).isascii()"
+            lines += [f"    if {test}:", f"        check_field(self, f{i}, values[{i}])"]
     run_source("\n".join(lines), "check", owner, ns)
     check: Callable[[ConfigBase], None] = ns["check"]
     return check
-
-
-def _copy_lines(field: FieldPlan, i: int, x: str) -> list[str]:
-    """The lines that take the value in `x`, of exactly the field's container type: the
-    coercer's fast path, inline (items that need no conversion are only copied, read-only),
-    else the coercer."""
-    coerce = f"force_setattr(self, n{i}, c{i}({x}, e{i}))"
-    if field.items is None:
-        return [coerce]
-    if field.container is list:
-        test, frozen = f"set(map(type, {x})) <= s{i}", "FrozenList"
-    else:
-        test = f"set(map(type, {x})) <= STR and set(map(type, {x}.values())) <= s{i}"
-        frozen = "FrozenDict"
-    return [f"if {test}:", f"    force_setattr(self, n{i}, {frozen}({x}))", "else:", f"    {coerce}"]
 
 
 def _container(tp: Any) -> type | None:
