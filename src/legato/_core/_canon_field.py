@@ -87,19 +87,40 @@ if type({x}) is not float or {x} != {x} or {x} == 0.0:
     {x} = {slow}
 """
 
-_INSTANCE = """
+_CONFIG = """
 if type({x}) is {t}:
-    {x} = {form}
+    {x} = ["C", {digest}({x})]
 else:
     {x} = {slow}
 """
 
-# A loop rather than a test in C (`list(map(type, x)).count(t) == len(x)`): as fast per
-# item, and much faster for the few items a configuration's lists usually hold.
+_ENUM = """
+if type({x}) is {t}:
+    {x} = ["E", {name}, {x}._name_]
+else:
+    {x} = {slow}
+"""
+
+# A loop rather than a test in C (`list(map(type, x)).count(t) == len(x)`, or
+# `set(map(type, x)) <= {t}`): fewer instructions for the few items a configuration's
+# lists usually hold, on CPython 3.11 (benchmarks/bench_identity.py).
 _SEQUENCE = """
 if type({x}) is {out}:
     for {v} in {x}:
-        if {other}:
+        if type({v}) is not {plain}:
+            {x} = {slow}
+            break
+    else:
+        {x} = [{letter}, *{x}]
+else:
+    {x} = {slow}
+"""
+
+# The same for floats, whose identity form is their own but for -0.0 and NaN.
+_FLOAT_SEQUENCE = """
+if type({x}) is {out}:
+    for {v} in {x}:
+        if type({v}) is not float or {v} != {v} or {v} == 0.0:
             {x} = {slow}
             break
     else:
@@ -133,14 +154,12 @@ def _field_float(value: Any, path: str) -> Any:
 def _field_config(tp: Any) -> FieldCanon:
     from ._identity import identifier_digest
 
-    source = _INSTANCE.replace("{form}", '["C", {digest}({x})]')
-    inline = Inline(source, {"t": tp, "digest": identifier_digest}, canon)
+    inline = Inline(_CONFIG, {"t": tp, "digest": identifier_digest}, canon)
     return FieldCanon(None, _inline_function(inline), inline)
 
 
 def _field_enum(tp: type[enum.Enum]) -> FieldCanon:
-    source = _INSTANCE.replace("{form}", '["E", {name}, {x}._name_]')
-    inline = Inline(source, {"t": tp, "name": enum_name(tp)}, canon)
+    inline = Inline(_ENUM, {"t": tp, "name": enum_name(tp)}, canon)
     return FieldCanon(None, _inline_function(inline), inline)
 
 
@@ -154,12 +173,11 @@ def _field_sequence(out: Any, letter: str, item_tp: Any) -> FieldCanon:
 
     # Where every item is its own identity form, the items are taken as they are.
     if item_tp is float:
-        other = "type({v}) is not float or {v} != {v} or {v} == 0.0"
+        source = _FLOAT_SEQUENCE
     elif plain is not None:
-        other = "type({v}) is not {plain}"
+        source = _SEQUENCE
     else:
         return FieldCanon(None, field, None)
-    source = _SEQUENCE.replace("{other}", other)
     inline = Inline(source, {"out": out, "letter": letter, "plain": plain}, field)
     return FieldCanon(None, _inline_function(inline), inline)
 
