@@ -10,6 +10,7 @@ once, with the current sources (the on-disk format is the same for both: docs/wo
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -125,8 +126,17 @@ def fake_workdir(
     (xp / JOBS_LIST).write_text("".join(lines))
 
 
+def workdir_arguments(parser: argparse.ArgumentParser, runs: int) -> None:
+    """The options of a benchmark that reads a workdir of `--jobs` fake jobs."""
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=runs)
+    parser.add_argument("--workdir", help="build (or reuse) the workdir here, and keep it")
+    parser.add_argument("--build-only", action="store_true", help="build --workdir, time nothing")
+    parser.add_argument("--json", help="also write the figures to this file")
+
+
 @contextmanager
-def workdir_argument(
+def bench_workdir(
     workdir: str | None, jobs: int, make: Callable[[Path, int], None], prefix: str
 ) -> Iterator[Path]:
     """The workdir a benchmark reads: `workdir` (built there if it holds no jobs yet, and

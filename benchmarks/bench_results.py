@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _bench_common import fake_workdir, headline, workdir_argument, write_results
+from _bench_common import bench_workdir, fake_workdir, headline, workdir_arguments, write_results
 
 import legato
 from legato import Param, Task, tag
@@ -56,13 +56,9 @@ def make_workdir(root: Path, n: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--workdir", help="build (or reuse) the workdir here, and keep it")
-    parser.add_argument("--build-only", action="store_true", help="build --workdir, time nothing")
-    parser.add_argument("--json", help="also write the figures to this file")
+    workdir_arguments(parser, runs=5)
     args = parser.parse_args()
-    with workdir_argument(args.workdir, args.jobs, make_workdir, "legato-bench-results-") as root:
+    with bench_workdir(args.workdir, args.jobs, make_workdir, "legato-bench-results-") as root:
         if args.build_only:
             return
         listing, table = [], []

@@ -35,7 +35,7 @@ import time
 from typing import Any
 
 import httpx
-from _bench_common import headline, legato_script, workdir_argument, write_results
+from _bench_common import bench_workdir, headline, legato_script, workdir_arguments, write_results
 from bench_cli import make_workdir
 
 TARGET = 0.200
@@ -64,19 +64,18 @@ def timed(client: httpx.Client, url: str, runs: int, before: object = None) -> l
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--workdir", help="build (or reuse) the workdir here, and keep it")
+    workdir_arguments(parser, runs=7)
     parser.add_argument("--no-idle", action="store_true", help="skip the idle CPU figures")
-    parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
     workdir = contextlib.ExitStack()
     server = None
     try:
         root = workdir.enter_context(
-            workdir_argument(args.workdir, args.jobs, make_workdir, "legato-bench-web-")
+            bench_workdir(args.workdir, args.jobs, make_workdir, "legato-bench-web-")
         )
+        if args.build_only:
+            return
         server = subprocess.Popen(
             [legato_script(), "--workdir", str(root), "serve", "--port", "0"],
             stdout=subprocess.PIPE,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,20 @@ def main(workdir: str, name: str, log: str, lr: str, epochs: str, gate: str, lau
         print("finished", " ".join(job.state.name for job in xp.jobs), flush=True)
 
     anyio.run(run)
+
+
+def start_script(workdir: Path, *args: object) -> subprocess.Popen[str]:
+    """`python -m support.partials_tasks WORKDIR ARGS...` in a new process, its stdout piped:
+    run as a module (so that its classes have the names the tests give them), with tests/
+    on the import path."""
+    tests = Path(__file__).resolve().parent.parent
+    path = [str(tests), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return subprocess.Popen(
+        [sys.executable, "-m", "support.partials_tasks", str(workdir), *map(str, args)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(path)},
+    )
 
 
 if __name__ == "__main__":
