@@ -168,6 +168,8 @@ def main() -> int:
     args = parser.parse_args()
     names = args.only.split(",") if args.only else list(BENCHMARKS)
     unknown = sorted(set(names) - set(BENCHMARKS))
+    if args.rounds < 1:
+        parser.error("--rounds takes a whole number from 1")
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
     if "slurm" in names and not slurm_answers():
@@ -209,10 +211,11 @@ def main() -> int:
             argv += REFERENCES_OFF.get(bench.script, [])
             try:
                 if bench.workdir is not None:
-                    key = f"{bench.workdir} {' '.join(argv[:2])}"  # the same script and --jobs
+                    jobs = argv[argv.index("--jobs") + 1]
+                    key = f"{bench.workdir} {jobs}"  # one workdir for each script and size
                     if key not in workdirs:
                         workdirs[key] = Path(tmp) / f"workdir-{len(workdirs)}"
-                        build = [str(HERE / bench.workdir), *argv[:2], "--build-only"]
+                        build = [str(HERE / bench.workdir), "--jobs", jobs, "--build-only"]
                         build += ["--workdir", str(workdirs[key])]
                         subprocess.run(
                             [sys.executable, *build],
