@@ -56,7 +56,7 @@ BENCHMARKS = {
     "identity": Benchmark("bench_identity.py", ["--n", "1000", "--repeats", "10"], []),
     "cache": Benchmark("bench_cache.py", ["--calls", "200", "--repeats", "25"], []),
     "cli": Benchmark(
-        "bench_cli.py", ["--jobs", "2000", "--runs", "5"], ["--jobs", "10000"], "bench_cli.py"
+        "bench_cli.py", ["--jobs", "1000", "--runs", "3"], ["--jobs", "10000"], "bench_cli.py"
     ),
     "results": Benchmark(
         "bench_results.py",
@@ -81,7 +81,7 @@ BENCHMARKS = {
     ),
     "web": Benchmark(
         "bench_web.py",
-        ["--jobs", "2000", "--runs", "5", "--no-idle"],
+        ["--jobs", "1000", "--runs", "5", "--no-idle"],
         ["--jobs", "10000", "--no-idle"],
         "bench_cli.py",
     ),
@@ -172,9 +172,6 @@ def main() -> int:
         parser.error("--rounds takes a whole number from 1")
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
-    if "slurm" in names and not slurm_answers():
-        print("slurm: skipped (no SLURM cluster answers: scripts/slurm-cluster.sh start)")
-        names.remove("slurm")
     tolerance = args.tolerance / 100
     rev = subprocess.run(
         ["git", "rev-parse", "--short", f"{args.baseline}^{{commit}}"],
@@ -184,6 +181,9 @@ def main() -> int:
     )
     if rev.returncode:
         parser.error(f"not a git revision here: {args.baseline} ({rev.stderr.strip()})")
+    if "slurm" in names and not slurm_answers():
+        print("slurm: skipped (no SLURM cluster answers: scripts/slurm-cluster.sh start)")
+        names.remove("slurm")
     current = ROOT / "src"
     dirty = subprocess.run(
         ["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True
