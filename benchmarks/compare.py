@@ -21,8 +21,10 @@ bench_web and bench_results read are built once, with the current sources, and r
 sides. Bytecode caches are on for every process (in a temporary PYTHONPYCACHEPREFIX if the
 environment disables them), as for an installed package.
 
-Exit status: 0 if no figure is slower than the tolerance allows, 1 if one is, 2 if a
-benchmark failed.
+A figure slower than the tolerance allows, by less than the spread of its rounds, is marked
+"(inside the spread)": the machine moved it as much, so measure it again (`--only`, more
+`--rounds`, a quieter machine). Exit status: 1 if a figure is slower beyond the tolerance
+and the spread, 2 if a benchmark failed, else 0.
 """
 
 from __future__ import annotations
@@ -118,7 +120,10 @@ def verdict(figure: Figure, tolerance: float) -> tuple[float, str, bool]:
     ratio = current / base if base else float("inf")
     cost = ratio if figure.better == "lower" else 1 / ratio if ratio else float("inf")
     if cost > 1 + tolerance:
-        return ratio, f"SLOWER by {(cost - 1) * 100:.1f}%", True
+        said = f"SLOWER by {(cost - 1) * 100:.1f}%"
+        if cost - 1 <= figure.spread():
+            said += " (inside the spread)"
+        return ratio, said, True
     if cost < 1 - tolerance:
         return ratio, f"faster by {(1 - cost) * 100:.1f}%", False
     return ratio, f"within {tolerance * 100:g}%", False
@@ -192,7 +197,9 @@ def main() -> int:
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
 
-    failed = slower = False
+    failed = False
+    slower: list[str] = []
+    noisy: list[str] = []
     table: dict[str, dict[str, Figure]] = {}
     start = time.perf_counter()
     with baseline_worktree(args.baseline) as tree, tempfile.TemporaryDirectory() as tmp:
@@ -259,7 +266,8 @@ def main() -> int:
                 print(f"{name:<10} {label:<40} only one side has this figure")
                 continue
             ratio, said, is_slower = verdict(figure, tolerance)
-            slower |= is_slower
+            if is_slower:
+                (noisy if "spread" in said else slower).append(f"{name}: {label}")
             print(
                 f"{name:<10} {label:<40} {figure.unit:>8} {fmt(figure.best('baseline')):>10} "
                 f"{fmt(figure.best('current')):>10} {ratio:6.3f} {figure.spread():6.1%}  {said}"
@@ -268,6 +276,13 @@ def main() -> int:
         f"\n(best of {args.rounds} rounds a side; ratio = current / baseline; spread = the "
         f"largest distance of a round from its side's best; {time.perf_counter() - start:.0f} s)"
     )
+    if slower:
+        print(f"slower beyond the spread of the rounds: {'; '.join(slower)}")
+    if noisy:
+        print(f"slower, but inside the spread of the rounds: {'; '.join(noisy)}")
+        print("   (measure again, e.g. with --only and more --rounds, on a quieter machine)")
+    if not slower and not noisy and not failed:
+        print(f"no figure slower by more than {args.tolerance:g}%")
     return 2 if failed else 1 if slower else 0
 
 

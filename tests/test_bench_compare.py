@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPARE = ROOT / "benchmarks" / "compare.py"
-VERDICT = re.compile(r"(within 5%|SLOWER by \d+\.\d%|faster by \d+\.\d%)$")
+VERDICT = re.compile(r"(within 5%|SLOWER by \d+\.\d%( \(inside the spread\))?|faster by \d+\.\d%)$")
 
 
 def worktrees() -> list[str]:
@@ -43,7 +43,7 @@ def test_compare_prints_a_verdict_for_every_headline_figure() -> None:
         text=True,
         timeout=600,
     )
-    assert done.returncode in (0, 1), done.stdout + done.stderr  # 1: noise read as slower
+    assert done.returncode in (0, 1), done.stdout + done.stderr  # 1: one round, noise
     rows = [line for line in done.stdout.splitlines() if line.startswith("cache ")]
     for figure in ["sync", "async (asyncio)", "async (trio)"]:
         row = [r for r in rows if f"legato @cache hit, {figure} " in r]
