@@ -186,9 +186,10 @@ def main() -> int:
     )
     if rev.returncode:
         parser.error(f"not a git revision here: {args.baseline} ({rev.stderr.strip()})")
-    if "slurm" in names and not slurm_answers():
-        print("slurm: skipped (no SLURM cluster answers: scripts/slurm-cluster.sh start)")
-        names.remove("slurm")
+    cluster = [name for name in names if BENCHMARKS[name].needs_slurm]
+    if cluster and not slurm_answers():
+        print(f"{', '.join(cluster)}: skipped (no SLURM cluster answers)")
+        names = [name for name in names if name not in cluster]
     current = ROOT / "src"
     dirty = subprocess.run(
         ["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True
