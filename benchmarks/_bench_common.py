@@ -88,10 +88,9 @@ def write_results(path: str | Path | None, results: dict[str, Any]) -> None:
 
 
 def legato_script() -> str:
-    beside = Path(sys.executable).parent / "legato"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("legato")
+    """The `legato` console script, this interpreter's first: the command a user times."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    found = shutil.which("legato", path=path)
     if found is None:
         sys.exit("the `legato` console script is not installed: pip install -e .")
     return found
