@@ -46,9 +46,14 @@ def test_compare_prints_a_verdict_for_every_headline_figure() -> None:
     assert done.returncode in (0, 1), done.stdout + done.stderr  # 1: one round, noise
     rows = [line for line in done.stdout.splitlines() if line.startswith("cache ")]
     for figure in ["sync", "async (asyncio)", "async (trio)"]:
-        row = [r for r in rows if f"legato @cache hit, {figure} " in r]
-        assert len(row) == 1, (figure, done.stdout)
-        assert VERDICT.search(row[0]), row[0]
+        for label, unit in [(figure, "us/call"), (f"{figure} (CPU)", "cpu-us/call")]:
+            # benchmark, figure, unit, baseline, current, ratio, spread (0: one round), verdict
+            row = re.compile(
+                rf"cache +legato @cache hit, {re.escape(label)} +{unit} +[\d.,]+ +[\d.,]+ "
+                rf"+[\d.]+ +0\.0% +{VERDICT.pattern}"
+            )
+            assert len([r for r in rows if row.fullmatch(r)]) == 1, (label, done.stdout)
+    assert len(rows) == 6, done.stdout
     assert worktrees() == before
 
 
