@@ -18,7 +18,7 @@ import pytest
 import legato
 from legato import JobState, experiment
 from support.cli import cli
-from support.partials_tasks import Epochs, Plain, one_after_another, runs, start_script
+from support.partials_tasks import Epochs, Plain, one_after_another, runs, script_running
 from support.waiting import poll
 from support.xp_tasks import Step, events
 
@@ -189,14 +189,9 @@ def start_python(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, *args], text=True)
 
 
-def run_script(tmp_path: Path, name: str, epochs: int, gate: str) -> subprocess.Popen[str]:
-    return start_script(tmp_path / "wd", name, tmp_path / "log", 0.1, epochs, gate)
-
-
 async def test_two_processes_take_turns(tmp_path: Path) -> None:
     log, gate = tmp_path / "log", tmp_path / "gate"
-    other = run_script(tmp_path, "other", 10, str(gate))
-    try:
+    with script_running(tmp_path / "wd", "other", log, 0.1, 10, gate) as other:
         await poll(lambda: runs(log) == [("start", 10)])
         async with experiment(tmp_path / "wd", "mine", max_jobs=1) as xp:
             mine = Epochs(lr=0.1, epochs=20, log=str(log))
@@ -209,10 +204,6 @@ async def test_two_processes_take_turns(tmp_path: Path) -> None:
             assert mine.__job__.state is JobState.READY
             gate.touch()
         out, _ = other.communicate(timeout=60)
-    finally:
-        if other.poll() is None:
-            other.kill()
-            other.wait()
     assert out.splitlines()[-1] == "finished DONE"
     assert {job.state for job in xp.jobs} == {JobState.DONE}
     assert one_after_another(log, 0.1) == [10, 20]

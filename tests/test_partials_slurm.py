@@ -17,7 +17,7 @@ import pytest
 
 from legato import JobState, SlurmLauncher, experiment
 from support import waiting
-from support.partials_tasks import Epochs, one_after_another, runs, start_script
+from support.partials_tasks import Epochs, one_after_another, runs, script_running
 from support.slurm import REQUIRE, SlurmCalls, cluster_problem
 from support.xp_tasks import events
 
@@ -69,8 +69,7 @@ async def test_jobs_of_one_main_directory_are_submitted_one_after_another(
 
 async def test_two_processes_take_turns_under_slurm(tmp_path: Path, calls: SlurmCalls) -> None:
     log, gate = tmp_path / "log", tmp_path / "gate"
-    other = start_script(tmp_path / "wd", "other", log, "0.1", "10", str(gate), "slurm")
-    try:
+    with script_running(tmp_path / "wd", "other", log, 0.1, 10, gate, "slurm") as other:
         await poll(lambda: runs(log) == [("start", 10)])
         async with experiment(tmp_path / "wd", "mine", launcher=fast()) as xp:
             mine = Epochs(lr=0.1, epochs=20, log=str(log))
@@ -82,10 +81,6 @@ async def test_two_processes_take_turns_under_slurm(tmp_path: Path, calls: Slurm
             assert mine.__job__.state is JobState.READY
             gate.touch()
         out, _ = other.communicate(timeout=120)
-    finally:
-        if other.poll() is None:
-            other.kill()
-            other.wait()
     assert out.splitlines()[-1] == "finished DONE"
     assert [job.state for job in xp.jobs] == [JobState.DONE]
     assert one_after_another(log, 0.1) == [10, 20]
