@@ -82,7 +82,7 @@ def test_log_lines_when_not_a_terminal(tmp_path: Path) -> None:
 def test_each_running_job_has_its_own_line(tmp_path: Path) -> None:
     from rich.console import Console
 
-    from legato._launchers._launchers._local import LocalLauncher
+    from legato._launchers._local import LocalLauncher
     from legato._runtime._display import _render
     from legato._runtime._experiment import Experiment
     from legato._runtime._job import Job, JobState

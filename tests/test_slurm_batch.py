@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from legato import SlurmLauncher
-from legato._launchers._launchers._slurm_batch import (
+from legato._launchers._slurm_batch import (
     array_script,
     look,
     make_batch,

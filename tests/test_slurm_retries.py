@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 from legato import JobState, SlurmLauncher, experiment
-from legato._launchers._launchers._slurm_batch import slurm_ending
+from legato._launchers._slurm_batch import slurm_ending
 from support.cli import cli
 from support.retry_tasks import Checkpointed, Sleeper, attempts_of, events
 from support.slurm import SlurmCalls

@@ -596,7 +596,7 @@ def test_serve_in_help() -> None:
 
 def test_tag_filters_match_the_command_line() -> None:
     """The table's tag filter is `legato jobs ls --tag`, parsed once rather than per job."""
-    from legato._cli._jobs import _tag_matches
+    from legato._inspect._query import tag_matches as _tag_matches
     from legato._web._views import tag_matcher
 
     values: list[Any] = [0.1, 1e-1, 1, 0, True, False, "0.1", "adam", float("nan"), [1, 2],
