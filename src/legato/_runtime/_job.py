@@ -1,4 +1,6 @@
-"""`Job`: the handle an experiment gives each submitted task (`task.__job__`)."""
+"""`Job`: the handle an experiment gives each submitted task (`task.__job__`), and the
+transitions the runtime makes it go through (`mark_ready`, `mark_running`, `finish`,
+`skip`): functions of this module, so that the handle users read shows none of them."""
 
 from __future__ import annotations
 

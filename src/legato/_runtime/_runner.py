@@ -5,7 +5,8 @@ retries left, keeping the lock and the slot in between, so that a retried job ne
 twice at the same time.
 
 Disk work happens in worker threads, a few calls per job, so the event loop never waits
-on the filesystem.
+on the filesystem. All a run sees of its experiment is a `RunContext` (`_context.py`), and
+it changes its job only through the transitions of `_job.py`.
 """
 
 from __future__ import annotations
