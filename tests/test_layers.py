@@ -1,6 +1,7 @@
 """The layers of docs/architecture.md hold: each layer imports only the layers below it
 (import-linter, with the contract in pyproject.toml; imports made only for type checking
-count), and no module imports another's private names."""
+count), and no module imports another's private names or reaches into another module's
+objects through their underscored attributes."""
 
 from __future__ import annotations
 
@@ -41,6 +42,91 @@ def test_no_module_imports_another_modules_private_names() -> None:
         if (lines := private_imports(path.read_text(encoding="utf-8")))
     }
     assert found == {}
+
+
+# Underscored attributes of objects that are not the module's own, each with why it stays.
+ALLOWED_PRIVATE_ACCESS = {
+    # the documented way out of a forked child, without the parent's cleanup
+    ("_jobside/_warm_server.py", "os._exit"),
+    ("_jobside/_worker.py", "os._exit"),
+    # namedtuple's public API (underscored so that it never clashes with a field name)
+    ("_core/_identity.py", "field._replace"),
+    # enum's documented name of a member (`.name`, a property, costs more per value)
+    ("_core/_canon.py", "value._name_"),
+}
+
+
+def defined_privates(tree: ast.Module) -> set[str]:
+    """The underscored attributes the module's own classes define: methods and class
+    attributes, `__slots__` entries, and `self._x = ...` assignments."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    names.add(item.name)
+                targets = item.targets if isinstance(item, ast.Assign) else []
+                if isinstance(item, ast.AnnAssign):
+                    targets = [item.target]
+                for target in targets:
+                    if isinstance(target, ast.Name):
+                        names.add(target.id)
+                        if target.id == "__slots__" and isinstance(item.value, ast.Tuple):
+                            names.update(
+                                e.value for e in item.value.elts if isinstance(e, ast.Constant)
+                            )
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                if (
+                    isinstance(target, ast.Attribute)
+                    and isinstance(target.value, ast.Name)
+                    and target.value.id in ("self", "cls")
+                ):
+                    names.add(target.attr)
+    return {name for name in names if name.startswith("_")}
+
+
+def private_accesses(source: str) -> list[str]:
+    """`x._name` where `x` is not `self`, `cls` or `super()` and no class of this module
+    defines `_name`: a reach into another module's object (dunders are protocols)."""
+    tree = ast.parse(source)
+    own = defined_privates(tree)
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute) or not node.attr.startswith("_"):
+            continue
+        if node.attr.startswith("__") and node.attr.endswith("__"):
+            continue
+        receiver = node.value
+        if isinstance(receiver, ast.Name) and receiver.id in ("self", "cls"):
+            continue
+        if isinstance(receiver, ast.Call) and ast.unparse(receiver.func) == "super":
+            continue
+        if node.attr not in own:
+            found.append(ast.unparse(node))
+    return found
+
+
+def test_the_private_access_check_finds_one() -> None:
+    source = (
+        "class A:\n"
+        "    __slots__ = ('_slot',)\n"
+        "    def __init__(self): self._own = 1\n"
+        "    def _method(self): return super()._method()\n"
+        "def f(a, xp):\n"
+        "    return a._own, a._slot, a._method(), xp._scheduler, type(a)._compile(), a.__dict__\n"
+    )
+    assert private_accesses(source) == ["xp._scheduler", "type(a)._compile"]
+
+
+def test_no_module_reaches_into_another_modules_objects() -> None:
+    found = {
+        (str(path.relative_to(SRC)), access)
+        for path in sorted(SRC.rglob("*.py"))
+        for access in private_accesses(path.read_text(encoding="utf-8"))
+    }
+    assert found - ALLOWED_PRIVATE_ACCESS == set()
+    assert ALLOWED_PRIVATE_ACCESS - found == set(), "an allowed access is gone: drop it"
 
 
 def test_each_layer_imports_only_the_layers_below_it() -> None:

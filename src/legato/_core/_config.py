@@ -68,7 +68,7 @@ def _check_names(clsname: str, ns: dict[str, Any]) -> None:
 
 def _compile_and_check(config: ConfigBase) -> None:
     """A class's `__legato_check__` until its first construction compiles its plan."""
-    type(config)._legato_compile().check(config)
+    type(config).__legato_get_plan__().check(config)
 
 
 if TYPE_CHECKING:
@@ -150,6 +150,12 @@ class ConfigBase(msgspec.Struct, metaclass=ConfigMeta, frozen=True, dict=True, k
     """The plan's `check` once compiled: what `__post_init__` runs."""
     __legato_field_options__: ClassVar[dict[str, bool]]
     __legato_pathgens__: ClassVar[dict[str, PathGenerator]]
+
+    @classmethod
+    def __legato_get_plan__(cls) -> Plan:
+        """The class's plan, compiled on its first use (a class that is declared but
+        never used costs no code generation)."""
+        return cls.__legato_plan__ or cls._legato_compile()
 
     @classmethod
     def _legato_compile(cls) -> Plan:

@@ -99,7 +99,7 @@ def identifier_digest(config: ConfigBase) -> bytes:
     d = config.__dict__
     digest: bytes | None = d.get("__legato_digest__")
     if digest is None:
-        plan = type(config).__legato_plan__ or type(config)._legato_compile()
+        plan = type(config).__legato_get_plan__()
         try:
             digest = plan.digest(config, d)
         except RecursionError:
@@ -115,7 +115,7 @@ def main_identifier(config: ConfigBase) -> str:
     """The identifier without the `SubParam` fields: what names the main task directory
     that tasks differing only in their sub-parameters share. For a class without
     sub-parameters, the identifier itself."""
-    plan = type(config).__legato_plan__ or type(config)._legato_compile()
+    plan = type(config).__legato_get_plan__()
     if plan.main_digest is None:
         return config.__identifier__
     d = config.__dict__

@@ -139,7 +139,7 @@ def encode_result(value: Any, workdir: Path | None) -> bytes:
     """The bytes of `result.msgpack` for `value`; `ResultError` when it cannot be stored."""
     dumper = _ResultDumper(workdir)
     try:
-        encoded = _depth_first(dumper._value(value), dumper._config)
+        encoded = dumper.value(value)
     except RecursionError:
         raise ResultError("execute() returned a value nested too deeply to store") from None
     doc: dict[str, Any] = {"version": _VERSION, "value": encoded}

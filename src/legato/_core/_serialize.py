@@ -96,6 +96,11 @@ class Dumper:
         refers to (each once, depth first)."""
         return _depth_first(self._config(config), self._config)
 
+    def value(self, value: Any) -> Any:
+        """The encoding of `value`, with the records of the configurations it holds
+        written as `config` writes them."""
+        return _depth_first(self._value(value), self._config)
+
     def _config(self, config: ConfigBase) -> Generator[ConfigBase, int, int]:
         key = id(config)
         if key in self.index:
@@ -105,7 +110,7 @@ class Dumper:
         record: dict[str, Any] = {}
         self.objects.append(record)
         cls = type(config)
-        plan = cls.__legato_plan__ or cls._legato_compile()
+        plan = cls.__legato_get_plan__()
         record["module"] = module_name(cls)
         record["qualname"] = cls.__qualname__
         record["type"] = plan.type_name

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
+from msgspec.structs import force_setattr
+
 from .._errors import NoExperimentError
 from .._jobdir._workdir import main_dir, workdir_of
 from ._config import ConfigBase
@@ -26,6 +28,7 @@ __all__ = [
     "main_task_dir",
     "mark_output",
     "no_experiment",
+    "resolve_paths",
     "set_submitter_lookup",
 ]
 
@@ -200,10 +203,21 @@ def attempt_limits(
     return retries, None if timeout is None else float(timeout), max_preemptions
 
 
+def resolve_paths(task: ConfigBase, job_dir: Path) -> None:
+    """What a task sees of its job directory, at submit, in its job and in `legato.load`:
+    `__taskdir__`, and its path generators as absolute paths inside it (wherever the
+    workdir lies now)."""
+    task.__dict__["__legato_taskdir__"] = job_dir
+    if isinstance(task, Task):
+        for name, generator in type(task).__legato_get_plan__().pathgens.items():
+            relative = generator.name if isinstance(generator.name, str) else generator.name(task)
+            force_setattr(task, name, job_dir / relative)
+
+
 def has_subparams(task: Task) -> bool:
     """Whether the task's class declares `SubParam` fields (then its jobs share a main
     directory with their siblings)."""
-    plan = type(task).__legato_plan__ or type(task)._legato_compile()
+    plan = type(task).__legato_get_plan__()
     return bool(plan.subparams)
 
 

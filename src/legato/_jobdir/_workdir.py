@@ -110,6 +110,7 @@ __all__ = [
     "bound_text",
     "attempt_dir",
     "cache_dir",
+    "count_groups",
     "host_name",
     "experiment_dir",
     "experiments_root",
@@ -174,6 +175,19 @@ def job_dir(workdir: Path, type_name: str, identifier: str) -> Path:
 
 def experiment_dir(workdir: Path, name: str) -> Path:
     return experiments_root(workdir) / name
+
+
+def count_groups(counts: dict[str, int]) -> dict[str, int]:
+    """An experiment's job counts by state (its state.json's "counts") in the groups that
+    people are shown: done, running, failed (dependency_failed with it), cancelled and
+    waiting (ready with it)."""
+    return {
+        "done": counts.get("done", 0),
+        "running": counts.get("running", 0),
+        "failed": counts.get("failed", 0) + counts.get("dependency_failed", 0),
+        "cancelled": counts.get("cancelled", 0),
+        "waiting": counts.get("waiting", 0) + counts.get("ready", 0),
+    }
 
 
 def partials_root(workdir: Path) -> Path:

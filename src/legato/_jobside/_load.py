@@ -8,6 +8,7 @@ from typing import Any
 
 from .._core._identity import current_workdir, identifier_digest
 from .._core._serialize import loads
+from .._core._task import resolve_paths
 from .._errors import DeserializationError
 from .._jobdir._workdir import PARAMS
 
@@ -19,8 +20,6 @@ def load(job_dir: str | os.PathLike[str]) -> Any:
 
     Path generators point inside `job_dir` wherever the workdir has moved since.
     """
-    from ._worker import prepare_task
-
     path = Path(job_dir).absolute()
     try:
         data = (path / PARAMS).read_bytes()
@@ -32,7 +31,7 @@ def load(job_dir: str | os.PathLike[str]) -> Any:
     token = current_workdir.set(path.parent.parent.parent)
     try:
         task = loads(data)
-        prepare_task(task, path)
+        resolve_paths(task, path)
         identifier_digest(task)
     finally:
         current_workdir.reset(token)

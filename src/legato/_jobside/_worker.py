@@ -257,9 +257,10 @@ def run(job_dir: Path, limits: _Limits | None = None) -> int:
     try:
         _die_with_parent()
         from .._core._serialize import loads
+        from .._core._task import resolve_paths
 
         task = loads((job_dir / PARAMS).read_bytes())
-        prepare_task(task, job_dir)
+        resolve_paths(task, job_dir)
         if limits is not None:
             limits.start(job_dir)
         result = task.execute()
@@ -357,20 +358,6 @@ def _begin_attempt(job_dir: Path, info: dict[str, Any]) -> str | None:
     info["attempt"] = attempt
     os.environ[ATTEMPT_ENV] = str(attempt)
     return None
-
-
-def prepare_task(task: Any, job_dir: Path) -> None:
-    """What a job sees: its directory, its tags, absolute path generators inside it."""
-    from msgspec.structs import force_setattr
-
-    from .._core._task import Task
-
-    task.__dict__["__legato_taskdir__"] = job_dir
-    if isinstance(task, Task):
-        plan = type(task).__legato_plan__ or type(task)._legato_compile()
-        for name, generator in plan.pathgens.items():
-            relative = generator.name if isinstance(generator.name, str) else generator.name(task)
-            force_setattr(task, name, job_dir / relative)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,13 +19,11 @@ from typing import Any, Literal
 import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
-from msgspec.structs import force_setattr
 
 from .._core._config import ConfigBase
 from .._core._defaults import DefaultChanged, DefaultChangedWarning, changed_defaults, read_params
 from .._core._graph import dependencies
 from .._core._identity import current_workdir
-from .._core._serialize import dumps
 from .._core._ship import check as ship_check
 from .._core._task import (
     Task,
@@ -35,6 +33,7 @@ from .._core._task import (
     has_subparams,
     mark_output,
     no_experiment,
+    resolve_paths,
     set_submitter_lookup,
 )
 from .._errors import LegatoError
@@ -53,13 +52,14 @@ from .._jobdir._workdir import (
 )
 from .._launchers._launcher import Launcher, Session
 from .._launchers._local import LocalLauncher
+from ._context import RunContext
 from ._display import follow
-from ._job import Job, JobState
+from ._job import Job, JobState, cause, finish
 from ._resources import Grant, ResourcePool
 from ._runner import record_unrun, run_job
 from ._scheduler import Scheduler
 
-__all__ = ["Experiment", "ExperimentFailed", "current_experiment", "experiment"]
+__all__ = ["Experiment", "ExperimentFailed", "close_with", "current_experiment", "experiment"]
 
 logging.getLogger("legato").addHandler(logging.NullHandler())
 _LOG_LEVELS = {JobState.DONE: logging.DEBUG, JobState.FAILED: logging.WARNING}
@@ -145,7 +145,8 @@ class Experiment:
         self.path = experiment_dir(workdir, name)
         """The experiment's record directory (`jobs.txt`, `state.json`)."""
         self._pool = ResourcePool(max_jobs, resources)
-        self._scheduler = Scheduler(self._pool, self._start, self._job_finished)
+        self._scheduler = Scheduler(self._pool, self._start)
+        self._on_final = self._job_finished  # every job's hook (one bound method for all)
         self._jobs: dict[str, Job] = {}  # unfinished ones, and the latest finished ones
         self._keep = keep_finished
         self._finished: deque[Job] = deque()  # in the order they ended (some replaced since)
@@ -164,9 +165,16 @@ class Experiment:
         self._log = logging.getLogger("legato")
         self.started = time.time()
         """When the experiment was opened (seconds since the epoch)."""
-        self._job_env = _job_env(workdir, name)
         self._closer: Callable[[bool], Awaitable[None]] | None = None  # open_experiment's
         self._session = Session()  # what launchers keep for this experiment (a warm server)
+        self._run = RunContext(
+            name=name,
+            workdir=workdir,
+            launcher=launcher,
+            env=_job_env(workdir, name),
+            session=self._session,
+            scheduler=self._scheduler,
+        )
 
     @property
     def jobs(self) -> list[Job]:
@@ -235,13 +243,21 @@ class Experiment:
                     max_preemptions=max_preemptions,
                 )
         path = job.path if job else job_dir(self.workdir, task.__legato_type_name__, identifier)
-        _resolve_paths(task, path)
+        resolve_paths(task, path)
         if job is None or rerun:
             listed = job is not None
             if job is not None:
                 del self._jobs[identifier]  # listed again at its new submission
-            job = Job(task, identifier, path, deps, dict(requires or {}), launcher)
-            job._amounts = amounts
+            job = Job(
+                task,
+                identifier,
+                path,
+                deps,
+                dict(requires or {}),
+                launcher,
+                amounts=amounts,
+                on_final=self._on_final,
+            )
             job.retries, job.timeout, job.max_preemptions = limits
             self._jobs[identifier] = job
             self._unfinished += 1
@@ -278,15 +294,14 @@ class Experiment:
                     elif is_done is False:
                         self._scheduler.add(job)
                     else:  # its directory cannot be made: it cannot run
-                        job._finish(JobState.FAILED, is_done)
-                        self._job_finished(job)
+                        finish(job, JobState.FAILED, is_done)
                 self._scheduler.settle()
         finally:
             self._draining = False
 
     def _start(self, job: Job, grant: Grant) -> None:
         assert self._tg is not None
-        self._tg.start_soon(run_job, self, job, grant, name=f"legato job {job}")
+        self._tg.start_soon(run_job, self._run, job, grant, name=f"legato job {job}")
 
     async def _cancel_unstarted(self) -> None:
         """After the task group: jobs that never got a slot end CANCELLED, and say so in
@@ -294,9 +309,8 @@ class Experiment:
         why = "cancelled before it started: its experiment ended first"
         for i, job in enumerate(list(self._jobs.values())):
             if not job.state.final:
-                job._finish(JobState.CANCELLED, why)
+                finish(job, JobState.CANCELLED, why)
                 self._records.append((job.path, {"state": "cancelled", "reason": why}))
-                self._job_finished(job)
             if i % 1024 == 1023:
                 await anyio.lowlevel.checkpoint()
         records, self._records = self._records, []
@@ -369,14 +383,14 @@ class Experiment:
         it ends FAILED, untouched, unless the experiment was told to warn instead."""
         changed = self._changed_defaults and self._changed_defaults.pop(job.identifier, None)
         if changed and self._on_default_change == "raise":
-            job._finish(JobState.FAILED, str(changed))
+            finish(job, JobState.FAILED, str(changed))
         else:
             if changed:
                 warnings.warn(f"{changed} (reused anyway)", DefaultChangedWarning, stacklevel=1)
-            job._finish(JobState.DONE)
-        self._job_finished(job)
+            finish(job, JobState.DONE)
 
     def _job_finished(self, job: Job) -> None:
+        """Every job's `on_final` hook: the job became final (`_job.finish`)."""
         self._unfinished -= 1
         level = _LOG_LEVELS.get(job.state, logging.INFO)
         self._log.log(level, "%s/%s %s", job.type_name, job.identifier[:12], job.state.name)
@@ -412,16 +426,6 @@ class Experiment:
         """Wait until every job submitted so far is final (failures do not raise here)."""
         while self._unfinished:
             await self._idle.wait()
-
-    def _params(self, job: Job) -> bytes:
-        token = current_workdir.set(self.workdir)
-        try:
-            return dumps(job.task)
-        finally:
-            current_workdir.reset(token)
-
-    def _worker_argv(self, path: Path) -> list[str]:
-        return [sys.executable, "-m", "legato._jobside._worker", str(path)]
 
     def failed(self) -> list[Job]:
         """The jobs that ended FAILED, DEPENDENCY_FAILED or CANCELLED so far, in submission
@@ -481,11 +485,17 @@ class Experiment:
         return f"<Experiment {self.name!r} at {self.workdir} ({len(self._jobs)} jobs)>"
 
 
+def close_with(xp: Experiment, close: Callable[[bool], Awaitable[None]]) -> None:
+    """Make `xp.close()` end the experiment through `close` (`open_experiment()`, whose
+    task holds the experiment's block open)."""
+    xp._closer = close
+
+
 def _dependency_record(job: Job) -> dict[str, Any]:
     """What a DEPENDENCY_FAILED job's failed.json says: the dependency that did not end
     DONE and, up the chain, the job that failed first (whose log explains it)."""
     failed = next((d for d in job.dependencies if d.state is not JobState.DONE), None)
-    cause = job._cause or failed
+    first = cause(job) or failed
 
     def describe(dep: Job | None) -> dict[str, Any] | None:
         if dep is None:
@@ -497,7 +507,7 @@ def _dependency_record(job: Job) -> dict[str, Any]:
         "state": "dependency_failed",
         "reason": job.failure_reason,
         "dependency": describe(failed),
-        "cause": describe(cause),
+        "cause": describe(first),
     }
 
 
@@ -509,14 +519,6 @@ def _write_records(records: list[tuple[Path, dict[str, Any]]]) -> None:
 def _job_of(task: ConfigBase) -> Job:
     job: Job = task.__dict__["__legato_job__"]
     return job
-
-
-def _resolve_paths(task: Task, path: Path) -> None:
-    task.__dict__["__legato_taskdir__"] = path
-    plan = type(task).__legato_plan__ or type(task)._legato_compile()
-    for name, generator in plan.pathgens.items():
-        relative = generator.name if isinstance(generator.name, str) else generator.name(task)
-        force_setattr(task, name, path / relative)
 
 
 def _job_env(workdir: Path, name: str) -> dict[str, str]:
@@ -614,7 +616,7 @@ async def experiment(
     try:
         async with anyio.create_task_group() as tg:
             xp._tg = tg
-            tg.start_soon(follow, xp)
+            tg.start_soon(follow, xp, xp._write_state)
             try:
                 yield xp
                 await xp.wait()

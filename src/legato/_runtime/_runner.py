@@ -5,7 +5,8 @@ retries left, keeping the lock and the slot in between, so that a retried job ne
 twice at the same time.
 
 Disk work happens in worker threads, a few calls per job, so the event loop never waits
-on the filesystem.
+on the filesystem. All a run sees of its experiment is a `RunContext` (`_context.py`), and
+it changes its job only through the transitions of `_job.py`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from __future__ import annotations
 import contextvars
 import errno
 import fcntl
+import logging
 import os
 import shutil
 import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
@@ -46,16 +48,15 @@ from .._jobdir._workdir import (
     write_json,
 )
 from .._launchers._launcher import Exit, LaunchSpec
-from ._job import Job, JobState
+from ._context import RunContext
+from ._job import Job, JobState, finish, mark_ready, mark_running, submitted
 from ._resources import Grant
-
-if TYPE_CHECKING:
-    from ._experiment import Experiment
 
 __all__ = ["record_unrun", "run_job"]
 
 _POLL_MIN, _POLL_MAX = 0.05, 2.0
 _UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
+_log = logging.getLogger("legato")
 
 
 def _new_failure(fd: int, job_dir: Path, before: int | None) -> dict[str, Any] | None:
@@ -242,7 +243,7 @@ def _prepare(
     previous = read_json(job.path / STATE)
     if adopt and previous and previous.get("launcher") == state["launcher"]:
         return "adopt", previous, 0
-    if _cancelled_since(job.path, job._submitted):
+    if _cancelled_since(job.path, submitted(job)):
         return "cancelled", None, 0
     return "started", previous, _start_run(job, params(), state, previous or {})
 
@@ -324,32 +325,28 @@ def _record_cancelled(job_dir: Path, reason: str = "cancelled", overwrite: bool 
     write_json(job_dir / FAILED, {"state": "cancelled", "reason": reason, "ended": time.time()})
 
 
-async def run_job(xp: Experiment, job: Job, grant: Grant) -> None:
+async def run_job(ctx: RunContext, job: Job, grant: Grant) -> None:
     """Drive a READY job that holds `grant` to a final state, or back in line when the
     process that ran it elsewhere died without a verdict; never raises except cancellation.
-    Gives `grant` back whatever happens."""
+    Gives `grant` back whatever happens, once: here, unless a run that waits for another
+    process gave it back already."""
     try:
-        await _run_sharing(xp, job, grant)
+        await _run_sharing(ctx, job, grant)
     except anyio.get_cancelled_exc_class():
-        xp._scheduler.stop()  # the experiment is being left: start nothing more
-        if not job.state.final:
-            job._finish(JobState.CANCELLED, "cancelled")
-            xp._job_finished(job)
+        ctx.stop()  # the experiment is being left: start nothing more
+        finish(job, JobState.CANCELLED, "cancelled")
         raise
     except Exception as exc:  # a bug or a disk error: fail this job, keep the others
         if isinstance(exc, OSError) and exc.errno in _UNWRITABLE:  # read-only, full
-            xp._log.warning("job %s/%s: %s", job.type_name, job.identifier, exc)
+            _log.warning("job %s/%s: %s", job.type_name, job.identifier, exc)
             why = f"cannot write its job directory {job.path}: {exc.strerror}"
         else:
-            xp._log.exception("job %s/%s: internal error", job.type_name, job.identifier)
+            _log.exception("job %s/%s: internal error", job.type_name, job.identifier)
             why = f"legato could not run the job: {exc!r}"
-        job._finish(JobState.FAILED, why)
-        xp._job_finished(job)
-    else:
-        if job.state.final:
-            xp._job_finished(job)
+        finish(job, JobState.FAILED, why)
     finally:
-        xp._scheduler.release(grant)
+        if not grant.released:
+            ctx.release(grant)
 
 
 _main_lock: contextvars.ContextVar[int | None] = contextvars.ContextVar(
@@ -359,55 +356,55 @@ _main_lock: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 process inherits (as it does the job's lock) so that it outlives a killed experiment."""
 
 
-async def _run_sharing(xp: Experiment, job: Job, grant: Grant) -> None:
+async def _run_sharing(ctx: RunContext, job: Job, grant: Grant) -> None:
     """`_run_holding`, holding first the lock of the job's main task directory when it
     shares one (`_partials.py`). When another process holds that lock, the job lets its
     slot go and waits, holding nothing, then goes back in line."""
-    main = xp._scheduler.main_of(job)
+    main = ctx.main_of(job)
     if main is None:
-        await _run_holding(xp, job, grant)
+        await _run_holding(ctx, job, grant)
         return
     fd = await anyio.to_thread.run_sync(try_main_lock, main)
     if fd is None:
-        xp._scheduler.release(grant)
-        xp._scheduler.main_released(main)
+        ctx.release(grant)
+        ctx.main_released(main)
         delay = _POLL_MIN
         while not await anyio.to_thread.run_sync(main_lock_free, main):
             await anyio.sleep(delay)
             delay = min(delay * 1.5, _POLL_MAX)
-        xp._scheduler.requeue(job)
+        ctx.requeue(job)
         return
     token = _main_lock.set(fd)
     try:
-        await _run_holding(xp, job, grant)
+        await _run_holding(ctx, job, grant)
     finally:
         _main_lock.reset(token)
         os.close(fd)
-        xp._scheduler.main_released(main)
+        ctx.main_released(main)
 
 
-async def _run_holding(xp: Experiment, job: Job, grant: Grant) -> None:
-    launcher = job.launcher or xp.launcher
-    info = {"experiment": xp.name, "launcher": launcher.name, "submitted": time.time()}
+async def _run_holding(ctx: RunContext, job: Job, grant: Grant) -> None:
+    launcher = job.launcher or ctx.launcher
+    info = {"experiment": ctx.name, "launcher": launcher.name, "submitted": time.time()}
 
     # The params hold every configuration the task reaches (a chain of a thousand tasks: a
     # thousand): written in the thread, not in the event loop. The usual case (nothing to
     # adopt, not cancelled) takes the lock and prepares the run in one trip to a thread.
     def prepare() -> Prepared:
-        return _prepare(job, lambda: xp._params(job), info)
+        return _prepare(job, lambda: ctx.params(job), info)
 
     kind, value = await anyio.to_thread.run_sync(_try_lock, job.path, prepare)
     if kind == "done":
-        job._finish(JobState.DONE)
+        finish(job, JobState.DONE)
         return
     if kind == "locked":
         fd, prepared = value
-        await _run_locked(xp, job, fd, grant.gpus, prepared, info)
+        await _run_locked(ctx, job, fd, grant, prepared, info)
         return
     # Another process runs this job: let the slot go, wait for that process to let go of
     # the job, then take its outcome.
-    xp._scheduler.release(grant)
-    job.state = JobState.RUNNING
+    ctx.release(grant)
+    mark_running(job)
     failed_before = value
     delay = _POLL_MIN
     while True:
@@ -415,41 +412,38 @@ async def _run_holding(xp: Experiment, job: Job, grant: Grant) -> None:
         delay = min(delay * 1.5, _POLL_MAX)
         kind, fd = await anyio.to_thread.run_sync(_try_lock, job.path)
         if kind == "done":
-            job._finish(JobState.DONE)
+            finish(job, JobState.DONE)
             return
         if kind == "locked":
             record = await anyio.to_thread.run_sync(_new_failure, fd, job.path, failed_before)
             if record is not None and record.get("state") != "interrupted":
-                job._finish(JobState.FAILED, str(record.get("reason") or "failed"))
+                finish(job, JobState.FAILED, str(record.get("reason") or "failed"))
                 return
             # That run died without a verdict, or between two attempts: ours now, in a slot.
-            xp._scheduler.requeue(job)
+            ctx.requeue(job)
             return
 
 
 async def _run_locked(
-    xp: Experiment,
+    ctx: RunContext,
     job: Job,
     fd: int,
-    gpus: list[int],
+    grant: Grant,
     prepared: Prepared,
     info: dict[str, Any],
 ) -> None:
     try:
-        launcher = job.launcher or xp.launcher
-        env = xp._job_env
-        if "gpu" in xp._pool.totals:
-            env = {**env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
+        launcher = job.launcher or ctx.launcher
         spec = LaunchSpec(
             job_dir=job.path,
-            argv=xp._worker_argv(job.path),
-            env=env,
+            argv=ctx.argv(job.path),
+            env=ctx.env_for(grant),
             requires=job.requires,
             lock_fd=fd,
             main_lock_fd=_main_lock.get(),
             on_started=lambda info: _started(job, info),
             on_progress=lambda fraction, desc: _progressed(job, fraction, desc),
-            session=xp._session,
+            session=ctx.session,
         )
         step, previous, attempt = prepared
         exit: Exit | None = None
@@ -457,12 +451,12 @@ async def _run_locked(
             exit = await launcher.adopt(spec, previous)
             if exit is None:
                 step, previous, attempt = await anyio.to_thread.run_sync(
-                    lambda: _prepare(job, lambda: xp._params(job), info, False)
+                    lambda: _prepare(job, lambda: ctx.params(job), info, False)
                 )
         if step == "cancelled":
             why = "cancelled by `legato jobs kill` before it started"
             await anyio.to_thread.run_sync(_record_cancelled, job.path, why, False)
-            job._finish(JobState.CANCELLED, why)
+            finish(job, JobState.CANCELLED, why)
             return
         if exit is None:
             job.attempts = attempt
@@ -473,9 +467,9 @@ async def _run_locked(
             )
             if verdict is not None:
                 job.attempts = attempt
-                job._finish(verdict, reason)
+                finish(job, verdict, reason)
                 return
-            xp._log.info(
+            _log.info(
                 "%s/%s: attempt %d ended (%s); attempt %d",
                 job.type_name,
                 job.identifier[:12],
@@ -484,8 +478,7 @@ async def _run_locked(
                 attempt,
             )
             job.attempts = attempt
-            job.state = JobState.READY
-            job.pid = None
+            mark_ready(job)
             exit = await launcher.launch(spec)
     except anyio.get_cancelled_exc_class():
         with anyio.CancelScope(shield=True):
@@ -515,9 +508,8 @@ def _write_locked(job_dir: Path, record: dict[str, Any]) -> None:
 
 
 def _started(job: Job, info: dict[str, Any]) -> None:
-    job.state = JobState.RUNNING
     pid = info.get("pid")
-    job.pid = pid if isinstance(pid, int) else None
+    mark_running(job, pid if isinstance(pid, int) else None)
 
 
 def _progressed(job: Job, fraction: float, desc: str | None) -> None:
