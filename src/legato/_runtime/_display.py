@@ -51,12 +51,14 @@ async def follow(xp: Experiment, write_state: WriteState) -> None:
 
 
 def _in_jupyter() -> bool:
-    """In a Jupyter kernel (IPython's ZMQ shell), where a cell's output is HTML."""
+    """In a Jupyter kernel (IPython's ZMQ shell), where a cell's output is HTML. Asked of
+    IPython itself, already imported there, rather than of rich: importing rich is file
+    reading on the event loop's thread."""
     if "ipykernel" not in sys.modules:
         return False
-    from rich.console import Console
-
-    return Console().is_jupyter
+    ipython: Any = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 async def _plain(xp: Experiment, write_state: WriteState) -> None:
