@@ -77,7 +77,9 @@ def use_bytecode_caches() -> str:
     atexit.register(shutil.rmtree, prefix, ignore_errors=True)
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     os.environ["PYTHONPYCACHEPREFIX"] = prefix
-    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    # The legato of PYTHONPATH, if it is given one, is the legato that the jobs import.
+    path = [str(HERE), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     warm = "import legato._worker, legato._experiment, _bench_tasks"
     subprocess.run([sys.executable, "-c", warm], check=True, env=env)
     return f"on (PYTHONDONTWRITEBYTECODE was set: caches in {prefix})"

@@ -66,6 +66,7 @@ class _Server:
         self.tainted = False
         self.children: dict[int, socket.socket] = {}
         self.selector = selectors.DefaultSelector()
+        self.real_parents: dict[str, str] = {}
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
@@ -120,6 +121,16 @@ class _Server:
             status.close()
             return
         job_dir = Path(request["job_dir"])
+        # The real path of the job directory, as a fresh job resolves it, without a
+        # lstat of each of its parents in every job: legato makes the job directory
+        # itself (never a link), under parents resolved once.
+        parent = os.path.dirname(request["job_dir"])
+        real = self.real_parents.get(parent)
+        if real is None:
+            real = self.real_parents[parent] = os.path.realpath(parent)
+        request["real_dir"] = os.path.join(real, job_dir.name)
+        if os.path.islink(request["real_dir"]):  # not made by legato: as a fresh job does
+            request["real_dir"] = os.path.realpath(request["real_dir"])
         modules = _modules(job_dir)
         refused = [[m, f, self.unsafe[m]] for m, f in modules if m in self.unsafe]
         if refused:
@@ -141,6 +152,7 @@ class _Server:
         pid = os.fork()
         if pid == 0:
             code = 1
+            profile = _profile_start()
             try:
                 code = self._child(request, progress, lock)
             except SystemExit as exc:
@@ -149,6 +161,7 @@ class _Server:
                 traceback.print_exc()
             finally:
                 try:
+                    _profile_end(profile, "job")
                     sys.stdout.flush()
                     sys.stderr.flush()
                 finally:
@@ -201,7 +214,7 @@ class _Server:
         sys.argv = [_worker.__file__, request["job_dir"]]
         if sys.path:
             sys.path[0] = request["job_dir"]
-        return _worker.main([request["job_dir"]])
+        return _worker.main([request["real_dir"]], resolved=True)
 
     def _reap(self) -> None:
         while self.children:
@@ -229,6 +242,31 @@ def _reseed() -> None:
     if torch is not None:
         with contextlib.suppress(Exception):
             torch.seed()
+
+
+PROFILE_ENV = "LEGATO_WARM_PROFILE"
+"""A directory: the server and each job it forks write their cProfile (CPU time) there,
+as `server-<pid>.prof` and `job-<pid>.prof` (benchmarks/bench_scheduler.py reads them)."""
+
+
+def _profile_start() -> Any:
+    """A new profiler (in a forked job: not the server's, which it inherits), if asked."""
+    if not os.environ.get(PROFILE_ENV):
+        return None
+    import cProfile
+    import time
+
+    sys.setprofile(None)
+    profile = cProfile.Profile(time.process_time)
+    profile.enable()
+    return profile
+
+
+def _profile_end(profile: Any, kind: str) -> None:
+    if profile is not None:
+        profile.disable()
+        folder = os.environ.get(PROFILE_ENV) or "."
+        profile.dump_stats(os.path.join(folder, f"{kind}-{os.getpid()}.prof"))
 
 
 def _send(sock: socket.socket, message: bytes) -> None:
@@ -271,11 +309,16 @@ def main(argv: list[str]) -> None:
     # running an experiment inside the server.
     os.environ["LEGATO_WORKER"] = "1"
     ctrl = socket.socket(fileno=fd)
-    import legato._serialize
-    import legato._worker  # noqa: F401 - what every job needs, imported once here
+    import legato._serialize  # what every job needs, imported once here
+    import legato._worker
 
+    legato._worker.prctl_function()
     gc.freeze()
-    _Server(ctrl, unsafe).serve()
+    profile = _profile_start()
+    try:
+        _Server(ctrl, unsafe).serve()
+    finally:
+        _profile_end(profile, "server")
 
 
 if __name__ == "__main__":
