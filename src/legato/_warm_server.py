@@ -184,6 +184,13 @@ class _Server:
                 for key in set(registry) - before:
                     del registry[key]
                 sys.modules.pop(module, None)
+        # A class compiles its plan (field list, identity code) at its first construction:
+        # here, once, rather than in every job that rebuilds its task (half of a trivial
+        # job's work). One that fails is left to fail in its jobs, as it would afresh.
+        for cls in list(registry.values()):
+            if cls.__legato_plan__ is None:
+                with contextlib.suppress(Exception):
+                    cls._legato_compile()
 
     def _child(self, request: dict[str, Any], progress: int, lock: int | None) -> int:
         """In the forked job: become what a fresh job process would be, then run the job."""
