@@ -8,14 +8,16 @@ another did.
 
 Requests arrive on a `SOCK_SEQPACKET` socket, one packet each: a msgpack map
 `{"job_dir", "env", "unset"}` (the job's environment, as it differs from the server's),
-with the job's descriptors attached (`socket.send_fds`): its status socket, its progress
-channel (the job's stdout, as a fresh process has), and the job's lock. Replies go on
-the job's status socket, one packet each: `P<pid>` once forked,
-`X<exit code>` (negative: the signal) once reaped, `C<json>` when the job's modules are
-not safe to fork (it must run as a fresh process), `R` when this server took on such a
-module and no longer forks (ask a new one). The server ends when the experiment closes
-its end of the socket and the last of its jobs has ended, and at once if the experiment
-dies (its parent-death signal).
+with the job's descriptors attached (`socket.send_fds`): its channel, and the job's lock.
+The channel is a `SOCK_SEQPACKET` socket that serves twice: the job writes its progress
+on it (it is the job's stdout, as a fresh process's is a pipe), and the server replies on
+it, one packet each that begins with a NUL byte: `P<pid>` once forked, `X<exit code>`
+(negative: the signal) once reaped, so after everything the job wrote, `C<json>` when
+the job's modules are not safe to fork (it must run as a fresh process), `R` when this
+server took on such a module and no longer forks (ask a new one). One channel rather
+than two: a job costs the experiment one socket and one reader less. The server ends
+when the experiment closes its end of the socket and the last of its jobs has ended, and
+at once if the experiment dies (its parent-death signal).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import msgspec
 
 from ._workdir import PARAMS
 
-_MAX_FDS = 4
+_MAX_FDS = 3
 _BUFSIZE = 1 << 20
 
 
@@ -101,9 +103,7 @@ class _Server:
             return False
         status = socket.socket(fileno=fds[0])
         try:
-            self._start(
-                msgspec.msgpack.decode(data), status, fds[1], fds[2] if len(fds) > 2 else None
-            )
+            self._start(msgspec.msgpack.decode(data), status, fds[1] if len(fds) > 1 else None)
         except Exception:
             traceback.print_exc()
             _send(status, b"R")
@@ -113,9 +113,7 @@ class _Server:
                 os.close(fd)
         return True
 
-    def _start(
-        self, request: dict[str, Any], status: socket.socket, progress: int, lock: int | None
-    ) -> None:
+    def _start(self, request: dict[str, Any], status: socket.socket, lock: int | None) -> None:
         if self.tainted:
             _send(status, b"R")
             status.close()
@@ -154,7 +152,7 @@ class _Server:
             code = 1
             profile = _profile_start()
             try:
-                code = self._child(request, progress, lock)
+                code = self._child(request, status, lock)
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
             except BaseException:
@@ -192,7 +190,7 @@ class _Server:
                 with contextlib.suppress(Exception):
                     cls._legato_compile()
 
-    def _child(self, request: dict[str, Any], progress: int, lock: int | None) -> int:
+    def _child(self, request: dict[str, Any], channel: socket.socket, lock: int | None) -> int:
         """In the forked job: become what a fresh job process would be, then run the job."""
         os.setsid()
         signal.set_wakeup_fd(-1)
@@ -212,8 +210,8 @@ class _Server:
         if lock is not None:
             os.set_inheritable(lock, True)
             env["LEGATO_LOCK_FD"] = str(lock)
-        os.dup2(progress, 1)
-        os.close(progress)
+        os.dup2(channel.fileno(), 1)
+        channel.close()
         _reseed()
         from . import _worker
 
@@ -278,7 +276,7 @@ def _profile_end(profile: Any, kind: str) -> None:
 
 def _send(sock: socket.socket, message: bytes) -> None:
     try:
-        sock.send(message)
+        sock.send(b"\0" + message)
     except OSError:
         pass  # the experiment stopped waiting for this job
 

@@ -89,6 +89,17 @@ class Reporter(Task):
         legato.progress(1.0)
 
 
+class Chatty(Task):
+    """Reports progress many times at once, the last with a long description, and ends."""
+
+    reports: Param[int]
+
+    def execute(self) -> None:
+        for i in range(1, self.reports):
+            legato.progress(i / self.reports, f"step {i}")
+        legato.progress(1.0, "done " + "x" * 20_000)
+
+
 class AsyncStep(Task):
     value: Param[int]
     log: Meta[str]
