@@ -59,11 +59,22 @@ class _Server:
         self.ctrl = ctrl
         self.env = env
         """The environment it started with: a request carries only what differs."""
+        self._env_of_diff: dict[str, str] | None = None
+        self._diff: tuple[dict[str, str], list[str]] = ({}, [])
 
-    def payload(self, job_dir: Path, env: dict[str, str]) -> bytes:
-        base = self.env
-        changed = {k: v for k, v in env.items() if base.get(k) != v}
-        removed = [k for k in base if k not in env]
+    def payload(self, job_dir: Path, env: dict[str, str], extra: dict[str, str]) -> bytes:
+        """The request for a job: its directory, and its environment (`env`, which is
+        the same mapping for most jobs of an experiment, and `extra`) as it differs from
+        the server's, worked out once a mapping."""
+        if env is not self._env_of_diff:
+            base = self.env
+            changed = {k: v for k, v in env.items() if base.get(k) != v}
+            self._diff = (changed, [k for k in base if k not in env])
+            self._env_of_diff = env
+        changed, removed = self._diff
+        if extra:
+            changed = {**changed, **{k: v for k, v in extra.items() if self.env.get(k) != v}}
+            removed = [k for k in removed if k not in extra]
         request = {"job_dir": str(job_dir), "env": changed, "unset": removed}
         return msgspec.msgpack.encode(request)
 
@@ -108,12 +119,15 @@ class WarmPool:
         pool: WarmPool = session.get("legato.warm", cls)
         return pool
 
-    async def get(self, env: dict[str, str]) -> _Server:
+    async def get(self, env: dict[str, str], extra: dict[str, str]) -> _Server:
+        server = self.server
+        if server is not None and server.alive:  # the usual case: no wait for the lock
+            return server
         async with self.lock:
             if self.server is not None and not self.server.alive:
                 self.replace()
             if self.server is None:
-                self.server = await self._start(env)
+                self.server = await self._start({**env, **extra})
             return self.server
 
     def replace(self) -> None:
@@ -186,14 +200,17 @@ async def run_warm(
     fresh: Callable[[], Awaitable[Exit]],
     on_line: Callable[[bytes], None],
     end_group: Callable[[int], Awaitable[None]],
+    extra_env: dict[str, str] | None = None,
 ) -> Exit:
-    """Run the job forked from the experiment's warm server; `fresh()` when it cannot be."""
+    """Run the job forked from the experiment's warm server, with `spec.env` and
+    `extra_env` as its environment; `fresh()` when it cannot be."""
     pool = WarmPool.of(session)
     env = spec.env
+    extra = extra_env or {}
     restarts = 0
     while True:
-        server = await pool.get(env)
-        payload = server.payload(spec.job_dir, env)
+        server = await pool.get(env, extra)
+        payload = server.payload(spec.job_dir, env, extra)
         # One channel a job: the server's replies, and the job's progress (its stdout).
         status, child_status = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         channel = _Channel(status, on_line)

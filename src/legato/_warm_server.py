@@ -32,7 +32,6 @@ import socket
 import sys
 import threading
 import traceback
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -118,15 +117,15 @@ class _Server:
             _send(status, b"R")
             status.close()
             return
-        job_dir = Path(request["job_dir"])
+        job_dir: str = request["job_dir"]
         # The real path of the job directory, as a fresh job resolves it, without a
         # lstat of each of its parents in every job: legato makes the job directory
         # itself (never a link), under parents resolved once.
-        parent = os.path.dirname(request["job_dir"])
+        parent, name = os.path.split(job_dir)
         real = self.real_parents.get(parent)
         if real is None:
             real = self.real_parents[parent] = os.path.realpath(parent)
-        request["real_dir"] = os.path.join(real, job_dir.name)
+        request["real_dir"] = os.path.join(real, name)
         if os.path.islink(request["real_dir"]):  # not made by legato: as a fresh job does
             request["real_dir"] = os.path.realpath(request["real_dir"])
         modules = _modules(job_dir)
@@ -281,10 +280,11 @@ def _send(sock: socket.socket, message: bytes) -> None:
         pass  # the experiment stopped waiting for this job
 
 
-def _modules(job_dir: Path) -> list[tuple[str, str | None]]:
+def _modules(job_dir: str) -> list[tuple[str, str | None]]:
     """(module, script file) of every class the job's params name, in order, once each."""
     try:
-        doc = msgspec.msgpack.decode((job_dir / PARAMS).read_bytes())
+        with open(os.path.join(job_dir, PARAMS), "rb") as params:
+            doc = msgspec.msgpack.decode(params.read())
         records = doc["objects"]
         seen = {(r["module"], r.get("file")): None for r in records}
     except Exception:
