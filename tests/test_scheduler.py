@@ -153,7 +153,10 @@ async def test_skipped_job_points_at_the_log_of_the_first_failure_up_the_chain(
     assert bad.__job__.error_log == bad.__job__.stderr_path
 
 
-@pytest.mark.parametrize(("fail", "reason"), [("exit", "code 3"), ("kill", "SIGKILL")])
+@pytest.mark.parametrize(
+    ("fail", "reason"),
+    [("exit", "code 3"), ("kill", "SIGKILL"), ("exit0", "exited with code 0 without a verdict")],
+)
 async def test_exit_code_and_signal_are_failures(tmp_path: Path, fail: str, reason: str) -> None:
     async with experiment(tmp_path, "xp", raise_on_failure=False):
         step = Step(name="x", log=str(tmp_path / "log"), fail=fail)

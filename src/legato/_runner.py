@@ -468,6 +468,9 @@ async def _run_locked(
             job.attempts = attempt
             exit = await launcher.launch(spec)
         while True:
+            if exit.done:  # the launcher saw `done` on disk: no trip to a thread to look
+                job._finish(JobState.DONE)
+                return
             verdict, reason, attempt = await anyio.to_thread.run_sync(
                 _after_attempt, job, exit, info
             )

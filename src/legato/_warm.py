@@ -314,7 +314,7 @@ async def _follow(
         spec.on_started({"pid": pid, "launcher": "local", "warm": True})
         reply = await channel.reply()
         ended = True
-        if reply[:1] == b"X":
+        if reply[:1] in (b"X", b"D"):
             # The job's own process ended: its verdict is on disk. What it left in its
             # group would hold the lock and the channel for as long as it lives.
             with anyio.CancelScope(shield=True):
@@ -325,10 +325,10 @@ async def _follow(
         if not ended:
             with anyio.CancelScope(shield=True):
                 await _terminate(pid, channel, grace_period)
-    if reply[:1] != b"X":
+    if reply[:1] not in (b"X", b"D"):
         return None
-    code = int(reply[1:])
-    return Exit(signal=-code) if code < 0 else Exit(exit_code=code)
+    code, done = int(reply[1:]), reply[:1] == b"D"
+    return Exit(signal=-code, done=done) if code < 0 else Exit(exit_code=code, done=done)
 
 
 async def _terminate(pid: int, channel: _Channel, grace_period: float) -> None:

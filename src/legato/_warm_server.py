@@ -12,7 +12,8 @@ with the job's descriptors attached (`socket.send_fds`): its channel, and the jo
 The channel is a `SOCK_SEQPACKET` socket that serves twice: the job writes its progress
 on it (it is the job's stdout, as a fresh process's is a pipe), and the server replies on
 it, one packet each that begins with a NUL byte: `P<pid>` once forked, `X<exit code>`
-(negative: the signal) once reaped, so after everything the job wrote, `C<json>` when
+(negative: the signal) once reaped, so after everything the job wrote (`D<exit code>`
+when the job's `done` marker was there once it was reaped), `C<json>` when
 the job's modules are not safe to fork (it must run as a fresh process), `R` when this
 server took on such a module and no longer forks (ask a new one). One channel rather
 than two: a job costs the experiment one socket and one reader less. The server ends
@@ -36,7 +37,7 @@ from typing import Any
 
 import msgspec
 
-from ._workdir import PARAMS
+from ._workdir import DONE, PARAMS
 
 _MAX_FDS = 3
 _BUFSIZE = 1 << 20
@@ -66,6 +67,7 @@ class _Server:
         self.imported: set[str] = set()
         self.tainted = False
         self.children: dict[int, socket.socket] = {}
+        self.dirs: dict[int, str] = {}  # the job directory of each
         self.selector = selectors.DefaultSelector()
         self.real_parents: dict[str, str] = {}
         self.wake_r, self.wake_w = os.pipe()
@@ -164,6 +166,7 @@ class _Server:
                 finally:
                     os._exit(code)
         self.children[pid] = status
+        self.dirs[pid] = job_dir
         _send(status, b"P%d" % pid)
 
     def _import(self, modules: list[tuple[str, str | None]]) -> None:
@@ -229,8 +232,13 @@ class _Server:
             if pid == 0:
                 return
             sock = self.children.pop(pid, None)
+            job_dir = self.dirs.pop(pid, None)
             if sock is not None:
-                _send(sock, b"X%d" % os.waitstatus_to_exitcode(status))
+                # `D` when the job's `done` is there, durable and visible (the job renames
+                # it into place only after its fsync): the experiment needs no trip to a
+                # thread to look for it.
+                done = job_dir is not None and os.path.exists(os.path.join(job_dir, DONE))
+                _send(sock, b"%c%d" % (b"D" if done else b"X", os.waitstatus_to_exitcode(status)))
                 sock.close()
 
 
