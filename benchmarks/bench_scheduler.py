@@ -80,7 +80,10 @@ def use_bytecode_caches() -> str:
     # The legato of PYTHONPATH, if it is given one, is the legato that the jobs import.
     path = [str(HERE), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
-    warm = "import legato._worker, legato._experiment, _bench_tasks"
+    # Every module a job of the run imports: otherwise the first process to import one
+    # (the warm server, which runs first) would compile it for all the others.
+    warm = "import legato._worker, legato._experiment, legato._warm_server, _bench_tasks, "
+    warm += "_bench_numpy, _bench_slow"
     subprocess.run([sys.executable, "-c", warm], check=True, env=env)
     return f"on (PYTHONDONTWRITEBYTECODE was set: caches in {prefix})"
 
