@@ -272,6 +272,14 @@ class _Channel:
         self.sock = sock
         self.on_line = on_line
         self.buffer = b""
+        self.held: list[bytes] | None = []
+        """What the job wrote before the experiment knew it started (it may write before
+        the server's `P`): given to `on_line` once it is, in order."""
+
+    def started(self) -> None:
+        held, self.held = self.held or [], None
+        for packet in held:
+            self.output(packet)
 
     async def reply(self) -> bytes:
         """The server's next message, without its NUL; b"" once the channel is closed."""
@@ -290,12 +298,17 @@ class _Channel:
             pass
 
     def output(self, packet: bytes) -> None:
+        if self.held is not None:
+            self.held.append(packet)
+            return
         lines = (self.buffer + packet).split(b"\n")
         self.buffer = lines.pop()
         for line in lines:
             self.on_line(line)
 
     def flush(self) -> None:
+        if self.held is not None:  # closed before the job was known to start: no run
+            return
         if self.buffer:
             self.buffer, line = b"", self.buffer
             self.on_line(line)
@@ -312,6 +325,7 @@ async def _follow(
     ended = False
     try:
         spec.on_started({"pid": pid, "launcher": "local", "warm": True})
+        channel.started()
         reply = await channel.reply()
         ended = True
         if reply[:1] in (b"X", b"D"):
