@@ -73,7 +73,17 @@ def verdict(ok: bool) -> str:
 def use_bytecode_caches() -> str:
     """Give every process of the run bytecode caches, as an installed package has."""
     prefix = bytecode_caches([legato_package(), HERE])
-    return "on" if prefix is None else f"on (PYTHONDONTWRITEBYTECODE was set: caches in {prefix})"
+    if prefix is None:
+        return "on"
+    # Every module a job of the run imports (numpy's too, whose own caches the prefix hides):
+    # otherwise the first process to import one (the warm server, which runs first) would
+    # compile it for all the others. The legato of PYTHONPATH is the one the jobs import.
+    path = [str(HERE), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    warm = "import legato._jobside._worker, legato._runtime._experiment, "
+    warm += "legato._jobside._warm_server, _bench_tasks, _bench_numpy, _bench_slow"
+    subprocess.run([sys.executable, "-c", warm], check=True, env=env)
+    return f"on (PYTHONDONTWRITEBYTECODE was set: caches in {prefix})"
 
 
 def import_time(runs: int = 11) -> float:
@@ -136,23 +146,63 @@ def timed_run(
         return wall, time.process_time() - cpu, children() - jobs_cpu
 
 
-def profile_summary(n: int, top: int = 12) -> None:
-    """Where the experiment's time goes for a warm fan-out of `n` trivial jobs: cProfile
-    of the event loop's thread (the worker threads' file work shows as their wait)."""
-    import cProfile
-    import pstats
-
-    profiler = cProfile.Profile()
-    with tempfile.TemporaryDirectory() as wd:
-        profiler.enable()
-        anyio.run(legato_run, n, False, wd, True)
-        profiler.disable()
-    stats = pstats.Stats(profiler)
-    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)  # type: ignore[attr-defined]
-    print(f"   profile of a warm fan-out of {n} (event loop thread), by own time per job:")
+def _print_rows(stats: Any, n: int, top: int, total: float | None = None) -> None:
+    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)
     for (file, line, func), (_cc, calls, tottime, _cum, _callers) in rows[:top]:
         where = f"{Path(file).name}:{line}" if line else file
         print(f"      {tottime / n * 1000:6.3f} ms  {calls / n:5.1f} calls  {func} ({where})")
+
+
+def profile_summary(n: int, top: int = 12) -> None:
+    """Where the CPU goes in a warm fan-out of `n` trivial jobs: cProfile (CPU time) of
+    the experiment's event loop thread, of the warm server and of its jobs (their
+    `LEGATO_WARM_PROFILE`), and the page faults of the server and jobs, which no
+    profile of Python code shows: every page a forked job (or the server after a fork)
+    writes to is copied first."""
+    import cProfile
+    import io
+    import pstats
+    import resource
+
+    def children() -> tuple[float, int]:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime, usage.ru_minflt
+
+    profiler = cProfile.Profile(time.thread_time)
+    folder = tempfile.mkdtemp(prefix="legato-bench-prof-")
+    os.environ["LEGATO_WARM_PROFILE"] = folder
+    try:
+        with tempfile.TemporaryDirectory() as wd:
+            (cpu, faults), start = children(), time.thread_time()
+            profiler.enable()
+            anyio.run(legato_run, n, False, wd, True)
+            profiler.disable()
+            loop_cpu = time.thread_time() - start
+            jobs_cpu, jobs_faults = children()
+            jobs_cpu, jobs_faults = jobs_cpu - cpu, jobs_faults - faults
+        loop = pstats.Stats(profiler)
+        print(f"   where the CPU goes, warm fan-out of {n} (cProfile, CPU time; per job):")
+        print(f"   - the experiment's event loop thread: {loop_cpu / n * 1000:.2f} ms")
+        _print_rows(loop, n, top)
+        files = sorted(Path(folder).glob("job-*.prof"))
+        if files:
+            jobs = pstats.Stats(str(files[0]), stream=io.StringIO())
+            for file in files[1:]:
+                jobs.add(str(file))
+            python = jobs.total_tt / len(files) * 1000  # type: ignore[attr-defined]
+            print(
+                f"   - a job's process, from its fork to its exit: {python:.2f} ms in Python code"
+                f" (the jobs and the server: {jobs_cpu / n * 1000:.2f} ms CPU in all, "
+                f"{jobs_faults / n:.0f} page faults)"
+            )
+            _print_rows(jobs, len(files), top)
+        for file in Path(folder).glob("server-*.prof"):
+            server = pstats.Stats(str(file), stream=io.StringIO())
+            print(f"   - the warm server: {server.total_tt / n * 1000:.2f} ms")  # type: ignore[attr-defined]
+            _print_rows(server, n, 5)
+    finally:
+        del os.environ["LEGATO_WARM_PROFILE"]
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def warm_section(args: argparse.Namespace, with_xpm: bool, results: dict[str, Any]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -58,14 +57,14 @@ class LocalLauncher:
     async def launch(self, spec: LaunchSpec) -> Exit:
         if self.warm and spec.session is not None:
             # The job's watchdog and its time limit read the grace period, as a fresh one's.
-            env = {**spec.env, "LEGATO_GRACE_PERIOD": str(self.grace_period)}
             return await run_warm(
-                dataclasses.replace(spec, env=env),
+                spec,
                 spec.session,
                 self.grace_period,
                 lambda: self._launch_fresh(spec),
                 lambda line: _on_line(line, spec),
                 self._end_group,
+                {"LEGATO_GRACE_PERIOD": str(self.grace_period)},
             )
         return await self._launch_fresh(spec)
 

@@ -462,6 +462,9 @@ async def _run_locked(
             job.attempts = attempt
             exit = await launcher.launch(spec)
         while True:
+            if exit.done:  # the launcher saw `done` on disk: no trip to a thread to look
+                finish(job, JobState.DONE)
+                return
             verdict, reason, attempt = await anyio.to_thread.run_sync(
                 _after_attempt, job, exit, info
             )
