@@ -7,7 +7,6 @@ import math
 import os
 import time
 import warnings
-from pathlib import Path
 
 __all__ = ["progress"]
 
@@ -51,7 +50,7 @@ def progress(fraction: float, desc: str | None = None) -> None:
     now = time.monotonic()
     if now - _last_file_write >= _FILE_INTERVAL or fraction >= 1.0:
         _last_file_write = now
-        from .._jobdir._workdir import PROGRESS, write_json
+        from .._jobdir._workdir import JobDir
 
         message["time"] = time.time()
-        write_json(Path(job_dir) / PROGRESS, message, durable=False)
+        JobDir(job_dir).write_progress(message)

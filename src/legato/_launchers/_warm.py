@@ -9,7 +9,6 @@ initialised CUDA context) make their jobs run as fresh processes, with one warni
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -25,7 +24,7 @@ import msgspec
 from anyio import open_process
 from anyio.abc import Process
 
-from .._jobdir._workdir import CANCEL, FAILED
+from .._jobdir._workdir import FAILED, JobDir
 from ._launcher import Exit, LaunchSpec, Session
 
 __all__ = ["WarmPool", "run_warm", "warm_default"]
@@ -317,10 +316,10 @@ def _kill(pid: int, sig: int) -> None:
 
 def _clear_for_rerun(job_dir: Path) -> bool:
     """Forget the verdict of a run its server's death ended; False if it was cancelled."""
-    if os.path.exists(job_dir / CANCEL):
+    jd = JobDir(job_dir)
+    if jd.has_cancel():
         return False
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(job_dir / FAILED)
+    jd.discard(FAILED)
     return True
 
 

@@ -44,12 +44,12 @@ from .._jobdir._workdir import (
     JOBS_LIST,
     PARAMS,
     RUN_HEADER,
-    STATE,
+    append_lines,
     experiment_dir,
     host_name,
     job_dir,
     start_run_record,
-    write_json,
+    write_experiment_state,
 )
 from .._launchers._launcher import Launcher, Session
 from .._launchers._local import LocalLauncher
@@ -341,8 +341,9 @@ class Experiment:
                     f" pid {os.getpid()} host {host_name()}"
                 )
                 start_run_record(self.path / JOBS_LIST, header)
-            with open(self.path / JOBS_LIST, "a", encoding="utf-8") as f:
-                f.writelines(f"{job.type_name}/{job.identifier}\n" for job in jobs)
+            append_lines(
+                self.path / JOBS_LIST, (f"{job.type_name}/{job.identifier}\n" for job in jobs)
+            )
         except OSError as exc:
             if exc.errno not in _READ_ONLY:
                 raise
@@ -450,7 +451,7 @@ class Experiment:
                 return
             try:
                 self.path.mkdir(parents=True, exist_ok=True)
-                write_json(self.path / STATE, state, durable=False)
+                write_experiment_state(self.path, state)
             except OSError as exc:
                 # A finished sweep published read-only can still be read through its
                 # experiment: only jobs that must run need the workdir writable.
