@@ -24,6 +24,7 @@ from typing import Any
 
 import msgspec
 
+from .._jobdir._names import WORKDIR_ENV
 from .._jobdir._workdir import (
     DONE,
     FAILED,
@@ -411,7 +412,7 @@ def referenced_jobs(workdir: Path) -> set[tuple[str, str]]:
 
 def open_workdir(value: str | None) -> Path:
     """The workdir named by `--workdir`, `$LEGATO_WORKDIR` or `.`, checked."""
-    raw = value or os.environ.get("LEGATO_WORKDIR") or "."
+    raw = value or os.environ.get(WORKDIR_ENV) or "."
     path = Path(raw).expanduser().absolute()
     if not path.exists():
         raise InspectError(f"workdir {path} does not exist")

@@ -8,6 +8,8 @@ import os
 import time
 import warnings
 
+from .._jobdir._names import JOB_DIR_ENV, PROGRESS_FD_ENV
+
 __all__ = ["progress"]
 
 _last_file_write = 0.0
@@ -38,8 +40,8 @@ def progress(fraction: float, desc: str | None = None) -> None:
     if desc is not None and not isinstance(desc, str):
         warnings.warn(f"progress(): ignored desc {desc!r}, not a str", stacklevel=2)
         desc = None
-    fd = os.environ.get("LEGATO_PROGRESS_FD")
-    job_dir = os.environ.get("LEGATO_JOB_DIR")
+    fd = os.environ.get(PROGRESS_FD_ENV)
+    job_dir = os.environ.get(JOB_DIR_ENV)
     if fd is None or job_dir is None:
         return
     message = {"fraction": fraction, "desc": desc}

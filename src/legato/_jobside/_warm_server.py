@@ -35,6 +35,7 @@ from typing import Any
 
 import msgspec
 
+from .._jobdir._names import LOCK_FD_ENV, PARENT_PID_ENV, WORKER_ENV
 from .._jobdir._workdir import PARAMS
 
 _MAX_FDS = 4
@@ -188,10 +189,10 @@ class _Server:
         for name in request["unset"]:
             env.pop(name, None)
         env.update(request["env"])
-        env["LEGATO_PARENT_PID"] = str(os.getppid())
+        env[PARENT_PID_ENV] = str(os.getppid())
         if lock is not None:
             os.set_inheritable(lock, True)
-            env["LEGATO_LOCK_FD"] = str(lock)
+            env[LOCK_FD_ENV] = str(lock)
         os.dup2(progress, 1)
         os.close(progress)
         _reseed()
@@ -269,7 +270,7 @@ def main(argv: list[str]) -> None:
     # Imports run here as they would in a job: a script without a `__main__` guard that
     # opens an experiment when imported fails (in its job, which reports it), rather than
     # running an experiment inside the server.
-    os.environ["LEGATO_WORKER"] = "1"
+    os.environ[WORKER_ENV] = "1"
     ctrl = socket.socket(fileno=fd)
     import legato._core._serialize
     import legato._jobside._worker  # noqa: F401 - what every job needs, imported once here

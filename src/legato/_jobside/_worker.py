@@ -28,6 +28,19 @@ from types import FrameType
 from typing import Any
 
 from .._errors import Interrupted, Requeue
+from .._jobdir._names import (
+    ATTEMPT_ENV,
+    DEADLINE_ENV,
+    GRACE_PERIOD_ENV,
+    JOB_DIR_ENV,
+    LAUNCHER_ENV,
+    LOCK_FD_ENV,
+    PARENT_PID_ENV,
+    PROGRESS_FD_ENV,
+    TASKDIR_KEY,
+    TIME_LIMIT_ENV,
+    WORKER_ENV,
+)
 from .._jobdir._workdir import (
     FAILED,
     INTERRUPT,
@@ -40,7 +53,6 @@ from .._jobdir._workdir import (
     bound_text,
     host_name,
 )
-from ._attempt import ATTEMPT_ENV, DEADLINE_ENV
 
 EXIT_FAILED = 1
 EXIT_BUSY = 75
@@ -80,9 +92,9 @@ class _Limits:
     def __init__(self, info: dict[str, Any], started: float) -> None:
         timeout = info.get("timeout")
         self.timeout = float(timeout) if isinstance(timeout, (int, float)) else None
-        grace = os.environ.get("LEGATO_GRACE_PERIOD", "")
+        grace = os.environ.get(GRACE_PERIOD_ENV, "")
         self.grace = float(grace) if grace.replace(".", "", 1).isdigit() else DEFAULT_GRACE
-        self.slurm = _env_seconds("LEGATO_TIME_LIMIT") if "SLURM_JOB_ID" in os.environ else None
+        self.slurm = _env_seconds(TIME_LIMIT_ENV) if "SLURM_JOB_ID" in os.environ else None
         self.slurm_deadline = started + self.slurm if self.slurm else None
 
     def start(self, job_dir: Path) -> None:
@@ -141,7 +153,7 @@ def _interruption(job_dir: Path, exc: BaseException, limits: _Limits) -> tuple[s
     marker = jd.interrupt_requested()
     if marker is not None and marker.get("kind") in ("timeout", "preempted"):
         return str(marker["kind"]), str(marker.get("reason") or "interrupted")
-    if os.environ.get("LEGATO_LAUNCHER") == "slurm" and "SLURM_JOB_ID" in os.environ:
+    if os.environ.get(LAUNCHER_ENV) == "slurm" and "SLURM_JOB_ID" in os.environ:
         if limits.near_slurm_limit():
             return "timeout", f"SLURM time limit of {limits.slurm:g} s reached"
         return "preempted", "SIGTERM from SLURM (preemption, requeue or node failure)"
@@ -151,7 +163,7 @@ def _interruption(job_dir: Path, exc: BaseException, limits: _Limits) -> tuple[s
 def _die_with_parent() -> None:
     """Linux: SIGTERM when the experiment process dies, so a killed experiment leaves no
     job running unlocked; the next run of the experiment reruns it."""
-    parent = os.environ.get("LEGATO_PARENT_PID")
+    parent = os.environ.get(PARENT_PID_ENV)
     if not parent or not sys.platform.startswith("linux"):
         return
     try:
@@ -172,11 +184,11 @@ def _watch_parent() -> None:
 
     A daemon thread that looks at the parent pid twice a second: it costs nothing while
     the job runs, and it works whatever the job does with its signals."""
-    parent = os.environ.get("LEGATO_PARENT_PID")
+    parent = os.environ.get(PARENT_PID_ENV)
     if not parent:
         return
     try:
-        grace = float(os.environ.get("LEGATO_GRACE_PERIOD", "5"))
+        grace = float(os.environ.get(GRACE_PERIOD_ENV, "5"))
     except ValueError:
         grace = 5.0
     import threading
@@ -197,7 +209,7 @@ def _redirect_output(job_dir: Path) -> None:
     """Keep the launcher's stdout as the progress channel; send fd 1 and 2 to the logs."""
     sys.stdout.flush()
     progress_fd = os.dup(1)
-    os.environ["LEGATO_PROGRESS_FD"] = str(progress_fd)
+    os.environ[PROGRESS_FD_ENV] = str(progress_fd)
     jd = JobDir(job_dir)
     for fd, name in ((1, STDOUT), (2, STDERR)):
         target = jd.open_log(name)
@@ -209,7 +221,7 @@ def _take_lock(job_dir: Path) -> bool:
     fd = JobDir(job_dir).try_lock()
     if fd is None:
         return False
-    os.environ["LEGATO_LOCK_FD"] = str(fd)
+    os.environ[LOCK_FD_ENV] = str(fd)
     return True
 
 
@@ -222,7 +234,7 @@ def _run_state(job_dir: Path) -> dict[str, Any] | None:
     """
     jd = JobDir(job_dir)
     info = jd.state() or {}
-    if os.environ.get("LEGATO_LAUNCHER") != "slurm" or "SLURM_JOB_ID" not in os.environ:
+    if os.environ.get(LAUNCHER_ENV) != "slurm" or "SLURM_JOB_ID" not in os.environ:
         return info
     array = os.environ.get("SLURM_ARRAY_JOB_ID")
     task = os.environ.get("SLURM_ARRAY_TASK_ID")
@@ -353,7 +365,7 @@ def prepare_task(task: Any, job_dir: Path) -> None:
 
     from .._core._task import Task
 
-    task.__dict__["__legato_taskdir__"] = job_dir
+    task.__dict__[TASKDIR_KEY] = job_dir
     if isinstance(task, Task):
         plan = type(task).__legato_plan__ or type(task)._legato_compile()
         for name, generator in plan.pathgens.items():
@@ -372,8 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     # 2-core machine). The task's module, loaded below, and what the job creates are
     # collected as usual.
     gc.freeze()
-    os.environ["LEGATO_WORKER"] = "1"
-    os.environ["LEGATO_JOB_DIR"] = str(job_dir)
+    os.environ[WORKER_ENV] = "1"
+    os.environ[JOB_DIR_ENV] = str(job_dir)
     if "--lock" in args[1:] and not _take_lock(job_dir):
         return EXIT_BUSY
     info = _run_state(job_dir)

@@ -24,6 +24,7 @@ import msgspec
 from anyio import open_process
 from anyio.abc import Process
 
+from .._jobdir._names import WARM_ENV
 from .._jobdir._workdir import FAILED, JobDir
 from ._launcher import Exit, LaunchSpec, Session
 
@@ -43,7 +44,7 @@ def warm_default() -> bool:
     """Warm unless this platform cannot fork or `LEGATO_WARM=0` says no."""
     if not hasattr(os, "fork") or not hasattr(socket, "send_fds"):
         return False
-    return os.environ.get("LEGATO_WARM", "1").strip().lower() not in ("0", "false", "no", "off")
+    return os.environ.get(WARM_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 class _Gone(Exception):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._jobdir._names import DISPLAY_ENV, LOG_INTERVAL_ENV
 from ._job import JobState
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["follow", "summary"]
 
 _STATE_INTERVAL = 2.0
-_LOG_INTERVAL = float(os.environ.get("LEGATO_LOG_INTERVAL", "30"))
+_LOG_INTERVAL = float(os.environ.get(LOG_INTERVAL_ENV, "30"))
 _log = logging.getLogger("legato")
 
 
@@ -35,7 +36,7 @@ def summary(xp: Experiment) -> str:
 
 async def follow(xp: Experiment) -> None:
     """Runs for the experiment's life in its task group; cancelled when it closes."""
-    shown = os.environ.get("LEGATO_DISPLAY", "1") != "0"
+    shown = os.environ.get(DISPLAY_ENV, "1") != "0"
     if shown and _in_jupyter():
         await _notebook(xp)
     elif shown and sys.stdout.isatty():

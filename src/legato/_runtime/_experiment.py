@@ -39,6 +39,14 @@ from .._core._task import (
 )
 from .._errors import LegatoError
 from .._jobdir._maindir import record_users
+from .._jobdir._names import (
+    EXPERIMENT_ENV,
+    JOB_KEY,
+    PROGRESS_FD_ENV,
+    TASKDIR_KEY,
+    WORKDIR_ENV,
+    WORKER_ENV,
+)
 from .._jobdir._workdir import (
     DONE,
     JOBS_LIST,
@@ -250,7 +258,7 @@ class Experiment:
             if not self._draining:
                 self._draining = True
                 self._tg.start_soon(self._drain)
-        task.__dict__["__legato_job__"] = job
+        task.__dict__[JOB_KEY] = job
         output = task.config() if has_output_config(task) else task
         await anyio.lowlevel.checkpoint()
         return mark_output(output, task)
@@ -508,12 +516,12 @@ def _write_records(records: list[tuple[Path, dict[str, Any]]]) -> None:
 
 
 def _job_of(task: ConfigBase) -> Job:
-    job: Job = task.__dict__["__legato_job__"]
+    job: Job = task.__dict__[JOB_KEY]
     return job
 
 
 def _resolve_paths(task: Task, path: Path) -> None:
-    task.__dict__["__legato_taskdir__"] = path
+    task.__dict__[TASKDIR_KEY] = path
     plan = type(task).__legato_plan__ or type(task)._legato_compile()
     for name, generator in plan.pathgens.items():
         relative = generator.name if isinstance(generator.name, str) else generator.name(task)
@@ -525,9 +533,9 @@ def _job_env(workdir: Path, name: str) -> dict[str, str]:
     env = dict(os.environ)
     paths = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    env["LEGATO_WORKDIR"] = str(workdir)
-    env["LEGATO_EXPERIMENT"] = name
-    env.pop("LEGATO_PROGRESS_FD", None)
+    env[WORKDIR_ENV] = str(workdir)
+    env[EXPERIMENT_ENV] = name
+    env.pop(PROGRESS_FD_ENV, None)
     return env
 
 
@@ -584,7 +592,7 @@ async def experiment(
         LegatoError: When opened inside a running job (a script without a
             `if __name__ == "__main__":` guard).
     """
-    if os.environ.get("LEGATO_WORKER"):
+    if os.environ.get(WORKER_ENV):
         raise LegatoError(
             "experiment() was opened inside a running job: guard the script's entry point "
             "with `if __name__ == '__main__':` so jobs can import it"
