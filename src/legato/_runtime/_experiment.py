@@ -48,10 +48,10 @@ from .._jobdir._names import (
     WORKER_ENV,
 )
 from .._jobdir._workdir import (
-    DONE,
     JOBS_LIST,
     PARAMS,
     RUN_HEADER,
+    JobDir,
     append_lines,
     experiment_dir,
     host_name,
@@ -230,7 +230,7 @@ class Experiment:
         # rm`): a stat, in a thread, that only a job submitted again pays.
         rerun = job is not None and job.state in _RERUN
         if job is not None and job.state is JobState.DONE:
-            rerun = not await anyio.to_thread.run_sync(os.path.exists, job.path / DONE)
+            rerun = not await anyio.to_thread.run_sync(JobDir(job.path).is_done)
             if self._tg is None:
                 raise LegatoError(f"experiment {self.name!r} is closed")
             if self._jobs.get(identifier) is not job:  # submitted meanwhile: start over
@@ -315,8 +315,7 @@ class Experiment:
         """Per job: True if DONE on disk, False if it must run (its directory made), or
         why it cannot run (its directory cannot be made)."""
         self._list_jobs([job for job, listed in batch if listed])
-        exists = os.path.exists
-        done: list[bool | str] = [exists(job.path / DONE) for job, _ in batch]
+        done: list[bool | str] = [JobDir(job.path).is_done() for job, _ in batch]
         self._check_defaults([job for job, _ in batch], done)
         for i, (job, _) in enumerate(batch):
             if not done[i]:  # the directory shows the job to `legato jobs` while it waits
