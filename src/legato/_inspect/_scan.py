@@ -282,14 +282,22 @@ def resolve(workdir: Path, spec: str, locks: Locks | None = None) -> JobEntry:
             return _resolve_type(workdir, spec, locks)
         raise InspectError(f"no job matches {spec!r} in {workdir}", EXIT_USAGE)
     if len(found) > 1:
-        shown = ", ".join(f"{t}/{i[:12]}" for t, i, _ in sorted(found)[:5])
-        more = f" and {len(found) - 5} more" if len(found) > 5 else ""
         raise InspectError(
-            f"job ID {spec!r} is ambiguous: it matches {len(found)} jobs ({shown}{more}); "
-            "give more characters",
+            f"job ID {spec!r} is ambiguous: it matches {len(found)} jobs "
+            f"({_some(sorted(found))}); give more characters",
             EXIT_USAGE,
         )
-    type_name, ident, path = found[0]
+    return _read_found(found[0], locks)
+
+
+def _some(found: list[tuple[str, str, str]]) -> str:
+    """The first few of several matching jobs, to name in an error."""
+    shown = ", ".join(f"{t}/{i[:12]}" for t, i, _ in found[:5])
+    return shown + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+
+
+def _read_found(found: tuple[str, str, str], locks: Locks | None) -> JobEntry:
+    type_name, ident, path = found
     entry = read_job(type_name, ident, path, locks or Locks())
     if entry is None:
         raise InspectError(f"job {type_name}/{ident[:12]} was removed while being read")
@@ -306,18 +314,12 @@ def _resolve_type(workdir: Path, name: str, locks: Locks | None) -> JobEntry:
             EXIT_USAGE,
         )
     if len(found) > 1:
-        shown = ", ".join(f"{t}/{i[:12]}" for t, i, _ in found[:5])
-        more = f" and {len(found) - 5} more" if len(found) > 5 else ""
         raise InspectError(
-            f"{name!r} is a type with {len(found)} jobs ({shown}{more}); name one as "
+            f"{name!r} is a type with {len(found)} jobs ({_some(found)}); name one as "
             f"TYPE/PREFIX, or list them with `legato jobs ls --name {name}`",
             EXIT_USAGE,
         )
-    type_name, ident, path = found[0]
-    entry = read_job(type_name, ident, path, locks or Locks())
-    if entry is None:
-        raise InspectError(f"job {type_name}/{ident[:12]} was removed while being read")
-    return entry
+    return _read_found(found[0], locks)
 
 
 def progress(entry: JobEntry) -> tuple[float, str | None] | None:
