@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 
 from .._errors import ConfigError
+from .._jobdir._names import IDENTIFIER_KEY
 from ._fields import FieldSpec, PathGenerator, field, pathgenerator
 from ._identity import identifier_digest, main_module_name, module_name
 from ._plan import Plan
@@ -171,9 +172,9 @@ class ConfigBase(msgspec.Struct, metaclass=ConfigMeta, frozen=True, dict=True, k
     def __identifier__(self) -> str:
         """The 64-hex-digit SHA-256 of the identity; computed once."""
         d = self.__dict__
-        ident: str | None = d.get("__legato_identifier__")
+        ident: str | None = d.get(IDENTIFIER_KEY)
         if ident is None:
-            ident = d["__legato_identifier__"] = identifier_digest(self).hex()
+            ident = d[IDENTIFIER_KEY] = identifier_digest(self).hex()
         return ident
 
     @property

@@ -10,7 +10,7 @@ from .._core._identity import current_workdir, identifier_digest
 from .._core._serialize import loads
 from .._core._task import resolve_paths
 from .._errors import DeserializationError
-from .._jobdir._workdir import PARAMS
+from .._jobdir._workdir import PARAMS, JobDir
 
 __all__ = ["load"]
 
@@ -22,7 +22,7 @@ def load(job_dir: str | os.PathLike[str]) -> Any:
     """
     path = Path(job_dir).absolute()
     try:
-        data = (path / PARAMS).read_bytes()
+        data = JobDir(path).read_params()
     except FileNotFoundError:
         raise DeserializationError(f"{path} is not a job directory (no {PARAMS})") from None
     # The workdir is the one the job directory lies in (<workdir>/jobs/<type>/<id>), wherever

@@ -37,6 +37,7 @@ from typing import Any
 
 import msgspec
 
+from .._jobdir._names import LOCK_FD_ENV, PARENT_PID_ENV, WARM_PROFILE_ENV, WORKER_ENV
 from .._jobdir._workdir import DONE, PARAMS
 
 _MAX_FDS = 3
@@ -208,10 +209,10 @@ class _Server:
         for name in request["unset"]:
             env.pop(name, None)
         env.update(request["env"])
-        env["LEGATO_PARENT_PID"] = str(os.getppid())
+        env[PARENT_PID_ENV] = str(os.getppid())
         if lock is not None:
             os.set_inheritable(lock, True)
-            env["LEGATO_LOCK_FD"] = str(lock)
+            env[LOCK_FD_ENV] = str(lock)
         os.dup2(channel.fileno(), 1)
         channel.close()
         _reseed()
@@ -256,14 +257,13 @@ def _reseed() -> None:
             torch.seed()
 
 
-PROFILE_ENV = "LEGATO_WARM_PROFILE"
 """A directory: the server and each job it forks write their cProfile (CPU time) there,
 as `server-<pid>.prof` and `job-<pid>.prof` (benchmarks/bench_scheduler.py reads them)."""
 
 
 def _profile_start() -> Any:
     """A new profiler (in a forked job: not the server's, which it inherits), if asked."""
-    if not os.environ.get(PROFILE_ENV):
+    if not os.environ.get(WARM_PROFILE_ENV):
         return None
     import cProfile
     import time
@@ -277,7 +277,7 @@ def _profile_start() -> Any:
 def _profile_end(profile: Any, kind: str) -> None:
     if profile is not None:
         profile.disable()
-        folder = os.environ.get(PROFILE_ENV) or "."
+        folder = os.environ.get(WARM_PROFILE_ENV) or "."
         profile.dump_stats(os.path.join(folder, f"{kind}-{os.getpid()}.prof"))
 
 
@@ -320,7 +320,7 @@ def main(argv: list[str]) -> None:
     # Imports run here as they would in a job: a script without a `__main__` guard that
     # opens an experiment when imported fails (in its job, which reports it), rather than
     # running an experiment inside the server.
-    os.environ["LEGATO_WORKER"] = "1"
+    os.environ[WORKER_ENV] = "1"
     ctrl = socket.socket(fileno=fd)
     import legato._core._serialize  # noqa: F401 - what every job needs, imported once here
 

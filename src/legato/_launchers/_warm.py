@@ -9,7 +9,6 @@ initialised CUDA context) make their jobs run as fresh processes, with one warni
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -25,7 +24,8 @@ import msgspec
 from anyio import open_process
 from anyio.abc import Process
 
-from .._jobdir._workdir import CANCEL, FAILED
+from .._jobdir._names import WARM_ENV
+from .._jobdir._workdir import FAILED, JobDir
 from ._launcher import Exit, LaunchSpec, Session
 
 __all__ = ["WarmPool", "run_warm", "warm_default"]
@@ -46,7 +46,7 @@ def warm_default() -> bool:
     """Warm unless this platform cannot fork or `LEGATO_WARM=0` says no."""
     if not hasattr(os, "fork") or not hasattr(socket, "send_fds"):
         return False
-    return os.environ.get("LEGATO_WARM", "1").strip().lower() not in ("0", "false", "no", "off")
+    return os.environ.get(WARM_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 class _Gone(Exception):
@@ -371,10 +371,10 @@ def _kill(pid: int, sig: int) -> None:
 
 def _clear_for_rerun(job_dir: Path) -> bool:
     """Forget the verdict of a run its server's death ended; False if it was cancelled."""
-    if os.path.exists(job_dir / CANCEL):
+    jd = JobDir(job_dir)
+    if jd.has_cancel():
         return False
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(job_dir / FAILED)
+    jd.discard(FAILED)
     return True
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._jobdir._names import DISPLAY_ENV, LOG_INTERVAL_ENV
 from .._jobdir._workdir import count_groups
 from ._job import JobState
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["follow", "summary"]
 
 _STATE_INTERVAL = 2.0
-_LOG_INTERVAL = float(os.environ.get("LEGATO_LOG_INTERVAL", "30"))
+_LOG_INTERVAL = float(os.environ.get(LOG_INTERVAL_ENV, "30"))
 _log = logging.getLogger("legato")
 
 
@@ -41,7 +42,7 @@ WriteState = Callable[[str], Awaitable[None]]
 async def follow(xp: Experiment, write_state: WriteState) -> None:
     """Runs for the experiment's life in its task group; cancelled when it closes. Reads
     the experiment through its public face (`name`, `jobs`, `counts()`) only."""
-    shown = os.environ.get("LEGATO_DISPLAY", "1") != "0"
+    shown = os.environ.get(DISPLAY_ENV, "1") != "0"
     if shown and _in_jupyter():
         await _notebook(xp, write_state)
     elif shown and sys.stdout.isatty():

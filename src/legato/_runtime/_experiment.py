@@ -38,17 +38,24 @@ from .._core._task import (
 )
 from .._errors import LegatoError
 from .._jobdir._maindir import record_users
+from .._jobdir._names import (
+    EXPERIMENT_ENV,
+    JOB_KEY,
+    PROGRESS_FD_ENV,
+    WORKDIR_ENV,
+    WORKER_ENV,
+)
 from .._jobdir._workdir import (
-    DONE,
     JOBS_LIST,
     PARAMS,
     RUN_HEADER,
-    STATE,
+    JobDir,
+    append_lines,
     experiment_dir,
     host_name,
     job_dir,
     start_run_record,
-    write_json,
+    write_experiment_state,
 )
 from .._launchers._launcher import Launcher, Session
 from .._launchers._local import LocalLauncher
@@ -230,7 +237,7 @@ class Experiment:
         # rm`): a stat, in a thread, that only a job submitted again pays.
         rerun = job is not None and job.state in _RERUN
         if job is not None and job.state is JobState.DONE:
-            rerun = not await anyio.to_thread.run_sync(os.path.exists, job.path / DONE)
+            rerun = not await anyio.to_thread.run_sync(JobDir(job.path).is_done)
             if self._tg is None:
                 raise LegatoError(f"experiment {self.name!r} is closed")
             if self._jobs.get(identifier) is not job:  # submitted meanwhile: start over
@@ -266,7 +273,7 @@ class Experiment:
             if not self._draining:
                 self._draining = True
                 self._tg.start_soon(self._drain)
-        task.__dict__["__legato_job__"] = job
+        task.__dict__[JOB_KEY] = job
         output = task.config() if has_output_config(task) else task
         await anyio.lowlevel.checkpoint()
         return mark_output(output, task)
@@ -321,8 +328,7 @@ class Experiment:
         """Per job: True if DONE on disk, False if it must run (its directory made), or
         why it cannot run (its directory cannot be made)."""
         self._list_jobs([job for job, listed in batch if listed])
-        exists = os.path.exists
-        done: list[bool | str] = [exists(job.path / DONE) for job, _ in batch]
+        done: list[bool | str] = [JobDir(job.path).is_done() for job, _ in batch]
         self._check_defaults([job for job, _ in batch], done)
         for i, (job, _) in enumerate(batch):
             if not done[i]:  # the directory shows the job to `legato jobs` while it waits
@@ -355,8 +361,9 @@ class Experiment:
                     f" pid {os.getpid()} host {host_name()}"
                 )
                 start_run_record(self.path / JOBS_LIST, header)
-            with open(self.path / JOBS_LIST, "a", encoding="utf-8") as f:
-                f.writelines(f"{job.type_name}/{job.identifier}\n" for job in jobs)
+            append_lines(
+                self.path / JOBS_LIST, (f"{job.type_name}/{job.identifier}\n" for job in jobs)
+            )
         except OSError as exc:
             if exc.errno not in _READ_ONLY:
                 raise
@@ -454,7 +461,7 @@ class Experiment:
                 return
             try:
                 self.path.mkdir(parents=True, exist_ok=True)
-                write_json(self.path / STATE, state, durable=False)
+                write_experiment_state(self.path, state)
             except OSError as exc:
                 # A finished sweep published read-only can still be read through its
                 # experiment: only jobs that must run need the workdir writable.
@@ -517,7 +524,7 @@ def _write_records(records: list[tuple[Path, dict[str, Any]]]) -> None:
 
 
 def _job_of(task: ConfigBase) -> Job:
-    job: Job = task.__dict__["__legato_job__"]
+    job: Job = task.__dict__[JOB_KEY]
     return job
 
 
@@ -526,9 +533,9 @@ def _job_env(workdir: Path, name: str) -> dict[str, str]:
     env = dict(os.environ)
     paths = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    env["LEGATO_WORKDIR"] = str(workdir)
-    env["LEGATO_EXPERIMENT"] = name
-    env.pop("LEGATO_PROGRESS_FD", None)
+    env[WORKDIR_ENV] = str(workdir)
+    env[EXPERIMENT_ENV] = name
+    env.pop(PROGRESS_FD_ENV, None)
     return env
 
 
@@ -585,7 +592,7 @@ async def experiment(
         LegatoError: When opened inside a running job (a script without a
             `if __name__ == "__main__":` guard).
     """
-    if os.environ.get("LEGATO_WORKER"):
+    if os.environ.get(WORKER_ENV):
         raise LegatoError(
             "experiment() was opened inside a running job: guard the script's entry point "
             "with `if __name__ == '__main__':` so jobs can import it"

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import contextvars
 import errno
-import fcntl
 import logging
 import os
-import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -27,25 +25,17 @@ import anyio
 
 from .._jobdir._maindir import main_lock_free, try_main_lock
 from .._jobdir._workdir import (
-    ATTEMPTS,
     CANCEL,
-    DONE,
     FAILED,
     INTERRUPT,
-    LOCK,
-    PARAMS,
     PROGRESS,
     REASON_MAX,
     SLURM_ERR,
     SLURM_OUT,
-    STATE,
     STDERR,
     STDOUT,
-    archive_attempt,
-    atomic_write,
+    JobDir,
     bound_text,
-    read_json,
-    write_json,
 )
 from .._launchers._launcher import Exit, LaunchSpec
 from ._context import RunContext
@@ -63,32 +53,24 @@ def _new_failure(fd: int, job_dir: Path, before: int | None) -> dict[str, Any] |
     """After taking the lock another run held (closing `fd`): the failure record that run
     wrote, or None if it left none (died without a verdict). Disk work, for a thread."""
     os.close(fd)
-    if _mtime(job_dir / FAILED) == before:
+    jd = JobDir(job_dir)
+    if jd.failure_mtime() == before:
         return None
-    return read_json(job_dir / FAILED) or {}
-
-
-def _mtime(path: Path) -> int | None:
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return None
+    return jd.failure() or {}
 
 
 def _try_lock(job_dir: Path, prepare: Callable[[], Prepared] | None = None) -> tuple[str, Any]:
     """("done", None), ("busy", failure record mtime) or ("locked", fd); with `prepare`,
     ("locked", (fd, what `prepare()` returned once the lock is held)), in the same trip to
     a thread."""
+    jd = JobDir(job_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
-    if os.path.exists(job_dir / DONE):
+    if jd.is_done():
         return "done", None
-    fd = os.open(job_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return "busy", _mtime(job_dir / FAILED)
-    if os.path.exists(job_dir / DONE):  # finished between our check and the lock
+    fd = jd.try_lock()
+    if fd is None:
+        return "busy", jd.failure_mtime()
+    if jd.is_done():  # finished between our check and the lock
         os.close(fd)
         return "done", None
     if prepare is None:
@@ -98,21 +80,6 @@ def _try_lock(job_dir: Path, prepare: Callable[[], Prepared] | None = None) -> t
     except BaseException:
         os.close(fd)
         raise
-
-
-def _cancelled_since(job_dir: Path, since: float) -> bool:
-    """Whether `legato jobs kill` asked, after `since`, that the job not run.
-
-    Older markers are from earlier runs: a job cancelled then runs again now."""
-    marker = job_dir / CANCEL
-    try:
-        when = os.stat(marker).st_mtime
-    except FileNotFoundError:
-        return False
-    record = read_json(marker)
-    if record is not None and isinstance(record.get("time"), (int, float)):
-        when = float(record["time"])
-    return when >= since
 
 
 _ATTEMPT_FILES = (STDOUT, STDERR, FAILED, SLURM_OUT, SLURM_ERR)
@@ -142,13 +109,13 @@ def _start_run(job: Job, params: bytes, info: dict[str, Any], previous: dict[str
     attempts, or while one ran) is taken up: the attempts go on from there, with what is
     left of the retries. Otherwise the run starts at attempt 1, without old attempts' logs.
     """
-    job_dir = job.path
-    atomic_write(job_dir / PARAMS, params, durable=False)
-    record = read_json(job_dir / FAILED)
+    jd = JobDir(job.path)
+    jd.write_params(params)
+    record = jd.failure()
     counters = _counters(previous)
     if record is not None and record.get("state") == "interrupted" and counters["attempt"]:
         if _charge(record, counters, job) is None:
-            archive_attempt(job_dir, counters["attempt"], _ATTEMPT_FILES)
+            jd.archive_attempt(counters["attempt"], _ATTEMPT_FILES)
             counters["attempt"] += 1
         else:
             counters = {}
@@ -156,13 +123,9 @@ def _start_run(job: Job, params: bytes, info: dict[str, Any], previous: dict[str
         counters = {}  # (else: a retry was set up, then its experiment ended: take it)
     if not counters:
         counters = {"attempt": 1, "retried": 0, "preempted": 0}
-        shutil.rmtree(job_dir / ATTEMPTS, ignore_errors=True)
-    for name in (FAILED, PROGRESS, CANCEL, INTERRUPT):
-        try:
-            os.unlink(job_dir / name)
-        except FileNotFoundError:
-            pass
-    write_json(job_dir / STATE, _attempt_state(job, info, counters), durable=False)
+        jd.clear_attempts()
+    jd.discard(FAILED, PROGRESS, CANCEL, INTERRUPT)
+    jd.write_state(_attempt_state(job, info, counters))
     return counters["attempt"]
 
 
@@ -192,39 +155,35 @@ def _after_attempt(
 ) -> tuple[JobState | None, str | None, int]:
     """After an attempt: (final state, reason, attempts made), or (None, why it ended,
     next attempt's number) once the next attempt is set up (logs archived, state.json)."""
-    job_dir = job.path
-    counters = _counters(read_json(job_dir / STATE) or {})
+    jd = JobDir(job.path)
+    counters = _counters(jd.state() or {})
     attempts = max(1, counters["attempt"])
-    if os.path.exists(job_dir / DONE):
+    if jd.is_done():
         return JobState.DONE, None, attempts
-    record = read_json(job_dir / FAILED)
-    if record is None and exit.interruption is not None and not os.path.exists(job_dir / DONE):
+    record = jd.failure()
+    if record is None and exit.interruption is not None and not jd.is_done():
         record = {"state": "interrupted", "kind": exit.interruption, "reason": exit.reason}
         record.update(exit_code=exit.exit_code, signal=exit.signal, ended=time.time())
-        write_json(job_dir / FAILED, record)
-    if os.path.exists(job_dir / DONE) or record is None or record.get("state") != "interrupted":
-        state, reason = _verdict(job_dir, exit)
+        jd.write_failure(record)
+    if jd.is_done() or record is None or record.get("state") != "interrupted":
+        state, reason = _verdict(jd, exit)
         return state, reason, attempts
     # (`legato jobs interrupt` signals through scancel too: its marker tells them apart)
     cancelled = exit.cancelled and record.get("kind") == "preempted"
-    cancelled = cancelled and not os.path.exists(job_dir / INTERRUPT)
-    if cancelled or os.path.exists(job_dir / CANCEL):  # `legato jobs kill`, or `scancel`
+    cancelled = cancelled and not jd.has_interrupt()
+    if cancelled or jd.has_cancel():  # `legato jobs kill`, or `scancel`
         reason = "cancelled in SLURM (scancel)" if cancelled else "cancelled by request"
-        write_json(job_dir / FAILED, {**record, "state": "cancelled", "reason": reason})
+        jd.write_failure({**record, "state": "cancelled", "reason": reason})
         return JobState.CANCELLED, reason, attempts
     spent = _charge(record, counters, job)
     if spent is not None:
-        write_json(job_dir / FAILED, {**record, "state": "failed", "reason": spent})
+        jd.write_failure({**record, "state": "failed", "reason": spent})
         return JobState.FAILED, spent, attempts
-    archive_attempt(job_dir, attempts, _ATTEMPT_FILES)
-    for name in (PROGRESS, INTERRUPT):
-        try:
-            os.unlink(job_dir / name)
-        except FileNotFoundError:
-            pass
+    jd.archive_attempt(attempts, _ATTEMPT_FILES)
+    jd.discard(PROGRESS, INTERRUPT)
     counters["attempt"] = attempts + 1
     info = {**info, "submitted": time.time()}
-    write_json(job_dir / STATE, _attempt_state(job, info, counters), durable=False)
+    jd.write_state(_attempt_state(job, info, counters))
     return None, str(record.get("reason") or "interrupted"), attempts + 1
 
 
@@ -240,25 +199,25 @@ def _prepare(
     `legato jobs kill` asked, since the job was submitted, that it not run, else
     ("started", previous state, attempt number) once a fresh run's params and state are
     written (`_start_run`, which takes up a retry an earlier run did not get to)."""
-    previous = read_json(job.path / STATE)
+    jd = JobDir(job.path)
+    previous = jd.state()
     if adopt and previous and previous.get("launcher") == state["launcher"]:
         return "adopt", previous, 0
-    if _cancelled_since(job.path, submitted(job)):
+    if jd.cancelled_since(submitted(job)):
         return "cancelled", None, 0
     return "started", previous, _start_run(job, params(), state, previous or {})
 
 
-def _verdict(job_dir: Path, exit: Exit) -> tuple[JobState, str | None]:
-    if os.path.exists(job_dir / DONE):
+def _verdict(jd: JobDir, exit: Exit) -> tuple[JobState, str | None]:
+    if jd.is_done():
         return JobState.DONE, None
-    record = read_json(job_dir / FAILED)
+    record = jd.failure()
     if record is not None and exit.reason is None:
         if record.get("state") == "cancelled":
             return JobState.CANCELLED, str(record.get("reason") or "cancelled")
         return JobState.FAILED, bound_text(str(record.get("reason") or "failed"), REASON_MAX)
-    if os.path.exists(job_dir / CANCEL):
-        write_json(
-            job_dir / FAILED,
+    if jd.has_cancel():
+        jd.write_failure(
             {
                 "state": "cancelled",
                 "reason": "cancelled by request",
@@ -273,8 +232,7 @@ def _verdict(job_dir: Path, exit: Exit) -> tuple[JobState, str | None]:
         reason = f"killed by signal {exit.signal} ({_signame(exit.signal)})"
     else:
         reason = f"exited with code {exit.exit_code} without a verdict"
-    write_json(
-        job_dir / FAILED,
+    jd.write_failure(
         {
             "state": "failed",
             "reason": reason,
@@ -298,19 +256,18 @@ def record_unrun(job_dir: Path, record: dict[str, Any]) -> None:
     failed, its experiment ended first, it could not be launched), so `legato jobs show`
     can say why. Only with the job's lock free and no `done`: another process that runs
     the job keeps its own verdict."""
+    jd = JobDir(job_dir)
     try:
-        fd = os.open(job_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = jd.try_lock()
     except OSError:
         return  # no directory (removed meanwhile), or a read-only workdir: nothing to say
+    if fd is None:
+        return
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return
-        if not os.path.exists(job_dir / DONE):
+        if not jd.is_done():
             record = {**record, "ended": time.time()}
             record["reason"] = bound_text(str(record.get("reason") or ""), REASON_MAX)
-            write_json(job_dir / FAILED, record, durable=False)
+            jd.write_failure(record, durable=False)
     except OSError:
         pass
     finally:
@@ -318,11 +275,12 @@ def record_unrun(job_dir: Path, record: dict[str, Any]) -> None:
 
 
 def _record_cancelled(job_dir: Path, reason: str = "cancelled", overwrite: bool = True) -> None:
-    if os.path.exists(job_dir / DONE):
+    jd = JobDir(job_dir)
+    if jd.is_done():
         return
-    if not overwrite and read_json(job_dir / FAILED) is not None:
+    if not overwrite and jd.failure() is not None:
         return  # `legato jobs kill` recorded it already
-    write_json(job_dir / FAILED, {"state": "cancelled", "reason": reason, "ended": time.time()})
+    jd.write_failure({"state": "cancelled", "reason": reason, "ended": time.time()})
 
 
 async def run_job(ctx: RunContext, job: Job, grant: Grant) -> None:
@@ -500,12 +458,13 @@ async def _run_locked(
 def _write_locked(job_dir: Path, record: dict[str, Any]) -> None:
     """A failure record written while holding the job's lock (best effort: the job fails
     anyway, and an unwritable directory is often why)."""
-    if os.path.exists(job_dir / DONE):
+    jd = JobDir(job_dir)
+    if jd.is_done():
         return
     record = {**record, "ended": time.time()}
     record["reason"] = bound_text(str(record["reason"]), REASON_MAX)
     try:
-        write_json(job_dir / FAILED, record, durable=False)
+        jd.write_failure(record, durable=False)
     except OSError:
         pass
 
