@@ -3,6 +3,7 @@
 nox                 # tests, lint, types, docs
 nox -s bench        # benchmarks (installs experimaestro for the comparison)
 nox -s bench -- identity   # only benchmarks/bench_*identity*.py
+nox -s bench_compare -- main   # every benchmark at `main` against the working tree
 nox -s tests -- -k identity
 """
 
@@ -55,6 +56,20 @@ def bench(session: nox.Session) -> None:
     for script in scripts:
         session.log(f"--- {script.name}")
         session.run("python", str(script))
+
+
+@nox.session
+def bench_compare(session: nox.Session) -> None:
+    """Every benchmark's headline figures at a git revision against the working tree, in
+    the same run: `-- REV [--only cli,web] [--rounds 5] [--full]` (benchmarks/README.md).
+    Fails when a figure is more than 5% slower."""
+    if not session.posargs:
+        session.error("give the baseline revision: nox -s bench_compare -- REV")
+    # What the benchmarks import (trio, numpy, pandas, httpx, the dashboard's server);
+    # experimaestro and joblib, which do not change with legato, are not compared.
+    session.install("-e", ".[test,web]")
+    rev, *options = session.posargs
+    session.run("python", str(ROOT / "benchmarks" / "compare.py"), "--baseline", rev, *options)
 
 
 @nox.session

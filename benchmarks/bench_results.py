@@ -1,7 +1,7 @@
 """Results benchmark (issue #15): `legato.results(workdir)` and `.to_pandas()` over a
 10,000-job workdir, in this process (as a notebook calls them).
 
-    python benchmarks/bench_results.py [--jobs 10000] [--runs 5] [--workdir DIR]
+    python benchmarks/bench_results.py [--jobs 10000] [--runs 5] [--workdir DIR] [--json FILE]
 
 The workdir is fake but valid: real params files written by `legato.dumps` (two tags),
 `done` markers naming result files written as a job's process writes them (a dict of
@@ -17,26 +17,15 @@ of 5; single runs between 1.4 and 2.1 s.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+from _bench_common import bench_workdir, fake_workdir, headline, workdir_arguments, write_results
 
 import legato
-from legato import Param, Task, dumps, tag
-from legato._core._identity import current_workdir
-from legato._core._result import encode_result
-from legato._jobdir._workdir import (
-    DONE,
-    JOBS_LIST,
-    PARAMS,
-    RESULT,
-    atomic_write,
-    experiment_dir,
-    job_dir,
-    write_json,
-)
+from legato import Param, Task, tag
 
 TARGET = 2.0
 
@@ -50,49 +39,39 @@ class Evaluate(Task, name="bench.Evaluate"):
 
 
 def make_workdir(root: Path, n: int) -> None:
-    token = current_workdir.set(root)
-    lines = []
-    now = time.time()
-    try:
-        for i in range(n):
-            task = Evaluate(lr=tag(10.0 ** -(1 + i % 5)), seed=tag(i))
-            path = job_dir(root, type(task).__legato_type_name__, task.__identifier__)
-            path.mkdir(parents=True)
-            atomic_write(path / PARAMS, dumps(task), durable=False)
-            value = {"score": i / n, "loss": {"train": 0.5, "valid": 0.25}, "epochs": 10}
-            atomic_write(path / RESULT, encode_result(value, root), durable=False)
-            ended = now - (n - i)
-            marker = {"ended": ended, "duration": 0.5, "result": RESULT}
-            write_json(path / DONE, marker, durable=False)
-            lines.append(f"bench.Evaluate/{task.__identifier__}\n")
-    finally:
-        current_workdir.reset(token)
-    experiment_dir(root, "bench").mkdir(parents=True)
-    (experiment_dir(root, "bench") / JOBS_LIST).write_text("".join(lines))
+    from legato._core._result import encode_result
+    from legato._jobdir._workdir import DONE, RESULT, atomic_write, write_json
+
+    def evaluate(i: int) -> Evaluate:
+        return Evaluate(lr=tag(10.0 ** -(1 + i % 5)), seed=tag(i))
+
+    def finish(i: int, path: Path, now: float) -> None:
+        value = {"score": i / n, "loss": {"train": 0.5, "valid": 0.25}, "epochs": 10}
+        atomic_write(path / RESULT, encode_result(value, root), durable=False)
+        marker = {"ended": now - (n - i), "duration": 0.5, "result": RESULT}
+        write_json(path / DONE, marker, durable=False)
+
+    fake_workdir(root, n, evaluate, finish)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--workdir", type=Path, default=None)
+    workdir_arguments(parser, runs=5)
     args = parser.parse_args()
-    root = args.workdir or Path(tempfile.mkdtemp(prefix="legato-bench-results-"))
-    try:
-        if not (root / "jobs").exists():
-            t0 = time.perf_counter()
-            make_workdir(root, args.jobs)
-            print(f"made {args.jobs} jobs in {time.perf_counter() - t0:.1f} s at {root}")
-        listing, table = [], []
+    with bench_workdir(args.workdir, args.jobs, make_workdir, "legato-bench-results-") as root:
+        if args.build_only:
+            return
+        listing, table, cpu = [], [], []
         for _ in range(args.runs):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             found = legato.results(root, type=Evaluate)
             _ = [r.result for r in found]
             t1 = time.perf_counter()
             frame = legato.results(root, type=Evaluate).to_pandas()
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.process_time()
             listing.append(t1 - t0)
             table.append(t2 - t1)
+            cpu.append(c2 - c0)  # this process's CPU, all its threads: less moved by the load
             assert len(found) == len(frame) == args.jobs, (len(found), len(frame))
         n = args.jobs
         print(f"results() + every result, {n} jobs: median {statistics.median(listing):.3f} s")
@@ -100,9 +79,11 @@ def main() -> None:
         print(f"results().to_pandas(), {n} jobs: median {best:.3f} s (target < {TARGET} s)")
         verdict = "OK" if best < TARGET else "ABOVE TARGET"
         print(f"per job: {best / n * 1e6:.0f} us; {verdict}")
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(root, ignore_errors=True)
+        results: dict[str, Any] = {"jobs": n, "runs": args.runs}
+        headline(results, "results() + every result", statistics.median(listing), "s", "lower")
+        headline(results, "results().to_pandas()", best, "s", "lower")
+        headline(results, "both (CPU, best run)", min(cpu), "cpu-s", "lower")
+        write_results(args.json, results)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Scheduler benchmarks (issue #3, "How fast"), each figure with its target and verdict.
 
     python benchmarks/bench_scheduler.py [--sizes 200,1000] [--xpm-sizes 200] [--no-xpm]
+                                         [--steps 1,2,3,4] [--no-floor] [--json FILE]
 
 1. Trivial jobs (`Noop`, whose `execute` does nothing), N independent ("fanout") and N in a
    chain, `max_jobs` = CPU count: wall time from opening the experiment to the end of its
@@ -34,7 +35,6 @@ process of the run, floor included (`--keep-env` measures the environment as it 
 from __future__ import annotations
 
 import argparse
-import atexit
 import json
 import os
 import shutil
@@ -51,6 +51,7 @@ import anyio
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _bench_common import bytecode_caches, headline, legato_package, write_results  # noqa: E402
 from _bench_numpy import NumpyNoop  # noqa: E402
 from _bench_slow import SlowNoop  # noqa: E402
 from _bench_tasks import Noop  # noqa: E402
@@ -71,14 +72,16 @@ def verdict(ok: bool) -> str:
 
 def use_bytecode_caches() -> str:
     """Give every process of the run bytecode caches, as an installed package has."""
-    if not sys.flags.dont_write_bytecode and "PYTHONDONTWRITEBYTECODE" not in os.environ:
+    prefix = bytecode_caches([legato_package(), HERE])
+    if prefix is None:
         return "on"
-    prefix = tempfile.mkdtemp(prefix="legato-bench-pyc-")
-    atexit.register(shutil.rmtree, prefix, ignore_errors=True)
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    os.environ["PYTHONPYCACHEPREFIX"] = prefix
-    env = {**os.environ, "PYTHONPATH": str(HERE)}
-    warm = "import legato._jobside._worker, legato._runtime._experiment, _bench_tasks"
+    # Every module a job of the run imports (numpy's too, whose own caches the prefix hides):
+    # otherwise the first process to import one (the warm server, which runs first) would
+    # compile it for all the others. The legato of PYTHONPATH is the one the jobs import.
+    path = [str(HERE), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    warm = "import legato._jobside._worker, legato._runtime._experiment, "
+    warm += "legato._jobside._warm_server, _bench_tasks, _bench_numpy, _bench_slow"
     subprocess.run([sys.executable, "-c", warm], check=True, env=env)
     return f"on (PYTHONDONTWRITEBYTECODE was set: caches in {prefix})"
 
@@ -127,7 +130,7 @@ async def legato_run(
 
 
 def timed_run(
-    n: int, chain: bool, warm: bool, task: type[Any] = Noop
+    n: int, chain: bool, warm: bool | None, task: type[Any] = Noop
 ) -> tuple[float, float, float]:
     """(wall s, CPU s of this process: the experiment's own work, its threads included,
     CPU s of the job processes and the warm server, reaped by the end of the block)."""
@@ -143,23 +146,63 @@ def timed_run(
         return wall, time.process_time() - cpu, children() - jobs_cpu
 
 
-def profile_summary(n: int, top: int = 12) -> None:
-    """Where the experiment's time goes for a warm fan-out of `n` trivial jobs: cProfile
-    of the event loop's thread (the worker threads' file work shows as their wait)."""
-    import cProfile
-    import pstats
-
-    profiler = cProfile.Profile()
-    with tempfile.TemporaryDirectory() as wd:
-        profiler.enable()
-        anyio.run(legato_run, n, False, wd, True)
-        profiler.disable()
-    stats = pstats.Stats(profiler)
-    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)  # type: ignore[attr-defined]
-    print(f"   profile of a warm fan-out of {n} (event loop thread), by own time per job:")
+def _print_rows(stats: Any, n: int, top: int, total: float | None = None) -> None:
+    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)
     for (file, line, func), (_cc, calls, tottime, _cum, _callers) in rows[:top]:
         where = f"{Path(file).name}:{line}" if line else file
         print(f"      {tottime / n * 1000:6.3f} ms  {calls / n:5.1f} calls  {func} ({where})")
+
+
+def profile_summary(n: int, top: int = 12) -> None:
+    """Where the CPU goes in a warm fan-out of `n` trivial jobs: cProfile (CPU time) of
+    the experiment's event loop thread, of the warm server and of its jobs (their
+    `LEGATO_WARM_PROFILE`), and the page faults of the server and jobs, which no
+    profile of Python code shows: every page a forked job (or the server after a fork)
+    writes to is copied first."""
+    import cProfile
+    import io
+    import pstats
+    import resource
+
+    def children() -> tuple[float, int]:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime, usage.ru_minflt
+
+    profiler = cProfile.Profile(time.thread_time)
+    folder = tempfile.mkdtemp(prefix="legato-bench-prof-")
+    os.environ["LEGATO_WARM_PROFILE"] = folder
+    try:
+        with tempfile.TemporaryDirectory() as wd:
+            (cpu, faults), start = children(), time.thread_time()
+            profiler.enable()
+            anyio.run(legato_run, n, False, wd, True)
+            profiler.disable()
+            loop_cpu = time.thread_time() - start
+            jobs_cpu, jobs_faults = children()
+            jobs_cpu, jobs_faults = jobs_cpu - cpu, jobs_faults - faults
+        loop = pstats.Stats(profiler)
+        print(f"   where the CPU goes, warm fan-out of {n} (cProfile, CPU time; per job):")
+        print(f"   - the experiment's event loop thread: {loop_cpu / n * 1000:.2f} ms")
+        _print_rows(loop, n, top)
+        files = sorted(Path(folder).glob("job-*.prof"))
+        if files:
+            jobs = pstats.Stats(str(files[0]), stream=io.StringIO())
+            for file in files[1:]:
+                jobs.add(str(file))
+            python = jobs.total_tt / len(files) * 1000  # type: ignore[attr-defined]
+            print(
+                f"   - a job's process, from its fork to its exit: {python:.2f} ms in Python code"
+                f" (the jobs and the server: {jobs_cpu / n * 1000:.2f} ms CPU in all, "
+                f"{jobs_faults / n:.0f} page faults)"
+            )
+            _print_rows(jobs, len(files), top)
+        for file in Path(folder).glob("server-*.prof"):
+            server = pstats.Stats(str(file), stream=io.StringIO())
+            print(f"   - the warm server: {server.total_tt / n * 1000:.2f} ms")  # type: ignore[attr-defined]
+            _print_rows(server, n, 5)
+    finally:
+        del os.environ["LEGATO_WARM_PROFILE"]
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def warm_section(args: argparse.Namespace, with_xpm: bool, results: dict[str, Any]) -> None:
@@ -179,6 +222,9 @@ def warm_section(args: argparse.Namespace, with_xpm: bool, results: dict[str, An
         results[f"warm_{kind}_{n}"] = {"warm_s": warm, "fresh_s": cold, "speedup": speedup}
         results[f"warm_{kind}_{n}"]["xp_cpu_ms_per_job"] = cpu / n * 1000
         results[f"warm_{kind}_{n}"]["jobs_cpu_ms_per_job"] = jobs_cpu / n * 1000
+        headline(results, f"warm {kind} N={n}", warm, "s", "lower")
+        headline(results, f"fresh {kind} N={n}", cold, "s", "lower")
+        headline(results, f"warm {kind} N={n}, experiment CPU", cpu / n * 1000, "ms/job", "lower")
         print(
             f"   {kind:<11} N={n:<5} warm {warm:6.2f} s ({warm / n * 1000:5.1f} ms/job)  "
             f"fresh {cold:6.2f} s ({cold / n * 1000:5.1f} ms/job)  {speedup:5.1f}x "
@@ -254,12 +300,11 @@ from pathlib import Path
 import anyio
 from _bench_tasks import Noop
 from legato import experiment
-from legato._jobdir._workdir import DONE, job_dir
 N, wd = {n}, Path({workdir!r})
 for i in range(N):  # a finished sweep: each job directory holds its done marker
-    p = job_dir(wd, Noop.__legato_type_name__, Noop(index=i).__identifier__)
+    p = wd / "jobs" / Noop.__legato_type_name__ / Noop(index=i).__identifier__
     p.mkdir(parents=True, exist_ok=True)
-    (p / DONE).write_text("{{}}")
+    (p / "done").write_text("{{}}")  # the layout of docs/workdir.md
 async def main():
     start = time.perf_counter()
     async with experiment(wd, "bench") as xp:
@@ -376,6 +421,8 @@ def main() -> None:
         help="N of step 4: fanout, chain, slow imports, against experimaestro",
     )
     parser.add_argument("--warm-only", action="store_true", help="run step 4 only")
+    parser.add_argument("--steps", default="1,2,3,4", help="the steps to run (see above)")
+    parser.add_argument("--no-floor", action="store_true", help="step 1 without its floors")
     parser.add_argument("--ticker-only", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ticker_only:  # step 3, in a process of its own (see ticker_in_fresh_process)
@@ -383,6 +430,7 @@ def main() -> None:
             print(json.dumps(anyio.run(responsiveness, args.ticker_only, wd)))
         return
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    steps = {4} if args.warm_only else {int(s) for s in args.steps.split(",") if s}
     with_xpm = not args.no_xpm and xpm_available()
     xpm_sizes = {int(s) for s in args.xpm_sizes.split(",") if s} if with_xpm else set()
     bytecode = "as the environment says" if args.keep_env else use_bytecode_caches()
@@ -393,127 +441,142 @@ def main() -> None:
     print(f"bytecode caches: {bytecode}")
     if not with_xpm:
         print("experimaestro: skipped (--no-xpm, or not installed: pip install -e '.[bench]')")
-    if args.warm_only:
-        warm_section(args, with_xpm, results)
-        print(f"\nload average after: {os.getloadavg()[0]:.2f}")
-        if args.json:
-            Path(args.json).write_text(json.dumps(results, indent=2))
-        return
-    t_import = import_time()
-    t_parallel = parallel_import_time()
-    results["import_s"], results["parallel_import_s"] = t_import, t_parallel
-    print(
-        f"python -c 'import legato': {t_import * 1000:.0f} ms alone; "
-        f"{t_parallel * 1000:.0f} ms per process with {CORES} at once on this machine now"
-    )
-    print("(the floor below: N x that time [measured before and after each run] / cores; a")
-    print(" chain's jobs run one at a time, so its floor is N x that time)")
-    print()
-    print(f"1. Trivial jobs, max_jobs={CORES} (targets: <= {FLOOR_RATIO}x the floor, ", end="")
-    print(f">= {XPM_SPEEDUP:.0f}x experimaestro)")
     finished_xpm: dict[int, str] = {}  # size -> workdir of experimaestro's finished fan-out
-    for n in sizes:
-        for kind in ("fanout", "chain"):
-            before = import_time()
-            with tempfile.TemporaryDirectory() as wd:
-                wall = anyio.run(legato_run, n, kind == "chain", wd)
-            t_import = (before + import_time()) / 2
-            floor = n * t_import / (1 if kind == "chain" else CORES)
-            ratio = wall / floor
-            entry: dict[str, Any] = {"legato_s": wall, "floor_s": floor, "ratio": ratio}
-            entry["import_s"] = t_import
-            print(
-                f"   {kind:<6} N={n:<5} legato {wall:7.2f} s ({wall / n * 1000:5.1f} ms/job)  "
-                f"floor {floor:6.2f} s ({t_import * 1000:3.0f} ms)  ratio {ratio:4.2f} "
-                f"({verdict(ratio <= FLOOR_RATIO)})"
-            )
-            if kind == "fanout":  # the same floor, its processes run CORES at once
-                busy_floor = n * parallel_import_time(20) / CORES
-                entry["parallel_floor_s"] = busy_floor
+    if 1 in steps and args.no_floor:
+        print(f"1. Trivial jobs, max_jobs={CORES} (no floor: --no-floor)")
+        for n in sizes:
+            for kind in ("fanout", "chain"):
+                wall, cpu, jobs_cpu = timed_run(n, kind == "chain", None)
                 print(
-                    f"   {'':<6} {'':<7} floor with {CORES} imports at once now "
-                    f"{busy_floor:6.2f} s: ratio {wall / busy_floor:4.2f}"
+                    f"   {kind:<6} N={n:<5} legato {wall:7.2f} s ({wall / n * 1000:5.1f} ms/job), "
+                    f"CPU {cpu:.2f} s + {jobs_cpu:.2f} s in the jobs"
                 )
-            if n in xpm_sizes:
-                wd = tempfile.mkdtemp(prefix="legato-bench-xpm-")
-                ref = xpm(kind, n, wd)
-                if kind == "fanout" and ref is not None:
-                    finished_xpm[n] = wd
-                else:
-                    shutil.rmtree(wd, ignore_errors=True)
-                if ref is not None:
-                    entry["xpm_s"], entry["speedup"] = ref, ref / wall
+                results[f"{kind}_{n}"] = {"legato_s": wall, "cpu_s": cpu, "jobs_cpu_s": jobs_cpu}
+                headline(results, f"{kind} N={n}", wall, "s", "lower")
+                label = f"{kind} N={n} (CPU, jobs included)"
+                headline(results, label, cpu + jobs_cpu, "cpu-s", "lower")
+    elif 1 in steps:
+        t_import = import_time()
+        t_parallel = parallel_import_time()
+        results["import_s"], results["parallel_import_s"] = t_import, t_parallel
+        print(
+            f"python -c 'import legato': {t_import * 1000:.0f} ms alone; "
+            f"{t_parallel * 1000:.0f} ms per process with {CORES} at once on this machine now"
+        )
+        print("(the floor below: N x that time [measured before and after each run] / cores; a")
+        print(" chain's jobs run one at a time, so its floor is N x that time)")
+        print()
+        print(f"1. Trivial jobs, max_jobs={CORES} (targets: <= {FLOOR_RATIO}x the floor, ", end="")
+        print(f">= {XPM_SPEEDUP:.0f}x experimaestro)")
+        for n in sizes:
+            for kind in ("fanout", "chain"):
+                before = import_time()
+                with tempfile.TemporaryDirectory() as wd:
+                    wall = anyio.run(legato_run, n, kind == "chain", wd)
+                t_import = (before + import_time()) / 2
+                floor = n * t_import / (1 if kind == "chain" else CORES)
+                ratio = wall / floor
+                entry: dict[str, Any] = {"legato_s": wall, "floor_s": floor, "ratio": ratio}
+                entry["import_s"] = t_import
+                print(
+                    f"   {kind:<6} N={n:<5} legato {wall:7.2f} s ({wall / n * 1000:5.1f} ms/job)  "
+                    f"floor {floor:6.2f} s ({t_import * 1000:3.0f} ms)  ratio {ratio:4.2f} "
+                    f"({verdict(ratio <= FLOOR_RATIO)})"
+                )
+                if kind == "fanout":  # the same floor, its processes run CORES at once
+                    busy_floor = n * parallel_import_time(20) / CORES
+                    entry["parallel_floor_s"] = busy_floor
                     print(
-                        f"   {'':<6} {'':<7} experimaestro {ref:7.2f} s "
-                        f"({ref / n * 1000:5.1f} ms/job)  legato is {ref / wall:4.1f}x faster "
-                        f"({verdict(ref / wall >= XPM_SPEEDUP)})"
+                        f"   {'':<6} {'':<7} floor with {CORES} imports at once now "
+                        f"{busy_floor:6.2f} s: ratio {wall / busy_floor:4.2f}"
                     )
-            results[f"{kind}_{n}"] = entry
+                if n in xpm_sizes:
+                    wd = tempfile.mkdtemp(prefix="legato-bench-xpm-")
+                    ref = xpm(kind, n, wd)
+                    if kind == "fanout" and ref is not None:
+                        finished_xpm[n] = wd
+                    else:
+                        shutil.rmtree(wd, ignore_errors=True)
+                    if ref is not None:
+                        entry["xpm_s"], entry["speedup"] = ref, ref / wall
+                        print(
+                            f"   {'':<6} {'':<7} experimaestro {ref:7.2f} s "
+                            f"({ref / n * 1000:5.1f} ms/job)  legato is {ref / wall:4.1f}x faster "
+                            f"({verdict(ref / wall >= XPM_SPEEDUP)})"
+                        )
+                results[f"{kind}_{n}"] = entry
+            headline(results, f"{kind} N={n}", wall, "s", "lower")
 
-    print()
-    print(
-        f"2. Resubmitting a finished sweep, fresh process (targets: < {RESUBMIT_S:.0f} s, "
-        f"< {RESUBMIT_MB:.0f} MB, >= {RESUBMIT_SPEEDUP:.0f}x experimaestro)"
-    )
-    n = args.resubmit
-    wall, rss = legato_resubmit(n)
-    results["resubmit"] = {"n": n, "legato_s": wall, "maxrss_mb": rss}
-    ok = wall < RESUBMIT_S and rss < RESUBMIT_MB
-    print(
-        f"   legato        N={n:<6} {wall:6.2f} s ({wall / n * 1e6:5.0f} us/job), "
-        f"peak RSS {rss:4.0f} MB ({verdict(ok)})"
-    )
-    if finished_xpm:
-        m = max(finished_xpm)
-        code = XPM_RERUN.format(here=str(HERE), n=m, workdir=finished_xpm[m])
-        try:
-            ref, ref_rss = in_fresh_process(code)
-        except subprocess.CalledProcessError as exc:
-            print(f"   experimaestro rerun failed: {exc.stderr.decode()[-500:]}")
-        else:
-            small, small_rss = legato_resubmit(m)
-            per_job = (ref / m) / (wall / n)
-            results["resubmit"].update(
-                xpm_n=m, xpm_s=ref, xpm_maxrss_mb=ref_rss, legato_same_n_s=small
-            )
-            print(
-                f"   legato        N={m:<6} {small:6.2f} s ({small / m * 1e6:5.0f} us/job), "
-                f"peak RSS {small_rss:4.0f} MB"
-            )
-            print(
-                f"   experimaestro N={m:<6} {ref:6.2f} s ({ref / m * 1e6:5.0f} us/job), "
-                f"peak RSS {ref_rss:4.0f} MB (the fan-out of step 1, run again)"
-            )
-            print(
-                f"   legato is {ref / small:.0f}x faster at N={m} "
-                f"({verdict(ref / small >= RESUBMIT_SPEEDUP)}); per job, legato at N={n} "
-                f"against experimaestro at N={m}: {per_job:.0f}x"
-            )
-    for wd in finished_xpm.values():
-        shutil.rmtree(wd, ignore_errors=True)
+    if 2 in steps:
+        print()
+        print(
+            f"2. Resubmitting a finished sweep, fresh process (targets: < {RESUBMIT_S:.0f} s, "
+            f"< {RESUBMIT_MB:.0f} MB, >= {RESUBMIT_SPEEDUP:.0f}x experimaestro)"
+        )
+        n = args.resubmit
+        wall, rss = legato_resubmit(n)
+        results["resubmit"] = {"n": n, "legato_s": wall, "maxrss_mb": rss}
+        headline(results, f"resubmit N={n}", wall, "s", "lower")
+        headline(results, f"resubmit N={n}, peak RSS", rss, "MB", "lower")
+        ok = wall < RESUBMIT_S and rss < RESUBMIT_MB
+        print(
+            f"   legato        N={n:<6} {wall:6.2f} s ({wall / n * 1e6:5.0f} us/job), "
+            f"peak RSS {rss:4.0f} MB ({verdict(ok)})"
+        )
+        if finished_xpm:
+            m = max(finished_xpm)
+            code = XPM_RERUN.format(here=str(HERE), n=m, workdir=finished_xpm[m])
+            try:
+                ref, ref_rss = in_fresh_process(code)
+            except subprocess.CalledProcessError as exc:
+                print(f"   experimaestro rerun failed: {exc.stderr.decode()[-500:]}")
+            else:
+                small, small_rss = legato_resubmit(m)
+                per_job = (ref / m) / (wall / n)
+                results["resubmit"].update(
+                    xpm_n=m, xpm_s=ref, xpm_maxrss_mb=ref_rss, legato_same_n_s=small
+                )
+                print(
+                    f"   legato        N={m:<6} {small:6.2f} s ({small / m * 1e6:5.0f} us/job), "
+                    f"peak RSS {small_rss:4.0f} MB"
+                )
+                print(
+                    f"   experimaestro N={m:<6} {ref:6.2f} s ({ref / m * 1e6:5.0f} us/job), "
+                    f"peak RSS {ref_rss:4.0f} MB (the fan-out of step 1, run again)"
+                )
+                print(
+                    f"   legato is {ref / small:.0f}x faster at N={m} "
+                    f"({verdict(ref / small >= RESUBMIT_SPEEDUP)}); per job, legato at N={n} "
+                    f"against experimaestro at N={m}: {per_job:.0f}x"
+                )
+        for wd in finished_xpm.values():
+            shutil.rmtree(wd, ignore_errors=True)
 
-    print()
-    print(f"3. Event loop, 10 ms ticker (target: no extra delay above {MAX_GAP_MS:.0f} ms)")
-    during, overall, took = ticker_in_fresh_process(args.submit)
-    control = ticker_beside_busy_processes()
-    results["ticker"] = {
-        "submit_s": took,
-        "during_ms": during,
-        "overall_ms": overall,
-        "without_legato_ms": control,
-    }
-    print(
-        f"   submitting {args.submit:,} jobs ({took:.2f} s): largest extra delay {during:.1f} ms"
-        f" ({verdict(during <= MAX_GAP_MS)}); with a second of running and leaving the "
-        f"experiment: {overall:.1f} ms ({verdict(overall <= MAX_GAP_MS)})"
-    )
-    print(f"   the same ticker without legato, beside {CORES} busy processes: {control:.1f} ms")
-    print()
-    warm_section(args, with_xpm, results)
+    if 3 in steps:
+        print()
+        print(f"3. Event loop, 10 ms ticker (target: no extra delay above {MAX_GAP_MS:.0f} ms)")
+        during, overall, took = ticker_in_fresh_process(args.submit)
+        control = ticker_beside_busy_processes()
+        results["ticker"] = {
+            "submit_s": took,
+            "during_ms": during,
+            "overall_ms": overall,
+            "without_legato_ms": control,
+        }
+        print(
+            f"   submitting {args.submit:,} jobs ({took:.2f} s): "
+            f"largest extra delay {during:.1f} ms"
+            f" ({verdict(during <= MAX_GAP_MS)}); with a second of running and leaving the "
+            f"experiment: {overall:.1f} ms ({verdict(overall <= MAX_GAP_MS)})"
+        )
+        print(f"   the same ticker without legato, beside {CORES} busy processes: {control:.1f} ms")
+        headline(results, f"submit {args.submit:,} jobs", took, "s", "lower")
+    if 4 in steps:
+        print()
+        warm_section(args, with_xpm, results)
     results["load_after"] = os.getloadavg()
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+    write_results(args.json, results)
 
 
 if __name__ == "__main__":

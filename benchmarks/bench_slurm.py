@@ -2,7 +2,7 @@
 the same N jobs run locally, and the SLURM commands it took.
 
     scripts/slurm-cluster.sh start          # a one-node cluster on this machine
-    python benchmarks/bench_slurm.py [--sizes 50,200] [--poll-interval 1.0]
+    python benchmarks/bench_slurm.py [--sizes 50,200] [--poll-interval 1.0] [--json FILE]
 
 sbatch, squeue and scancel are counted by logging wrappers put first on PATH, which then
 run the real commands. The target: calls grow with the number of poll intervals and of
@@ -21,16 +21,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _bench_common import headline, write_results  # noqa: E402
 from _bench_tasks import Noop  # noqa: E402
 
-from legato import LocalLauncher, SlurmLauncher, experiment  # noqa: E402
-from legato._launchers._launcher import Launcher  # noqa: E402
+from legato import Launcher, LocalLauncher, SlurmLauncher, experiment  # noqa: E402
 
 COMMANDS = ("sbatch", "squeue", "scancel")
 
@@ -100,7 +101,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="50,200", help="job counts, comma-separated")
     parser.add_argument("--poll-interval", type=float, default=1.0)
+    parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
+    results: dict[str, Any] = {"poll_interval": args.poll_interval}
     sizes = [int(size) for size in args.sizes.split(",")]
     cores, slots = os.cpu_count() or 1, node_cpus()
     print(f"one-node cluster: {slots} CPUs declared in SLURM; this machine: {cores} cores")
@@ -132,6 +135,9 @@ def main() -> None:
                 f"({(calls['sbatch'] + calls['squeue']) / n:.3f} per job; "
                 f"{polls:.0f} poll intervals in the SLURM run)"
             )
+            results[f"n_{n}"] = {"slurm_s": slurm, "floor_s": floor, "local_s": local, **calls}
+            headline(results, f"SLURM N={n}", slurm, "s", "lower")
+    write_results(args.json, results)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Dashboard benchmark (issue #14): `legato serve` over a 10,000-job workdir, through HTTP.
 
-    python benchmarks/bench_web.py [--jobs 10000] [--runs 7] [--workdir DIR]
+    python benchmarks/bench_web.py [--jobs 10000] [--runs 7] [--workdir DIR] [--no-idle]
+                                   [--json FILE]
 
 The workdir is the one of bench_cli.py (real params files with tags and a nested
 configuration, state files, done markers, a few failures, one experiment listing every
@@ -13,32 +14,34 @@ of whole HTTP requests from this process (httpx), medians of --runs.
   server re-reads what changed, then answers);
 - page: 100 rows filtered by a tag and sorted by another, as the table asks;
 - idle CPU: the server's CPU time over 10 s, with a page watching its event stream and
-  nothing changing, then with nobody watching.
+  nothing changing, then with nobody watching (a minute; `--no-idle` skips it).
+
+The figures use the workdir layout of docs/workdir.md, not legato's private names, so that
+`compare.py` can run this script against an older revision's sources.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
+from typing import Any
 
 import httpx
-from bench_cli import legato_script, make_workdir
-
-from legato._jobdir._workdir import FAILED, jobs_root
+from _bench_common import bench_workdir, headline, legato_script, workdir_arguments, write_results
+from bench_cli import make_workdir
 
 TARGET = 0.200
 IDLE_TARGET = 0.02
 """Fraction of one core the server may use while watched and nothing changes."""
+FAILED = "failed.json"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -61,19 +64,18 @@ def timed(client: httpx.Client, url: str, runs: int, before: object = None) -> l
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--workdir", help="build (or reuse) the workdir here, and keep it")
+    workdir_arguments(parser, runs=7)
+    parser.add_argument("--no-idle", action="store_true", help="skip the idle CPU figures")
     args = parser.parse_args()
 
-    tmp = None if args.workdir else tempfile.mkdtemp(prefix="legato-bench-web-")
-    root = Path(args.workdir or tmp or ".").absolute()
+    workdir = contextlib.ExitStack()
     server = None
     try:
-        if not jobs_root(root).exists():
-            start = time.perf_counter()
-            make_workdir(root, args.jobs)
-            print(f"built a {args.jobs:,}-job workdir in {time.perf_counter() - start:.1f} s")
+        root = workdir.enter_context(
+            bench_workdir(args.workdir, args.jobs, make_workdir, "legato-bench-web-")
+        )
+        if args.build_only:
+            return
         server = subprocess.Popen(
             [legato_script(), "--workdir", str(root), "serve", "--port", "0"],
             stdout=subprocess.PIPE,
@@ -105,7 +107,7 @@ def main() -> None:
             f"{args.runs} (min {min(warm):.3f} s)"
         )
 
-        failed = next(p for p in jobs_root(root).glob("*/*") if (p / FAILED).exists())
+        failed = next(p for p in (root / "jobs").glob("*/*") if (p / FAILED).exists())
         record = (failed / FAILED).read_bytes()
 
         def change() -> None:
@@ -127,6 +129,15 @@ def main() -> None:
         page = "/api/jobs?tag=lr%3D0.01&sort=tag:hidden&order=desc&limit=100"
         paged = timed(client, page, args.runs)
         print(f"one page (tag filter, tag sort)         {statistics.median(paged):.3f} s median")
+        results: dict[str, Any] = {"jobs": args.jobs, "runs": args.runs}
+        headline(results, "cold listing", cold, "s", "lower")
+        headline(results, f"listing of {args.jobs:,} jobs", median, "s", "lower")
+        headline(results, "listing after a change", statistics.median(changed), "s", "lower")
+        headline(results, "one page", statistics.median(paged), "s", "lower")
+        if args.no_idle:
+            client.close()
+            write_results(args.json, results)
+            return
 
         # Idle: a page watching the event stream, nothing changing.
         stop = threading.Event()
@@ -154,6 +165,8 @@ def main() -> None:
         unwatched = (cpu_seconds(server.pid) - before) / 10
         print(f"idle CPU, watched                       {watched:.1%} of a core")
         print(f"idle CPU, nobody watching               {unwatched:.1%} of a core")
+        results["idle_cpu"] = {"watched": watched, "unwatched": unwatched}
+        write_results(args.json, results)
 
         ok = median < TARGET and watched < IDLE_TARGET
         verdict = "OK" if ok else "TOO SLOW"
@@ -168,8 +181,7 @@ def main() -> None:
                 server.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 server.kill()
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+        workdir.close()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,21 +13,16 @@ import pytest
 from support.cli import (
     assert_one_line_error,
     cli,
+    copy_workdir,
+    finished_sweep,
     jobs_json,
-    make_project,
-    run_sweep,
 )
 from support.warm_support import job_processes  # noqa: F401 - every test, warm and fresh
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    """A finished sweep: 2 Learn (done), 2 Evaluate (one failed), a Plain and a Gather."""
-    root = tmp_path_factory.mktemp("sweep")
-    project = make_project(root / "project")
-    workdir = root / "runs"
-    states = run_sweep(project, workdir)
-    return workdir, states
+    return finished_sweep(tmp_path_factory)
 
 
 @pytest.fixture()
@@ -39,9 +33,7 @@ def workdir(sweep: tuple[Path, dict[str, str]]) -> Path:
 @pytest.fixture()
 def copy(sweep: tuple[Path, dict[str, str]], tmp_path: Path) -> Path:
     """A copy of the sweep's workdir that a test may change."""
-    target = tmp_path / "runs"
-    shutil.copytree(sweep[0], target, ignore=shutil.ignore_patterns("lock"))
-    return target
+    return copy_workdir(sweep[0], tmp_path)
 
 
 def by_type(jobs: list[dict[str, Any]], type_suffix: str) -> list[dict[str, Any]]:

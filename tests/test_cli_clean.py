@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pty
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,27 +12,22 @@ import pytest
 from support.cli import (
     assert_one_line_error,
     cli,
+    copy_workdir,
+    finished_sweep,
     jobs_json,
     legato_script,
-    make_project,
-    run_sweep,
 )
 from support.warm_support import job_processes  # noqa: F401 - every test, warm and fresh
 
 
 @pytest.fixture(scope="module")
 def original(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("sweep")
-    workdir = root / "runs"
-    run_sweep(make_project(root / "project"), workdir)
-    return workdir
+    return finished_sweep(tmp_path_factory)[0]
 
 
 @pytest.fixture()
 def workdir(original: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "runs"
-    shutil.copytree(original, target, ignore=shutil.ignore_patterns("lock"))
-    return target
+    return copy_workdir(original, tmp_path)
 
 
 def ids(workdir: Path, *args: str) -> set[str]:

@@ -74,6 +74,22 @@ def running_job(workdir: Path, timeout: float = 90.0) -> dict[str, Any]:
     return job
 
 
+def start_running(
+    project: Path,
+    tmp_path: Path,
+    experiments: list[subprocess.Popen[str]],
+    name: str,
+    gate: Path | None = None,
+    ignore_term: bool = False,
+) -> tuple[Path, dict[str, Any]]:
+    """An experiment `name` started in the background, whose job runs until `gate` exists
+    (never, by default): its workdir and the running job (`jobs ls --json`)."""
+    workdir = tmp_path / "runs"
+    gate = gate or tmp_path / "never"
+    experiments.append(start_wait(project, workdir, name, gate, ignore_term=ignore_term))
+    return workdir, running_job(workdir)
+
+
 def job_pid(job: dict[str, Any]) -> int:
     pid: int = json.loads((Path(job["path"]) / "state.json").read_text())["pid"]
     return pid
@@ -88,9 +104,7 @@ def finish(process: subprocess.Popen[str]) -> dict[str, str]:
 def test_kill_a_running_job(
     project: Path, tmp_path: Path, experiments: list[subprocess.Popen[str]]
 ) -> None:
-    workdir = tmp_path / "runs"
-    experiments.append(start_wait(project, workdir, "k1", tmp_path / "never"))
-    job = running_job(workdir)
+    workdir, job = start_running(project, tmp_path, experiments, "k1")
     pid = job_pid(job)
     assert alive(pid)
     shown = json.loads(cli("jobs", "show", "--json", job["id"][:8], workdir=workdir).stdout)
@@ -114,9 +128,7 @@ def test_kill_a_running_job(
 def test_kill_escalates_to_sigkill(
     project: Path, tmp_path: Path, experiments: list[subprocess.Popen[str]]
 ) -> None:
-    workdir = tmp_path / "runs"
-    experiments.append(start_wait(project, workdir, "k2", tmp_path / "never", ignore_term=True))
-    job = running_job(workdir)
+    workdir, job = start_running(project, tmp_path, experiments, "k2", ignore_term=True)
     pid = job_pid(job)
     # The job ignores SIGTERM only once its code runs: wait for its first output.
     wait_until(lambda: (Path(job["path"]) / "stdout.log").read_text(), 30, "the job's output")
@@ -185,10 +197,8 @@ def test_kill_a_slurm_job_calls_scancel(tmp_path: Path) -> None:
 def test_log_follow_until_the_job_ends(
     project: Path, tmp_path: Path, experiments: list[subprocess.Popen[str]]
 ) -> None:
-    workdir = tmp_path / "runs"
     gate = tmp_path / "gate"
-    experiments.append(start_wait(project, workdir, "f1", gate))
-    job = running_job(workdir)
+    workdir, job = start_running(project, tmp_path, experiments, "f1", gate)
     follow = subprocess.Popen(
         [*cli_argv(workdir), "jobs", "log", "--follow", job["id"][:12]],
         stdout=subprocess.PIPE,
@@ -214,9 +224,7 @@ def test_log_follow_until_the_job_ends(
 def test_status_shows_running_experiments(
     project: Path, tmp_path: Path, experiments: list[subprocess.Popen[str]]
 ) -> None:
-    workdir = tmp_path / "runs"
-    experiments.append(start_wait(project, workdir, "s1", tmp_path / "never"))
-    job = running_job(workdir)
+    workdir, job = start_running(project, tmp_path, experiments, "s1")
 
     def shows_progress() -> str | None:
         out = cli("status", "--once", workdir=workdir, env={"COLUMNS": "200"}).stdout
@@ -237,9 +245,7 @@ def test_status_shows_running_experiments(
 def test_rm_and_clean_refuse_a_running_job(
     project: Path, tmp_path: Path, experiments: list[subprocess.Popen[str]]
 ) -> None:
-    workdir = tmp_path / "runs"
-    experiments.append(start_wait(project, workdir, "r1", tmp_path / "never"))
-    job = running_job(workdir)
+    workdir, job = start_running(project, tmp_path, experiments, "r1")
     (workdir / "experiments" / "waiting" / "jobs.txt").write_text("")  # now an orphan
     done = cli("jobs", "rm", "--yes", job["id"], workdir=workdir)
     assert done.returncode == 1
@@ -260,9 +266,7 @@ def cli_argv(workdir: Path) -> list[str]:
 def test_status_refreshes_on_a_terminal_until_ctrl_c(
     project: Path, tmp_path: Path, experiments: list[subprocess.Popen[str]]
 ) -> None:
-    workdir = tmp_path / "runs"
-    experiments.append(start_wait(project, workdir, "s2", tmp_path / "never"))
-    job = running_job(workdir)
+    workdir, job = start_running(project, tmp_path, experiments, "s2")
     primary, secondary = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEGATO_")}
     status = subprocess.Popen(

@@ -4,7 +4,6 @@ and a job that never runs twice at the same time."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,25 +13,13 @@ import anyio
 import pytest
 
 from legato import JobState, experiment
+from support.cli import alive
 from support.waiting import lock_is_free, poll, wait_until
 from support.warm_support import job_processes  # noqa: F401 - every test, warm and fresh
 from support.xp_tasks import Step, events
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_blocking")]
 SCRIPT = Path(__file__).parent / "support" / "xp_script.py"
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead for our purpose
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def run_script(tmp_path: Path, quick: int, gated: int) -> subprocess.Popen[str]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 from legato import Param, Task
+from support.cli import run_on_terminal
 
 SCRIPT = Path(__file__).parent / "support" / "xp_script.py"
 
@@ -34,21 +34,7 @@ def run(tmp_path: Path, env: dict[str, str], tty: bool) -> str:
         done = subprocess.run(args, env=full_env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         return done.stdout + done.stderr
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(args, env=full_env, stdout=follower, stderr=follower)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    assert process.wait(timeout=120) == 0
-    return b"".join(chunks).decode(errors="replace")
+    return run_on_terminal(args, full_env)
 
 
 def test_live_view_on_a_terminal(tmp_path: Path) -> None:

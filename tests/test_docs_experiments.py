@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pty
 import re
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 
 import legato
 from legato import LegatoError, NoExperimentError, Param, Task, experiment
+from support.cli import run_on_terminal
 from support.docs import console_output, run, titled_blocks
 
 DOCS = Path(__file__).parent.parent / "docs"
@@ -105,23 +105,7 @@ def run_on_a_terminal(cwd: Path, script: str) -> str:
     env = {**os.environ, "COLUMNS": "80"}
     env.pop("LEGATO_WORKDIR", None)
     env.pop("LEGATO_DISPLAY", None)
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, script], cwd=cwd, env=env, stdout=follower, stderr=follower
-    )
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    assert process.wait(timeout=120) == 0
-    return ANSI.sub("", b"".join(chunks).decode(errors="replace"))
+    return ANSI.sub("", run_on_terminal([sys.executable, script], env, cwd))
 
 
 def test_live_view_frame(scripts: Path) -> None:

@@ -23,11 +23,6 @@ from support.xp_tasks import events
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 async def test_a_forked_child_left_behind_does_not_hold_the_experiment(tmp_path: Path) -> None:
     log = str(tmp_path / "log")
     started = time.monotonic()

@@ -16,20 +16,10 @@ import pytest
 from legato import ExperimentFailed, JobState, experiment
 from support.cli import cli
 from support.runtime_tasks import Fickle
+from support.waiting import poll
 from support.xp_tasks import Step, events
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-async def poll(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.01)
 
 
 async def test_a_failed_job_runs_again_when_resubmitted(tmp_path: Path) -> None:

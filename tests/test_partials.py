@@ -18,29 +18,11 @@ import pytest
 import legato
 from legato import JobState, experiment
 from support.cli import cli
-from support.partials_tasks import Epochs, Plain, one_after_another, runs
+from support.partials_tasks import Epochs, Plain, one_after_another, runs, script_running
+from support.waiting import poll
 from support.xp_tasks import Step, events
 
 pytestmark = pytest.mark.anyio
-SCRIPT = ["-m", "support.partials_tasks"]
-"""Run as `support.partials_tasks` (so its classes have the names the tests give them),
-with tests/ on the import path."""
-
-
-def script_env() -> dict[str, str]:
-    path = [str(Path(__file__).parent), *filter(None, [os.environ.get("PYTHONPATH")])]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-async def poll(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.01)
 
 
 async def no_start_within(log: Path, seconds: float, already: int) -> None:
@@ -207,28 +189,9 @@ def start_python(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, *args], text=True)
 
 
-def run_script(tmp_path: Path, name: str, epochs: int, gate: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            *SCRIPT,
-            str(tmp_path / "wd"),
-            name,
-            str(tmp_path / "log"),
-            "0.1",
-            str(epochs),
-            gate,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=script_env(),
-    )
-
-
 async def test_two_processes_take_turns(tmp_path: Path) -> None:
     log, gate = tmp_path / "log", tmp_path / "gate"
-    other = run_script(tmp_path, "other", 10, str(gate))
-    try:
+    with script_running(tmp_path / "wd", "other", log, 0.1, 10, gate) as other:
         await poll(lambda: runs(log) == [("start", 10)])
         async with experiment(tmp_path / "wd", "mine", max_jobs=1) as xp:
             mine = Epochs(lr=0.1, epochs=20, log=str(log))
@@ -241,10 +204,6 @@ async def test_two_processes_take_turns(tmp_path: Path) -> None:
             assert mine.__job__.state is JobState.READY
             gate.touch()
         out, _ = other.communicate(timeout=60)
-    finally:
-        if other.poll() is None:
-            other.kill()
-            other.wait()
     assert out.splitlines()[-1] == "finished DONE"
     assert {job.state for job in xp.jobs} == {JobState.DONE}
     assert one_after_another(log, 0.1) == [10, 20]

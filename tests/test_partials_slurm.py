@@ -7,34 +7,21 @@ Skipped when no cluster answers, unless LEGATO_REQUIRE_SLURM=1 (CI), which fails
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import anyio
 import pytest
 
 from legato import JobState, SlurmLauncher, experiment
-from support.partials_tasks import Epochs, one_after_another, runs
+from support import waiting
+from support.partials_tasks import Epochs, one_after_another, runs, script_running
 from support.slurm import REQUIRE, SlurmCalls, cluster_problem
 from support.xp_tasks import events
 
 pytestmark = [pytest.mark.slurm, pytest.mark.anyio]
-SCRIPT = ["-m", "support.partials_tasks"]
-"""Run as `support.partials_tasks` (so its classes have the names the tests give them),
-with tests/ on the import path."""
-
-
-def script_env() -> dict[str, str]:
-    path = [str(Path(__file__).parent), *filter(None, [os.environ.get("PYTHONPATH")])]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture
@@ -53,19 +40,8 @@ def fast() -> SlurmLauncher:
     return SlurmLauncher(poll_interval=0.2, max_poll_interval=1.0)
 
 
-async def poll(condition, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.02)
-
-
-def run_script(workdir: Path, *args: str | Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, *SCRIPT, str(workdir), *map(str, args)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=script_env(),
-    )
+poll = functools.partial(waiting.poll, timeout=120.0)
+"""A job through SLURM takes longer to start than a local one."""
 
 
 def end_times(log: Path) -> list[float]:
@@ -93,8 +69,7 @@ async def test_jobs_of_one_main_directory_are_submitted_one_after_another(
 
 async def test_two_processes_take_turns_under_slurm(tmp_path: Path, calls: SlurmCalls) -> None:
     log, gate = tmp_path / "log", tmp_path / "gate"
-    other = run_script(tmp_path / "wd", "other", log, "0.1", "10", str(gate), "slurm")
-    try:
+    with script_running(tmp_path / "wd", "other", log, 0.1, 10, gate, "slurm") as other:
         await poll(lambda: runs(log) == [("start", 10)])
         async with experiment(tmp_path / "wd", "mine", launcher=fast()) as xp:
             mine = Epochs(lr=0.1, epochs=20, log=str(log))
@@ -106,10 +81,6 @@ async def test_two_processes_take_turns_under_slurm(tmp_path: Path, calls: Slurm
             assert mine.__job__.state is JobState.READY
             gate.touch()
         out, _ = other.communicate(timeout=120)
-    finally:
-        if other.poll() is None:
-            other.kill()
-            other.wait()
     assert out.splitlines()[-1] == "finished DONE"
     assert [job.state for job in xp.jobs] == [JobState.DONE]
     assert one_after_another(log, 0.1) == [10, 20]

@@ -20,11 +20,6 @@ from support.results_tasks import AsyncEvaluate, Colour, Evaluate, Model, Summar
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 async def test_result_of_sync_and_async_execute(tmp_path: Path) -> None:
     async with experiment(tmp_path, "xp") as xp:
         ev = await Evaluate(lr=0.01).submit()

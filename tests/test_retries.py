@@ -26,26 +26,15 @@ from support.retry_tasks import (
     attempts_of,
     events,
 )
-from support.waiting import wait_until
+from support.waiting import poll, wait_until
 
 pytestmark = pytest.mark.anyio
 TESTS = Path(__file__).parent
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 def failed_record(job: legato.Job, attempt: int | None = None) -> dict[str, object]:
     path = job.path if attempt is None else job.path / "attempts" / str(attempt)
     return dict(json.loads((path / "failed.json").read_text()))
-
-
-async def poll(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.02)
 
 
 async def test_a_job_that_checkpoints_needs_two_attempts_and_ends_done(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from support.waiting import poll
 from support.warm_support import job_processes  # noqa: F401 - every test, warm and fresh
 from support.xp_tasks import (
     AsyncStep,
+    Chatty,
     Evaluate,
     Gather,
     Holder,
@@ -152,7 +153,10 @@ async def test_skipped_job_points_at_the_log_of_the_first_failure_up_the_chain(
     assert bad.__job__.error_log == bad.__job__.stderr_path
 
 
-@pytest.mark.parametrize(("fail", "reason"), [("exit", "code 3"), ("kill", "SIGKILL")])
+@pytest.mark.parametrize(
+    ("fail", "reason"),
+    [("exit", "code 3"), ("kill", "SIGKILL"), ("exit0", "exited with code 0 without a verdict")],
+)
 async def test_exit_code_and_signal_are_failures(tmp_path: Path, fail: str, reason: str) -> None:
     async with experiment(tmp_path, "xp", raise_on_failure=False):
         step = Step(name="x", log=str(tmp_path / "log"), fail=fail)
@@ -179,6 +183,18 @@ async def test_progress_reaches_the_experiment(tmp_path: Path) -> None:
         assert job.state is JobState.RUNNING
         gate.touch()
     assert job.progress == 1.0
+
+
+async def test_every_progress_report_arrives_before_the_verdict(tmp_path: Path) -> None:
+    """More reports than a channel queues before its reader wakes, written as the job
+    starts and just before it ends: none is lost, cut, or taken for the launcher's own."""
+    async with experiment(tmp_path, "xp"):
+        task = Chatty(reports=50)
+        await task.submit()
+        job = task.__job__
+    assert job.state is JobState.DONE
+    assert job.progress == 1.0
+    assert job.progress_desc == "done " + "x" * 20_000
 
 
 async def test_xp_wait_and_several_experiments_at_once(tmp_path: Path) -> None:

@@ -70,10 +70,13 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _env() -> dict[str, str]:
+def _python(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`python ARGV...` with no LEGATO_* setting of the test run but LEGATO_DISPLAY=0."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEGATO_")}
     env["LEGATO_DISPLAY"] = "0"
-    return env
+    return subprocess.run(
+        [sys.executable, *argv], input=stdin, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def _check_run(done: subprocess.CompletedProcess[str], workdir: Path) -> None:
@@ -98,48 +101,24 @@ def _check_run(done: subprocess.CompletedProcess[str], workdir: Path) -> None:
 
 
 def test_classes_of_python_c_run_as_jobs(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path)],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _python("-c", SCRIPT, str(tmp_path))
     _check_run(done, tmp_path)
     assert "TYPE __main__.Train" in done.stdout
 
 
 def test_classes_of_a_script_on_stdin_run_as_jobs(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-", str(tmp_path)],
-        input=SCRIPT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _python("-", str(tmp_path), stdin=SCRIPT)
     _check_run(done, tmp_path)
 
 
 def test_without_cloudpickle_submit_says_what_to_install(tmp_path: Path) -> None:
     script = "import sys; sys.modules['cloudpickle'] = None\n" + SCRIPT
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path)],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _python("-c", script, str(tmp_path))
     assert done.returncode != 0
     assert "ShippingError" in done.stderr
     assert "__main__.Model is defined in a notebook or `python -c`" in done.stderr
     assert "pip install 'legato[notebook]'" in done.stderr
     assert not (tmp_path / "jobs").exists() or not any((tmp_path / "jobs").iterdir())
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 async def test_classes_defined_in_a_function_run_as_jobs(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import pytest
 from legato import Exit, ExperimentFailed, JobState, LaunchSpec, experiment
 from support.cli import assert_one_line_error, cli, jobs_json
 from support.runtime_tasks import Fickle, Shouter
+from support.waiting import poll
 from support.xp_tasks import events
 
 pytestmark = pytest.mark.anyio
@@ -22,12 +23,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-async def poll(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.01)
 
 
 def record(path: Path) -> dict[str, Any]:

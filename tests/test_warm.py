@@ -16,7 +16,8 @@ import anyio
 import pytest
 
 from legato import JobState, LocalLauncher, experiment
-from support.waiting import lock_is_free
+from support.cli import alive
+from support.waiting import lock_is_free, poll
 from support.warm_tasks import Probe
 from support.xp_tasks import events
 
@@ -24,25 +25,6 @@ pytestmark = [
     pytest.mark.anyio,
     pytest.mark.skipif(not hasattr(os, "fork") or sys.platform != "linux", reason="fork, /proc"),
 ]
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-async def poll(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.01)
 
 
 def starts(log: Path) -> list[dict]:  # type: ignore[type-arg]

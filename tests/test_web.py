@@ -34,9 +34,10 @@ from legato._web._index import Index  # noqa: E402
 from support.cli import (  # noqa: E402
     alive,
     cli,
+    copy_workdir,
+    finished_sweep,
     legato_script,
     make_project,
-    run_sweep,
     start_wait,
 )
 from support.slurm import SlurmCalls  # noqa: E402
@@ -56,18 +57,12 @@ AUTH = {"Authorization": f"token {TOKEN}"}
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished sweep: 2 Learn (done), 2 Evaluate (one failed), a Plain and a Gather."""
-    root = tmp_path_factory.mktemp("sweep")
-    project = make_project(root / "project")
-    workdir = root / "runs"
-    run_sweep(project, workdir)
-    return workdir
+    return finished_sweep(tmp_path_factory)[0]
 
 
 @pytest.fixture()
 def copy(sweep: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "runs"
-    shutil.copytree(sweep, target, ignore=shutil.ignore_patterns("lock"))
-    return target
+    return copy_workdir(sweep, tmp_path)
 
 
 def client_for(workdir: Path) -> TestClient:
@@ -601,7 +596,7 @@ def test_serve_in_help() -> None:
 
 def test_tag_filters_match_the_command_line() -> None:
     """The table's tag filter is `legato jobs ls --tag`, parsed once rather than per job."""
-    from legato._cli._jobs import _tag_matches
+    from legato._inspect._query import tag_matches as _tag_matches
     from legato._web._views import tag_matcher
 
     values: list[Any] = [0.1, 1e-1, 1, 0, True, False, "0.1", "adam", float("nan"), [1, 2],

@@ -15,6 +15,7 @@ import anyio
 import pytest
 
 import legato
+from support.cli import alive
 
 pytestmark = pytest.mark.anyio
 
@@ -93,14 +94,6 @@ async def poll_job(app: Any, ident: str, until: Any, timeout: float = 60.0) -> M
             if until(body):
                 return body
             await anyio.sleep(0.02)
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 async def test_a_job_launched_through_the_app_reaches_done(

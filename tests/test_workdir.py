@@ -102,3 +102,56 @@ def test_job_dir_reads_and_writes_the_files_of_a_job(tmp_path: Path) -> None:
     job.request_cancel(by="late")  # nothing to cancel in a DONE job
     assert job.cancel_requested() is None
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_job_dir_lock_is_held_by_one_holder_at_a_time(tmp_path: Path) -> None:
+    job = JobDir(tmp_path)
+    fd = job.try_lock()
+    assert fd is not None
+    try:
+        assert job.try_lock() is None  # another open of the file: refused while held
+    finally:
+        os.close(fd)
+    again = job.try_lock()  # the kernel let go with the descriptor
+    assert again is not None
+    os.close(again)
+    with pytest.raises(FileNotFoundError):  # no directory: the caller decides
+        JobDir(tmp_path / "gone").try_lock()
+
+
+def test_job_dir_attempts_markers_and_done_record(tmp_path: Path) -> None:
+    job = JobDir(tmp_path)
+    assert job.done_record() is None and job.failure_mtime() is None
+    job.write_params(b"\x80")
+    assert job.read_params() == b"\x80"
+    (tmp_path / "stdout.log").write_text("attempt 1\n")
+    job.write_failure({"state": "interrupted", "kind": "timeout"})
+    job.archive_attempt(1, ("stdout.log", "failed.json", "slurm.out"))  # slurm.out: none
+    assert (tmp_path / "attempts" / "1" / "stdout.log").read_text() == "attempt 1\n"
+    assert not job.has_failure() and job.failure_mtime() is None
+    job.write_attempt_failure(1, {"state": "interrupted", "kind": "preempted"})
+    assert json.loads((tmp_path / "attempts" / "1" / "failed.json").read_text())["kind"] == (
+        "preempted"
+    )
+    log = job.open_log("stdout.log")
+    try:
+        os.write(log, b"attempt 2\n")
+    finally:
+        os.close(log)
+    assert (tmp_path / "stdout.log").read_text() == "attempt 2\n"
+    job.request_interrupt({"kind": "preempted", "reason": "test"}, durable=False)
+    assert job.has_interrupt() and (job.interrupt_requested() or {})["kind"] == "preempted"
+    job.request_cancel(by="test")
+    assert job.has_cancel() and job.cancelled_since(0.0)
+    assert not job.cancelled_since((job.cancel_requested() or {})["time"] + 1.0)  # older
+    job.write_progress({"fraction": 0.5})
+    job.discard("interrupt", "cancel", "progress.json", "never-written")
+    assert not job.has_interrupt() and not job.has_cancel() and job.progress() is None
+    job.clear_attempts()
+    assert not (tmp_path / "attempts").exists()
+    assert job.write_result(b"value") == "result.msgpack"
+    job.write_done({"ended": 2.0, "result": "result.msgpack"})
+    assert job.done_record() == {"ended": 2.0, "result": "result.msgpack"}
+    (tmp_path / "done").write_text("{trunc")  # DONE by its existence: content unreadable
+    assert job.done_record() == {}
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left

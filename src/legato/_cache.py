@@ -34,8 +34,9 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-from ._core._identity import current_workdir
+from ._core._canon import active_workdir
 from ._errors import WorkdirError
+from ._jobdir._names import CACHE_KEY
 from ._jobdir._workdir import cache_dir
 
 try:
@@ -59,11 +60,8 @@ _REWAIT = 1.0  # a queued coroutine also retries this often, as a safety net
 def resolve_workdir() -> str:
     """The current experiment's workdir, else `$LEGATO_WORKDIR`, else the user cache
     directory (`platformdirs.user_cache_dir("legato")`), as an absolute path."""
-    workdir = current_workdir.get()
-    if workdir is not None:
-        value = str(workdir)
-    else:
-        value = os.environ.get("LEGATO_WORKDIR") or _user_cache_dir()
+    workdir = active_workdir()
+    value = str(workdir) if workdir is not None else _user_cache_dir()
     return value if os.path.isabs(value) else os.path.abspath(value)
 
 
@@ -84,7 +82,7 @@ def _target(config: Any, name: str) -> tuple[Path, str]:
     """(path given to the method, lock file), kept on the configuration per workdir."""
     workdir = resolve_workdir()
     try:
-        return config.__dict__["__legato_cache__"][workdir, name]  # type: ignore[no-any-return]
+        return config.__dict__[CACHE_KEY][workdir, name]  # type: ignore[no-any-return]
     except KeyError:
         pass
     try:
@@ -96,7 +94,7 @@ def _target(config: Any, name: str) -> tuple[Path, str]:
         ) from None
     path = cache_dir(Path(workdir), type_name, identifier) / name
     target = (path, os.path.join(path.parent, f".{path.name}.lock"))
-    config.__dict__.setdefault("__legato_cache__", {})[workdir, name] = target
+    config.__dict__.setdefault(CACHE_KEY, {})[workdir, name] = target
     return target
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -175,6 +176,23 @@ def run_sweep(project: Path, workdir: Path) -> dict[str, str]:
     return parse_states(done.stdout)
 
 
+def finished_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """The workdir of a finished sweep (2 Learn done, 2 Evaluate of which one failed, a
+    Plain and a Gather) and the final state of each job: for a module-scoped fixture."""
+    root = tmp_path_factory.mktemp("sweep")
+    workdir = root / "runs"
+    states = run_sweep(make_project(root / "project"), workdir)
+    return workdir, states
+
+
+def copy_workdir(workdir: Path, tmp_path: Path) -> Path:
+    """A copy of `workdir` that a test may change (the lock files left out: nobody holds
+    them in a copy)."""
+    target = tmp_path / "runs"
+    shutil.copytree(workdir, target, ignore=shutil.ignore_patterns("lock"))
+    return target
+
+
 def start_wait(
     project: Path, workdir: Path, name: str, gate: Path, ignore_term: bool = False
 ) -> subprocess.Popen[str]:
@@ -227,6 +245,26 @@ def jobs_json(workdir: Path, *args: str) -> list[dict[str, Any]]:
     done = cli("jobs", "ls", "--json", *args, workdir=workdir)
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def run_on_terminal(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> str:
+    """What `argv` prints on a pseudo-terminal (stdout and stderr, as a user sees them),
+    once it has ended with exit status 0."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=follower, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert process.wait(timeout=120) == 0
+    return b"".join(chunks).decode(errors="replace")
 
 
 def alive(pid: int) -> bool:

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +109,27 @@ def main(workdir: str, name: str, log: str, lr: str, epochs: str, gate: str, lau
         print("finished", " ".join(job.state.name for job in xp.jobs), flush=True)
 
     anyio.run(run)
+
+
+@contextmanager
+def script_running(workdir: Path, *args: object) -> Iterator[subprocess.Popen[str]]:
+    """`python -m support.partials_tasks WORKDIR ARGS...` in a new process, its stdout piped,
+    killed on the way out if it still runs (the test failed): run as a module (so that its
+    classes have the names the tests give them), with tests/ on the import path."""
+    tests = Path(__file__).resolve().parent.parent
+    path = [str(tests), *filter(None, [os.environ.get("PYTHONPATH")])]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "support.partials_tasks", str(workdir), *map(str, args)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(path)},
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def wait_until(
 
 
 async def poll(
-    condition: Callable[[], Any], timeout: float = 30.0, what: str = "", interval: float = 0.01
+    condition: Callable[[], Any], timeout: float = 60.0, what: str = "", interval: float = 0.01
 ) -> None:
     """`wait_until` for async tests: the event loop keeps running between checks."""
     try:

@@ -55,6 +55,8 @@ class Step(Task):
             raise ValueError(f"step {self.name} failed on purpose")
         if self.fail == "exit":
             os._exit(3)
+        if self.fail == "exit0":  # a success status, without the verdict
+            os._exit(0)
         if self.fail == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
         print(f"hello from {self.name}")
@@ -87,6 +89,17 @@ class Reporter(Task):
         legato.progress(0.5, "halfway")
         wait_for_file(self.gate)
         legato.progress(1.0)
+
+
+class Chatty(Task):
+    """Reports progress many times at once, the last with a long description, and ends."""
+
+    reports: Param[int]
+
+    def execute(self) -> None:
+        for i in range(1, self.reports):
+            legato.progress(i / self.reports, f"step {i}")
+        legato.progress(1.0, "done " + "x" * 20_000)
 
 
 class AsyncStep(Task):

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from .._jobdir._names import DEBUG_ENV, WORKDIR_ENV
 from ._common import InspectError
 
 __all__ = ["app", "main"]
@@ -35,7 +36,7 @@ def _root(
             "--workdir",
             "-w",
             metavar="DIR",
-            envvar="LEGATO_WORKDIR",
+            envvar=WORKDIR_ENV,
             show_envvar=True,
             help="The workdir (default: $LEGATO_WORKDIR, else the current directory).",
         ),
@@ -68,7 +69,7 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:
-        if os.environ.get("LEGATO_DEBUG"):
+        if os.environ.get(DEBUG_ENV):
             raise
         sys.stderr.write(
             f"legato: internal error: {type(exc).__name__}: {exc} "

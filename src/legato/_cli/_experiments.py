@@ -22,6 +22,7 @@ from .._inspect._scan import (
     progress,
     scan_jobs,
 )
+from .._jobdir._workdir import count_groups
 from ._common import EXIT_USAGE, InspectError, format_duration, format_time, open_workdir, table
 
 if TYPE_CHECKING:
@@ -34,16 +35,6 @@ app = typer.Typer(
 )
 
 _MAX_ROWS = 20
-
-
-def _summary(counts: dict[str, int]) -> dict[str, int]:
-    return {
-        "done": counts.get("done", 0),
-        "running": counts.get("running", 0),
-        "failed": counts.get("failed", 0) + counts.get("dependency_failed", 0),
-        "cancelled": counts.get("cancelled", 0),
-        "waiting": counts.get("waiting", 0) + counts.get("ready", 0),
-    }
 
 
 def _number(info: dict[str, Any] | None, key: str) -> float | None:
@@ -81,7 +72,7 @@ def ls(
         return
     rows = []
     for xp in experiments:
-        s = _summary(xp.counts)
+        s = count_groups(xp.counts)
         rows.append(
             (
                 xp.name,

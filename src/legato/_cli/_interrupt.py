@@ -24,7 +24,7 @@ import typer
 
 from .._inspect._procs import job_process
 from .._inspect._scan import JobEntry, resolve
-from .._jobdir._workdir import INTERRUPT, write_json
+from .._jobdir._workdir import JobDir, host_name
 from ._common import InspectError, open_workdir
 from ._jobs import app
 
@@ -56,7 +56,7 @@ def interrupt_job(entry: JobEntry, preempt: bool) -> str:
     pid = None if slurm else job_process(entry.info, entry.identifier)
     if not slurm and pid is None:
         host = entry.info.get("host")
-        if isinstance(host, str) and host and host != os.uname().nodename:
+        if isinstance(host, str) and host and host != host_name():
             raise InspectError(
                 f"{entry.short}: it runs on {host}, where this command cannot see processes; "
                 "run `legato jobs interrupt` there"
@@ -66,10 +66,8 @@ def interrupt_job(entry: JobEntry, preempt: bool) -> str:
         kind, reason = "preempted", "preempted by `legato jobs interrupt --preempt`"
     else:
         kind, reason = "timeout", "interrupted as at a time limit by `legato jobs interrupt`"
-    write_json(
-        entry.path / INTERRUPT,
-        {"kind": kind, "reason": reason, "time": time.time(), "by": "legato"},
-        durable=False,
+    JobDir(entry.path).request_interrupt(
+        {"kind": kind, "reason": reason, "time": time.time(), "by": "legato"}, durable=False
     )
     if slurm:
         how = _signal_slurm(entry)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .._errors import ValidationError
+from .._jobdir._names import WORKDIR_ENV
 from ._frozen import FrozenDict, FrozenList, FrozenSet
 
 if TYPE_CHECKING:
@@ -38,6 +39,24 @@ current_workdir: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "legato_workdir", default=None
 )
 """The workdir that Paths are made relative to: set by an open experiment."""
+
+_env_workdir: tuple[str, Path] = ("", Path())
+
+
+def active_workdir() -> Path | None:
+    """The workdir of the moment: the open experiment's (`current_workdir`), else the one
+    a job's process was given (`$LEGATO_WORKDIR`, also set by users for `@cache`), else
+    None. Paths inside it are kept relative to it; `@cache` keys its directories there."""
+    global _env_workdir
+    workdir = current_workdir.get()
+    if workdir is not None:
+        return workdir
+    env = os.environ.get(WORKDIR_ENV)
+    if not env:
+        return None
+    if _env_workdir[0] != env:  # a cache hit must not build a Path each time
+        _env_workdir = (env, Path(env))
+    return _env_workdir[1]
 
 
 def _float(value: float) -> float:
@@ -213,10 +232,7 @@ def _handler(t: type, value: Any, path: str) -> Canon:
 
 
 def _path(value: PurePath) -> str:
-    workdir = current_workdir.get()
-    if workdir is None:
-        env = os.environ.get("LEGATO_WORKDIR")  # set for job processes
-        workdir = Path(env) if env else None
+    workdir = active_workdir()
     if workdir is not None and value.is_absolute():
         try:
             return value.relative_to(workdir).as_posix()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 
 from .._errors import ConfigError
+from .._jobdir._names import IDENTIFIER_KEY
 from ._fields import FieldSpec, PathGenerator, field, pathgenerator
 from ._identity import identifier_digest, main_module_name, module_name
 from ._plan import Plan
@@ -68,7 +69,7 @@ def _check_names(clsname: str, ns: dict[str, Any]) -> None:
 
 def _compile_and_check(config: ConfigBase) -> None:
     """A class's `__legato_check__` until its first construction compiles its plan."""
-    type(config)._legato_compile().check(config)
+    type(config).__legato_get_plan__().check(config)
 
 
 if TYPE_CHECKING:
@@ -187,6 +188,12 @@ class ConfigBase(msgspec.Struct, metaclass=ConfigMeta, frozen=True, dict=True, k
     __legato_pathgens__: ClassVar[dict[str, PathGenerator]]
 
     @classmethod
+    def __legato_get_plan__(cls) -> Plan:
+        """The class's plan, compiled on its first use (a class that is declared but
+        never used costs no code generation)."""
+        return cls.__legato_plan__ or cls._legato_compile()
+
+    @classmethod
     def _legato_compile(cls) -> Plan:
         plan = Plan(cls)
         cls.__legato_plan__ = plan
@@ -200,9 +207,9 @@ class ConfigBase(msgspec.Struct, metaclass=ConfigMeta, frozen=True, dict=True, k
     def __identifier__(self) -> str:
         """The 64-hex-digit SHA-256 of the identity; computed once."""
         d = self.__dict__
-        ident: str | None = d.get("__legato_identifier__")
+        ident: str | None = d.get(IDENTIFIER_KEY)
         if ident is None:
-            ident = d["__legato_identifier__"] = identifier_digest(self).hex()
+            ident = d[IDENTIFIER_KEY] = identifier_digest(self).hex()
         return ident
 
     @property

@@ -68,7 +68,7 @@ def left_out_defaults(config: ConfigBase) -> dict[str, Any]:
     """`{field: identity form}` of the identity fields that `config`'s identity leaves out
     because they hold their default: what the params file records for the guard."""
     cls = type(config)
-    plan = cls.__legato_plan__ or cls._legato_compile()
+    plan = cls.__legato_get_plan__()
     values = astuple(config)
     left: dict[str, Any] = {}
     for position, name, mode, default, fn, _, errpath in plan.identity:
@@ -120,7 +120,7 @@ def changed_defaults(params: bytes, job: str) -> DefaultChanged | None:
             continue
         for name, old in record.defaults.items():
             if _changed(cls, name, old):
-                plan = cls.__legato_plan__ or cls._legato_compile()
+                plan = cls.__legato_get_plan__()
                 new = next(f.default for f in plan.checks if f.name == name)
                 return DefaultChanged(f"{plan.type_name}.{name}", old, new, job)
     return None
@@ -136,7 +136,7 @@ def _changed(cls: type[ConfigBase], name: str, old: Any) -> bool:
     key = (cls, name, recorded)
     verdict = _verdicts.get(key)
     if verdict is None:
-        plan = cls.__legato_plan__ or cls._legato_compile()
+        plan = cls.__legato_get_plan__()
         field = next((f for f in plan.identity if f.name == name), None)
         if field is None or field.mode not in (SKIP_EQUAL, SKIP_ENCODED):
             return False  # removed, or now always in the identity: not this job's identity

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from .._jobdir._names import JOB_KEY, PRODUCER_KEY, TAGS_KEY
 from ._config import ConfigBase
 from ._frozen import FrozenDict, FrozenList, FrozenSet
 
@@ -29,10 +30,10 @@ def _children(value: Any) -> Any:
 def _producer(config: ConfigBase) -> ConfigBase | None:
     """The submitted task a value stands for, if any."""
     d = config.__dict__
-    producer: ConfigBase | None = d.get("__legato_producer__")
+    producer: ConfigBase | None = d.get(PRODUCER_KEY)
     if producer is not None:
         return producer
-    if "__legato_job__" in d:
+    if JOB_KEY in d:
         return config
     return None
 
@@ -73,7 +74,7 @@ def postorder(root: Any, skip: Callable[[ConfigBase], bool] = lambda _: False) -
             seen.add(id(value))
             stack.append((value, True))
             children: list[Any] = []
-            producer = value.__dict__.get("__legato_producer__")
+            producer = value.__dict__.get(PRODUCER_KEY)
             if producer is not None:
                 children.append(producer)
             children.extend(getattr(value, name) for name in value.__struct_fields__)
@@ -104,7 +105,7 @@ def _held(config: ConfigBase) -> list[ConfigBase]:
     """The configurations `config` holds directly: in its fields (through containers,
     not through other configurations) and the task it is the output of."""
     found: list[ConfigBase] = []
-    producer = config.__dict__.get("__legato_producer__")
+    producer = config.__dict__.get(PRODUCER_KEY)
     if producer is not None:
         found.append(producer)
     stack = [getattr(config, name) for name in reversed(config.__struct_fields__)]
@@ -150,7 +151,7 @@ def collect_tags(config: ConfigBase) -> dict[str, Any]:
                 merged = list(values)
                 merged += [v for v in more if not any(_agree(v, w) for w in merged)]
                 tags[name] = _Conflict(merged)
-        tags.update(value.__dict__.get("__legato_tags__", {}))
+        tags.update(value.__dict__.get(TAGS_KEY, {}))
         tags_of[id(value)] = tags
     result = tags_of.get(id(config), {})
     conflicts = [name for name, v in result.items() if type(v) is _Conflict]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from msgspec.structs import astuple
 
+from .._jobdir._names import DIGEST_KEY, IDENTIFIER_KEY, MAIN_IDENTIFIER_KEY
 from ._canon import (
     Canon,
     WorkdirDefault,
@@ -97,9 +98,9 @@ _EQUAL_DEFAULT_TYPES = (bool, int, str, bytes, type(None))
 def identifier_digest(config: ConfigBase) -> bytes:
     """The raw 32-byte digest, computed once per configuration and kept on it."""
     d = config.__dict__
-    digest: bytes | None = d.get("__legato_digest__")
+    digest: bytes | None = d.get(DIGEST_KEY)
     if digest is None:
-        plan = type(config).__legato_plan__ or type(config)._legato_compile()
+        plan = type(config).__legato_get_plan__()
         try:
             digest = plan.digest(config, d)
         except RecursionError:
@@ -107,7 +108,7 @@ def identifier_digest(config: ConfigBase) -> bytes:
             digest = plan.digest(config, d)
         except UnicodeEncodeError:
             raise _unencodable(config, plan.identity) from None
-        d["__legato_digest__"] = digest
+        d[DIGEST_KEY] = digest
     return digest
 
 
@@ -115,14 +116,14 @@ def main_identifier(config: ConfigBase) -> str:
     """The identifier without the `SubParam` fields: what names the main task directory
     that tasks differing only in their sub-parameters share. For a class without
     sub-parameters, the identifier itself."""
-    plan = type(config).__legato_plan__ or type(config)._legato_compile()
+    plan = type(config).__legato_get_plan__()
     if plan.main_digest is None:
         return config.__identifier__
     d = config.__dict__
-    ident: str | None = d.get("__legato_main_identifier__")
+    ident: str | None = d.get(MAIN_IDENTIFIER_KEY)
     if ident is None:
         identifier_digest(config)  # what it holds is digested, however deep
-        ident = d["__legato_main_identifier__"] = plan.main_digest(config, d).hex()
+        ident = d[MAIN_IDENTIFIER_KEY] = plan.main_digest(config, d).hex()
     return ident
 
 
@@ -149,7 +150,7 @@ def _digest_bottom_up(config: ConfigBase) -> None:
     the one before, loaded from a params file) then costs no deeper a call stack."""
     from ._graph import postorder
 
-    for inner in postorder(config, skip=lambda c: "__legato_digest__" in c.__dict__):
+    for inner in postorder(config, skip=lambda c: DIGEST_KEY in c.__dict__):
         if inner is not config:
             identifier_digest(inner)
 
@@ -254,6 +255,6 @@ def compile_identity(type_name: str, plan: tuple[IdentityField, ...]) -> Digest:
 def forget_identifier(config: ConfigBase) -> None:
     """Drop a kept identifier: for the output of a task, which depends on the task."""
     d = config.__dict__
-    d.pop("__legato_digest__", None)
-    d.pop("__legato_identifier__", None)
-    d.pop("__legato_main_identifier__", None)
+    d.pop(DIGEST_KEY, None)
+    d.pop(IDENTIFIER_KEY, None)
+    d.pop(MAIN_IDENTIFIER_KEY, None)

@@ -19,6 +19,7 @@ import msgspec
 from msgspec.structs import astuple, force_setattr
 
 from .._errors import ConfigError
+from .._jobdir._names import TAGS_KEY
 from ._codegen import run_source
 from ._fields import FieldKind, PathGenerator, Tagged
 from ._frozen import FrozenDict, FrozenList, freeze
@@ -229,4 +230,4 @@ def check_field(config: ConfigBase, field: FieldPlan, value: Any) -> None:
     if new is not original:
         force_setattr(config, name, new)
         if original is not value:
-            config.__dict__.setdefault("__legato_tags__", {})[name] = new
+            config.__dict__.setdefault(TAGS_KEY, {})[name] = new

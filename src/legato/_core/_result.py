@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 
 from .._errors import DeserializationError, ResultError, ValidationError
-from .._jobdir._workdir import DONE, RESULT, atomic_write
+from .._jobdir._workdir import DONE, RESULT, JobDir
 from ._config import ConfigBase, module_name
 from ._params_format import ClassRecord
 from ._params_format import depth_first as _depth_first
@@ -139,7 +139,7 @@ def encode_result(value: Any, workdir: Path | None) -> bytes:
     """The bytes of `result.msgpack` for `value`; `ResultError` when it cannot be stored."""
     dumper = _ResultDumper(workdir)
     try:
-        encoded = _depth_first(dumper._value(value), dumper._config)
+        encoded = dumper.value(value)
     except RecursionError:
         raise ResultError("execute() returned a value nested too deeply to store") from None
     doc: dict[str, Any] = {"version": _VERSION, "value": encoded}
@@ -190,8 +190,7 @@ def store_result(job_dir: Path, value: Any) -> str:
     """Write `value` to the job's result file (durably, whole); the name the `done`
     marker records. Called by the job's process before it writes `done`."""
     data = encode_result(value, _workdir_of(job_dir))
-    atomic_write(job_dir / RESULT, data)
-    return RESULT
+    return JobDir(job_dir).write_result(data)
 
 
 def _workdir_of(job_dir: Path) -> Path:
@@ -200,15 +199,7 @@ def _workdir_of(job_dir: Path) -> Path:
 
 def _marker(job_dir: Path) -> dict[str, Any] | None:
     """The done marker's content ({} when unreadable), or None when the job is not DONE."""
-    try:
-        data = (job_dir / DONE).read_bytes()
-    except FileNotFoundError:
-        return None
-    try:
-        record = msgspec.json.decode(data)
-    except msgspec.DecodeError:
-        record = None
-    return record if isinstance(record, dict) else {}
+    return JobDir(job_dir).done_record()
 
 
 def load_result(job_dir: str | os.PathLike[str], *, plain: bool = False) -> Any:

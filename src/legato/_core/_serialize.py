@@ -29,11 +29,12 @@ import msgspec
 from msgspec.structs import force_setattr
 
 from .._errors import DeserializationError, ValidationError
+from .._jobdir._names import PRODUCER_KEY, TAGS_KEY, TASKDIR_KEY
+from ._canon import active_workdir
 from ._config import ConfigBase, main_module_name, module_name, registry
 from ._defaults import left_out_defaults
 from ._fields import FieldKind
 from ._frozen import FrozenDict, FrozenList, FrozenSet
-from ._identity import current_workdir
 from ._params_format import FORMAT_VERSION, ClassRecord, ParamsError, decode
 from ._params_format import depth_first as _depth_first
 from ._ship import needs_shipping, pickled, unship
@@ -47,15 +48,6 @@ def _main_task_dir(config: Any, taskdir: Path) -> Path:
     from ._task import main_task_dir
 
     return main_task_dir(config, taskdir)
-
-
-def _active_workdir() -> Path | None:
-    """The workdir paths are relative to: the experiment's, a job process's, or none."""
-    workdir = current_workdir.get()
-    if workdir is None:
-        env = os.environ.get("LEGATO_WORKDIR")
-        workdir = Path(env) if env else None
-    return workdir
 
 
 class Dumper:
@@ -96,6 +88,11 @@ class Dumper:
         refers to (each once, depth first)."""
         return _depth_first(self._config(config), self._config)
 
+    def value(self, value: Any) -> Any:
+        """The encoding of `value`, with the records of the configurations it holds
+        written as `config` writes them."""
+        return _depth_first(self._value(value), self._config)
+
     def _config(self, config: ConfigBase) -> Generator[ConfigBase, int, int]:
         key = id(config)
         if key in self.index:
@@ -105,7 +102,7 @@ class Dumper:
         record: dict[str, Any] = {}
         self.objects.append(record)
         cls = type(config)
-        plan = cls.__legato_plan__ or cls._legato_compile()
+        plan = cls.__legato_get_plan__()
         record["module"] = module_name(cls)
         record["qualname"] = cls.__qualname__
         record["type"] = plan.type_name
@@ -135,13 +132,13 @@ class Dumper:
         if paths:
             record["paths"] = paths
         d = config.__dict__
-        tags = d.get("__legato_tags__")
+        tags = d.get(TAGS_KEY)
         if tags:
             record["tags"] = list(tags)
-        producer = d.get("__legato_producer__")
+        producer = d.get(PRODUCER_KEY)
         if producer is not None:
             record["producer"] = yield producer
-        taskdir = d.get("__legato_taskdir__")
+        taskdir = d.get(TASKDIR_KEY)
         if taskdir is not None:
             record["taskdir"] = self.path(taskdir)
             if plan.subparams:  # for the command line, which cannot compute it
@@ -203,7 +200,7 @@ def dumps(config: ConfigBase) -> bytes:
     """
     if not isinstance(config, ConfigBase):
         raise TypeError(f"dumps() takes a Config or Task, not {type(config).__name__}")
-    workdir = _active_workdir()
+    workdir = active_workdir()
     dumper = Dumper(workdir)
     root = dumper.config(config)
     doc: dict[str, Any] = {"version": FORMAT_VERSION, "root": root, "objects": dumper.objects}
@@ -334,11 +331,11 @@ class Loader:
             force_setattr(config, name, self.path(path))
         d = config.__dict__
         if record.tags:
-            d["__legato_tags__"] = {k: getattr(config, k) for k in record.tags if k in fields}
+            d[TAGS_KEY] = {k: getattr(config, k) for k in record.tags if k in fields}
         if record.producer is not None:
-            d["__legato_producer__"] = yield record.producer
+            d[PRODUCER_KEY] = yield record.producer
         if record.taskdir:
-            d["__legato_taskdir__"] = self.path(record.taskdir)
+            d[TASKDIR_KEY] = self.path(record.taskdir)
         self.built[idx] = config
         return config
 
@@ -409,7 +406,7 @@ def loads(data: bytes) -> Any:
     except ParamsError as exc:
         raise DeserializationError(str(exc)) from None
     try:
-        workdir = _active_workdir() or (Path(doc.workdir) if doc.workdir else None)
+        workdir = active_workdir() or (Path(doc.workdir) if doc.workdir else None)
         return Loader(doc.objects, workdir, doc.classes).config(doc.root)
     except DeserializationError:
         raise

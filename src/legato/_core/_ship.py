@@ -35,6 +35,7 @@ from typing import Any
 import msgspec
 
 from .._errors import ShippingError
+from .._jobdir._names import JOB_KEY
 from ._config import ConfigBase, ConfigMeta, module_name, registry
 
 __all__ = ["check", "needs_shipping", "pickled", "unship"]
@@ -261,7 +262,7 @@ def check(task: ConfigBase) -> None:
     from ._graph import postorder
 
     def submitted(config: ConfigBase) -> bool:  # checked when it was submitted
-        return config is not task and "__legato_job__" in config.__dict__
+        return config is not task and JOB_KEY in config.__dict__
 
     for config in postorder(task, skip=submitted):
         cls = type(config)

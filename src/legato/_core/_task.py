@@ -8,7 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
+from msgspec.structs import force_setattr
+
 from .._errors import NoExperimentError
+from .._jobdir._names import JOB_KEY, MAINTASKDIR_KEY, PRODUCER_KEY, TASKDIR_KEY
 from .._jobdir._workdir import main_dir, workdir_of
 from ._config import ConfigBase
 from ._identity import current_workdir, forget_identifier, main_identifier
@@ -26,6 +29,7 @@ __all__ = [
     "main_task_dir",
     "mark_output",
     "no_experiment",
+    "resolve_paths",
     "set_submitter_lookup",
 ]
 
@@ -129,7 +133,7 @@ class Task(ConfigBase):
     def __job__(self) -> Any:
         """The `legato.Job` handle; set by `submit()`. (Typed `Any` because the
         configuration core is a layer below the runtime that defines `Job`.)"""
-        job: Any = self.__dict__.get("__legato_job__")
+        job: Any = self.__dict__.get(JOB_KEY)
         if job is None:
             raise AttributeError(f"{type(self).__name__} has not been submitted")
         return job
@@ -137,7 +141,7 @@ class Task(ConfigBase):
     @property
     def __taskdir__(self) -> Path:
         """The job directory: set at submission and inside the running job."""
-        path: Path | None = self.__dict__.get("__legato_taskdir__")
+        path: Path | None = self.__dict__.get(TASKDIR_KEY)
         if path is None:
             raise AttributeError(f"{type(self).__name__} has no job directory yet")
         return path
@@ -149,9 +153,9 @@ class Task(ConfigBase):
         identifier>/`; the job directory itself for a class without sub-parameters. Jobs
         that share it never run at the same time."""
         taskdir = self.__taskdir__
-        kept: tuple[Path, Path] | None = self.__dict__.get("__legato_maintaskdir__")
+        kept: tuple[Path, Path] | None = self.__dict__.get(MAINTASKDIR_KEY)
         if kept is None or kept[0] != taskdir:  # computed for this job directory, once
-            kept = self.__dict__["__legato_maintaskdir__"] = (taskdir, main_task_dir(self, taskdir))
+            kept = self.__dict__[MAINTASKDIR_KEY] = (taskdir, main_task_dir(self, taskdir))
         return kept[1]
 
 
@@ -175,7 +179,7 @@ def mark_output(output: Any, task: Task) -> Any:
     """Record that `output` stands for `task`'s result: it depends on it
     (docs/configurations.md, identity rule 7)."""
     if isinstance(output, ConfigBase) and output is not task:
-        output.__dict__["__legato_producer__"] = task
+        output.__dict__[PRODUCER_KEY] = task
         forget_identifier(output)
     return output
 
@@ -200,10 +204,21 @@ def attempt_limits(
     return retries, None if timeout is None else float(timeout), max_preemptions
 
 
+def resolve_paths(task: ConfigBase, job_dir: Path) -> None:
+    """What a task sees of its job directory, at submit, in its job and in `legato.load`:
+    `__taskdir__`, and its path generators as absolute paths inside it (wherever the
+    workdir lies now)."""
+    task.__dict__[TASKDIR_KEY] = job_dir
+    if isinstance(task, Task):
+        for name, generator in type(task).__legato_get_plan__().pathgens.items():
+            relative = generator.name if isinstance(generator.name, str) else generator.name(task)
+            force_setattr(task, name, job_dir / relative)
+
+
 def has_subparams(task: Task) -> bool:
     """Whether the task's class declares `SubParam` fields (then its jobs share a main
     directory with their siblings)."""
-    plan = type(task).__legato_plan__ or type(task)._legato_compile()
+    plan = type(task).__legato_get_plan__()
     return bool(plan.subparams)
 
 

@@ -22,11 +22,11 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from .._jobdir._workdir import DONE, FAILED, JobDir, host_name
+from .._jobdir._workdir import JobDir, host_name
 from .._launchers._launcher import killpg
 from ._errors import InspectError
 from ._procs import Locks, job_process, process_alive
-from ._scan import UNRUN_STATES, JobEntry, read_job, read_json
+from ._scan import UNRUN_STATES, JobEntry, read_job
 
 __all__ = ["kill_job"]
 
@@ -52,12 +52,12 @@ def _reread(entry: JobEntry) -> JobEntry:
 
 def _mark_cancelled(entry: JobEntry, reason: str) -> bool:
     """Record the verdict if nobody did: False when the job is DONE after all."""
-    path = entry.dir
-    if os.path.exists(os.path.join(path, DONE)):
+    job = JobDir(entry.path)
+    if job.is_done():
         return False
-    record = read_json(os.path.join(path, FAILED))
+    record = job.failure()
     if record is None or record.get("state") not in UNRUN_STATES:
-        JobDir(entry.path).write_failure(
+        job.write_failure(
             {"state": "cancelled", "reason": reason, "ended": time.time(), "by": "legato"}
         )
     return True

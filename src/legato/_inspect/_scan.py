@@ -6,8 +6,10 @@ an experiment holds the job's lock or the job's own process is alive, else INCOM
 (waiting, or interrupted). A file missing or half-written means "not there yet", never an error: a
 directory may have been created a moment ago, or be removed while we look.
 
-Hot path: `jobs ls` reads thousands of directories, so this module works on strings and
-raw file descriptors, and parses JSON with msgspec.
+Hot path: `jobs ls` reads thousands of directories, so this module works on strings rather
+than `JobDir` objects (a `Path` a job would cost more than reading its records), with the
+readers of `legato._jobdir._workdir` (`read_bytes`, `read_json`: raw file descriptors,
+msgspec's JSON) that `JobDir` uses too; it writes nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import msgspec
 
+from .._jobdir._names import WORKDIR_ENV
 from .._jobdir._workdir import (
     DONE,
     FAILED,
@@ -36,6 +39,8 @@ from .._jobdir._workdir import (
     experiments_root,
     job_dir,
     jobs_root,
+    read_bytes,
+    read_json,
     runs_of,
 )
 from ._errors import EXIT_USAGE, InspectError
@@ -51,7 +56,6 @@ __all__ = [
     "progress",
     "read_job",
     "number",
-    "read_json",
     "referenced_jobs",
     "resolve",
     "scan_jobs",
@@ -63,39 +67,6 @@ _HEX = re.compile(r"[0-9a-f]+")
 UNRUN_STATES = ("failed", "cancelled", "dependency_failed")
 """The states a failed.json may give (a verdict that is not DONE)."""
 FINAL_STATES = ("done", *UNRUN_STATES)
-_json = msgspec.json.Decoder().decode
-
-
-def _read_bytes(path: str) -> bytes | OSError:
-    """A small file's content (cheaper than `open()` for thousands of files), or the error."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as exc:
-        return exc
-    try:
-        data = os.read(fd, 65536)
-        if len(data) == 65536:
-            chunks = [data]
-            while chunk := os.read(fd, 1 << 20):
-                chunks.append(chunk)
-            data = b"".join(chunks)
-        return data
-    except OSError as exc:
-        return exc
-    finally:
-        os.close(fd)
-
-
-def read_json(path: str) -> dict[str, Any] | None:
-    """A JSON state file's object, or None when missing, partial or corrupt."""
-    data = _read_bytes(path)
-    if isinstance(data, OSError):
-        return None
-    try:
-        value = _json(data)
-    except msgspec.DecodeError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def number(value: Any) -> float | None:
@@ -168,7 +139,7 @@ class JobEntry:
         if self._params is None:
             if self._params_error is not None:
                 raise self._params_error
-            data = _read_bytes(f"{self.dir}/{PARAMS}")
+            data = read_bytes(f"{self.dir}/{PARAMS}")
             try:
                 if isinstance(data, FileNotFoundError):
                     raise ParamsMissing("no params file yet (the job has not started)")
@@ -203,11 +174,11 @@ def read_job(type_name: str, identifier: str, path: str, locks: Locks) -> JobEnt
     A DONE job costs one file read (its marker), so listing a finished sweep is fast.
     """
     entry = JobEntry(type_name, identifier, path, "incomplete")
-    done = _read_bytes(f"{path}/{DONE}")
+    done = read_bytes(f"{path}/{DONE}")
     if not isinstance(done, OSError):
         entry.state = "done"
         try:
-            record = _json(done)
+            record = msgspec.json.decode(done)
         except msgspec.DecodeError:
             record = None  # the marker counts by its existence alone
         if isinstance(record, dict):
@@ -443,7 +414,7 @@ def referenced_jobs(workdir: Path) -> set[tuple[str, str]]:
 
 def open_workdir(value: str | None) -> Path:
     """The workdir named by `--workdir`, `$LEGATO_WORKDIR` or `.`, checked."""
-    raw = value or os.environ.get("LEGATO_WORKDIR") or "."
+    raw = value or os.environ.get(WORKDIR_ENV) or "."
     path = Path(raw).expanduser().absolute()
     if not path.exists():
         raise InspectError(f"workdir {path} does not exist")

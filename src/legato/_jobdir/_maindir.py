@@ -10,12 +10,11 @@ on each other); within one experiment they start in submission order (the schedu
 
 from __future__ import annotations
 
-import fcntl
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from ._workdir import MAIN_JOBS, MAIN_LOCK
+from ._workdir import MAIN_JOBS, MAIN_LOCK, append_lines, try_lock
 
 __all__ = ["main_lock_free", "record_users", "try_main_lock"]
 
@@ -31,20 +30,13 @@ def record_users(users: Mapping[Path, list[str]]) -> None:
             known = set()
         new = [name for name in dict.fromkeys(names) if name not in known]
         if new:
-            with open(directory / MAIN_JOBS, "a", encoding="utf-8") as f:
-                f.writelines(f"{name}\n" for name in new)
+            append_lines(directory / MAIN_JOBS, (f"{name}\n" for name in new))
 
 
 def try_main_lock(directory: Path) -> int | None:
     """An fd holding the main directory's lock, or None when someone else holds it."""
     directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / MAIN_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
+    return try_lock(directory / MAIN_LOCK)
 
 
 def main_lock_free(directory: Path) -> bool:

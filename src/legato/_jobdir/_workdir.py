@@ -76,7 +76,9 @@ says which file is gone.
 from __future__ import annotations
 
 import os
+import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +100,9 @@ __all__ = [
     "RUNS_KEPT",
     "RUN_HEADER",
     "RESULT",
+    "append_lines",
+    "read_bytes",
+    "try_lock",
     "STATE",
     "STDERR",
     "STDOUT",
@@ -110,6 +115,7 @@ __all__ = [
     "bound_text",
     "attempt_dir",
     "cache_dir",
+    "count_groups",
     "host_name",
     "experiment_dir",
     "experiments_root",
@@ -122,6 +128,7 @@ __all__ = [
     "start_run_record",
     "slurm_root",
     "workdir_of",
+    "write_experiment_state",
     "write_json",
 ]
 
@@ -174,6 +181,19 @@ def job_dir(workdir: Path, type_name: str, identifier: str) -> Path:
 
 def experiment_dir(workdir: Path, name: str) -> Path:
     return experiments_root(workdir) / name
+
+
+def count_groups(counts: dict[str, int]) -> dict[str, int]:
+    """An experiment's job counts by state (its state.json's "counts") in the groups that
+    people are shown: done, running, failed (dependency_failed with it), cancelled and
+    waiting (ready with it)."""
+    return {
+        "done": counts.get("done", 0),
+        "running": counts.get("running", 0),
+        "failed": counts.get("failed", 0) + counts.get("dependency_failed", 0),
+        "cancelled": counts.get("cancelled", 0),
+        "waiting": counts.get("waiting", 0) + counts.get("ready", 0),
+    }
 
 
 def partials_root(workdir: Path) -> Path:
@@ -253,11 +273,39 @@ def host_name() -> str:
     return os.uname().nodename
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The content of a JSON state file, or None when missing or corrupt."""
+_decode_json = msgspec.json.Decoder().decode
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes | OSError:
+    """A small file's content, or the error: raw descriptors, cheaper than `open()` when
+    `legato jobs ls` reads thousands of records."""
     try:
-        value = msgspec.json.decode(path.read_bytes())
-    except (OSError, msgspec.DecodeError):
+        fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
+    except OSError as exc:
+        return exc
+    try:
+        data = os.read(fd, 65536)
+        if len(data) == 65536:
+            chunks = [data]
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+        return data
+    except OSError as exc:
+        return exc
+    finally:
+        os.close(fd)
+
+
+def read_json(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The object of a JSON record, or None when missing, partial or corrupt: a record
+    being replaced reads as its old content or its new, and one not written yet as None."""
+    data = read_bytes(path)
+    if isinstance(data, OSError):
+        return None
+    try:
+        value = _decode_json(data)
+    except msgspec.DecodeError:
         return None
     return value if isinstance(value, dict) else None
 
@@ -316,10 +364,50 @@ def start_run_record(path: Path, header: str) -> None:
         f.write(header + "\n")
 
 
+def try_lock(path: Path) -> int | None:
+    """An fd holding the exclusive `flock` of the lock file at `path` (created if missing),
+    or None when another process holds it.
+
+    The one lock of the workdir: a job's `lock` (`JobDir.try_lock`) and a main task
+    directory's `.legato-lock` (`_maindir.py`). A non-blocking `flock` on an open file: it
+    goes with the open file, so a child that inherits the fd keeps the lock after its
+    parent dies, and the kernel drops it when the last holder of the fd exits, however it
+    exits. Raises OSError when the file cannot be opened (no directory, a read-only
+    workdir)."""
+    import fcntl  # not every job's process takes a lock
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | _O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def write_experiment_state(path: Path, state: dict[str, Any]) -> None:
+    """An experiment's `state.json` (in its directory `path`), rewritten as it goes."""
+    write_json(path / STATE, state, durable=False)
+
+
+def append_lines(path: Path, lines: Iterable[str]) -> None:
+    """Append `lines` (each ending in a newline) to a list file: `jobs.txt`, a main
+    directory's `.legato-jobs.txt`. Appends are not atomic: a reader ignores a last line
+    without its newline, and `start_run_record` puts the next one on its own."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.writelines(lines)
+
+
 class JobDir:
     """The files of one job directory (the protocol of docs/architecture.md), read and
     written through one object: the names, the atomic writes, which writes are flushed to
-    the disk, and the merges of `state.json`.
+    the disk, the merges of `state.json`, the lock. No other module writes a job
+    directory's files (tests/test_layers.py checks it): the experiment side (`_runner.py`,
+    `_experiment.py`), the job's process (`_worker.py`, `_progress.py`, `_result.py`), the
+    launchers and the command line all call these methods.
 
     Plain, blocking file operations: async callers run them in a worker thread.
     """
@@ -327,10 +415,26 @@ class JobDir:
     __slots__ = ("path",)
 
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
+        self.path = path if isinstance(path, Path) else Path(path)
 
     def __repr__(self) -> str:
         return f"JobDir({str(self.path)!r})"
+
+    # -- the lock ----------------------------------------------------------------------
+
+    def try_lock(self) -> int | None:
+        """An fd holding the job's lock, or None when another process holds it: whoever
+        holds it runs the job (the experiment, then the job's process that inherits it)."""
+        return try_lock(self.path / LOCK)
+
+    # -- what to run -------------------------------------------------------------------
+
+    def write_params(self, data: bytes) -> None:
+        """The params file (`dumps` of the task), before each fresh run."""
+        atomic_write(self.path / PARAMS, data, durable=False)
+
+    def read_params(self) -> bytes:
+        return (self.path / PARAMS).read_bytes()
 
     # -- the verdict -------------------------------------------------------------------
 
@@ -342,6 +446,26 @@ class JobDir:
         """The proof of DONE, flushed to the disk before it is renamed into place."""
         write_json(self.path / DONE, record)
 
+    def done_record(self) -> dict[str, Any] | None:
+        """The `done` marker's content ({} when unreadable), or None when the job is not
+        DONE."""
+        data = read_bytes(self.path / DONE)
+        if isinstance(data, OSError):
+            if isinstance(data, FileNotFoundError):
+                return None
+            raise data
+        try:
+            record = _decode_json(data)
+        except msgspec.DecodeError:
+            record = None
+        return record if isinstance(record, dict) else {}
+
+    def write_result(self, data: bytes) -> str:
+        """The encoded result (`legato._core._result`), whole and durable, before the `done`
+        marker that names it; the name that marker records."""
+        atomic_write(self.path / RESULT, data)
+        return RESULT
+
     def failure(self) -> dict[str, Any] | None:
         """The failure record, or None when there is none (or it is unreadable)."""
         return read_json(self.path / FAILED)
@@ -349,27 +473,48 @@ class JobDir:
     def has_failure(self) -> bool:
         return os.path.exists(self.path / FAILED)
 
-    def write_failure(self, record: dict[str, Any]) -> None:
-        """The failure record (`{"state": "failed"|"cancelled", "reason", ...}`), durable."""
-        write_json(self.path / FAILED, record)
+    def failure_mtime(self) -> int | None:
+        """When the failure record was last written (ns), None without one: tells a record
+        that another run wrote from the one it found."""
+        try:
+            return os.stat(self.path / FAILED).st_mtime_ns
+        except OSError:
+            return None
+
+    def write_failure(self, record: dict[str, Any], *, durable: bool = True) -> None:
+        """The failure record (`{"state": "failed"|"cancelled"|..., "reason", ...}`).
+
+        `durable` (a verdict of the job's own process, or of the experiment after an
+        attempt) flushes it to the disk; the records of jobs that never ran, written in
+        bulk, need not be."""
+        write_json(self.path / FAILED, record, durable=durable)
 
     # -- who runs it -------------------------------------------------------------------
 
     def state(self) -> dict[str, Any] | None:
         return read_json(self.path / STATE)
 
+    def write_state(self, info: dict[str, Any]) -> None:
+        """Replace `state.json` (the experiment before an attempt, the job's process as it
+        starts)."""
+        write_json(self.path / STATE, info, durable=False)
+
     def merge_state(self, **values: Any) -> dict[str, Any]:
         """Add `values` to `state.json` (keeping the keys others wrote); the new content."""
         info = self.state() or {}
         info.update(values)
-        write_json(self.path / STATE, info, durable=False)
+        self.write_state(info)
         return info
 
     def progress(self) -> dict[str, Any] | None:
         """The last progress report of the job."""
         return read_json(self.path / PROGRESS)
 
-    # -- cancellation --------------------------------------------------------------------
+    def write_progress(self, report: dict[str, Any]) -> None:
+        """The latest `legato.progress()` report, for the command line."""
+        write_json(self.path / PROGRESS, report, durable=False)
+
+    # -- cancellation and interruption ---------------------------------------------------
 
     def request_cancel(self, **by: Any) -> None:
         """The `cancel` marker: the job's end is recorded as cancelled, not failed. Not
@@ -380,7 +525,62 @@ class JobDir:
     def cancel_requested(self) -> dict[str, Any] | None:
         return read_json(self.path / CANCEL)
 
+    def has_cancel(self) -> bool:
+        return os.path.exists(self.path / CANCEL)
+
+    def cancelled_since(self, since: float) -> bool:
+        """Whether a cancel request was made at `since` or later (its "time", else the
+        marker's mtime). Older markers are from earlier runs: a job cancelled then runs
+        again now."""
+        try:
+            when = os.stat(self.path / CANCEL).st_mtime
+        except FileNotFoundError:
+            return False
+        record = self.cancel_requested()
+        if record is not None and isinstance(record.get("time"), (int, float)):
+            when = float(record["time"])
+        return when >= since
+
+    def request_interrupt(self, record: dict[str, Any], *, durable: bool = True) -> None:
+        """The `interrupt` marker ({"kind": "timeout"|"preempted", "reason", "time"}),
+        written before the SIGTERM that ends the attempt, so the job's process records the
+        attempt as interrupted of that kind."""
+        write_json(self.path / INTERRUPT, record, durable=durable)
+
+    def interrupt_requested(self) -> dict[str, Any] | None:
+        return read_json(self.path / INTERRUPT)
+
+    def has_interrupt(self) -> bool:
+        return os.path.exists(self.path / INTERRUPT)
+
+    # -- attempts ----------------------------------------------------------------------
+
+    def discard(self, *names: str) -> None:
+        """Remove the files `names` of an earlier run or attempt (missing ones are fine)."""
+        for name in names:
+            try:
+                os.unlink(self.path / name)
+            except FileNotFoundError:
+                pass
+
+    def archive_attempt(self, attempt: int, names: tuple[str, ...]) -> None:
+        """Move what attempt `attempt` left (`names`) into `attempts/<N>/`."""
+        archive_attempt(self.path, attempt, names)
+
+    def write_attempt_failure(self, attempt: int, record: dict[str, Any]) -> None:
+        """Why an archived attempt ended, in its `attempts/<N>/failed.json`."""
+        write_json(attempt_dir(self.path, attempt) / FAILED, record, durable=False)
+
+    def clear_attempts(self) -> None:
+        """Forget the attempts of earlier runs: a fresh run starts at attempt 1."""
+        shutil.rmtree(self.path / ATTEMPTS, ignore_errors=True)
+
     # -- output ----------------------------------------------------------------------------
+
+    def open_log(self, name: str) -> int:
+        """A write descriptor on the log `name` (`stdout.log`, `stderr.log`), emptied: the
+        job's process sends its output there."""
+        return os.open(self.path / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 
     def last_line(self, name: str) -> str:
         """The last non-empty line of a log of the job (`slurm.err`, say), or ""."""

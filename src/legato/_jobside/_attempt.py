@@ -9,12 +9,9 @@ from __future__ import annotations
 import os
 import time
 
-__all__ = ["ATTEMPT_ENV", "DEADLINE_ENV", "attempt", "remaining_time"]
+from .._jobdir._names import ATTEMPT_ENV, DEADLINE_ENV
 
-ATTEMPT_ENV = "LEGATO_ATTEMPT"
-DEADLINE_ENV = "LEGATO_DEADLINE"
-"""The attempt's time limit as a Unix time (the earlier of `submit(timeout=...)` and the
-SLURM job's `time`), absent without one."""
+__all__ = ["attempt", "remaining_time"]
 
 
 def attempt() -> int:

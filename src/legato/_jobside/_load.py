@@ -8,8 +8,9 @@ from typing import Any
 
 from .._core._identity import current_workdir, identifier_digest
 from .._core._serialize import loads
+from .._core._task import resolve_paths
 from .._errors import DeserializationError
-from .._jobdir._workdir import PARAMS
+from .._jobdir._workdir import PARAMS, JobDir
 
 __all__ = ["load"]
 
@@ -19,11 +20,9 @@ def load(job_dir: str | os.PathLike[str]) -> Any:
 
     Path generators point inside `job_dir` wherever the workdir has moved since.
     """
-    from ._worker import prepare_task
-
     path = Path(job_dir).absolute()
     try:
-        data = (path / PARAMS).read_bytes()
+        data = JobDir(path).read_params()
     except FileNotFoundError:
         raise DeserializationError(f"{path} is not a job directory (no {PARAMS})") from None
     # The workdir is the one the job directory lies in (<workdir>/jobs/<type>/<id>), wherever
@@ -32,7 +31,7 @@ def load(job_dir: str | os.PathLike[str]) -> Any:
     token = current_workdir.set(path.parent.parent.parent)
     try:
         task = loads(data)
-        prepare_task(task, path)
+        resolve_paths(task, path)
         identifier_digest(task)
     finally:
         current_workdir.reset(token)

@@ -7,7 +7,8 @@ import math
 import os
 import time
 import warnings
-from pathlib import Path
+
+from .._jobdir._names import JOB_DIR_ENV, PROGRESS_FD_ENV
 
 __all__ = ["progress"]
 
@@ -39,8 +40,8 @@ def progress(fraction: float, desc: str | None = None) -> None:
     if desc is not None and not isinstance(desc, str):
         warnings.warn(f"progress(): ignored desc {desc!r}, not a str", stacklevel=2)
         desc = None
-    fd = os.environ.get("LEGATO_PROGRESS_FD")
-    job_dir = os.environ.get("LEGATO_JOB_DIR")
+    fd = os.environ.get(PROGRESS_FD_ENV)
+    job_dir = os.environ.get(JOB_DIR_ENV)
     if fd is None or job_dir is None:
         return
     message = {"fraction": fraction, "desc": desc}
@@ -51,7 +52,7 @@ def progress(fraction: float, desc: str | None = None) -> None:
     now = time.monotonic()
     if now - _last_file_write >= _FILE_INTERVAL or fraction >= 1.0:
         _last_file_write = now
-        from .._jobdir._workdir import PROGRESS, write_json
+        from .._jobdir._workdir import JobDir
 
         message["time"] = time.time()
-        write_json(Path(job_dir) / PROGRESS, message, durable=False)
+        JobDir(job_dir).write_progress(message)

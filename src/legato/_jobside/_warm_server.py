@@ -8,14 +8,17 @@ another did.
 
 Requests arrive on a `SOCK_SEQPACKET` socket, one packet each: a msgpack map
 `{"job_dir", "env", "unset"}` (the job's environment, as it differs from the server's),
-with the job's descriptors attached (`socket.send_fds`): its status socket, its progress
-channel (the job's stdout, as a fresh process has), and the job's lock. Replies go on
-the job's status socket, one packet each: `P<pid>` once forked,
-`X<exit code>` (negative: the signal) once reaped, `C<json>` when the job's modules are
-not safe to fork (it must run as a fresh process), `R` when this server took on such a
-module and no longer forks (ask a new one). The server ends when the experiment closes
-its end of the socket and the last of its jobs has ended, and at once if the experiment
-dies (its parent-death signal).
+with the job's descriptors attached (`socket.send_fds`): its channel, and the job's lock.
+The channel is a `SOCK_SEQPACKET` socket that serves twice: the job writes its progress
+on it (it is the job's stdout, as a fresh process's is a pipe), and the server replies on
+it, one packet each that begins with a NUL byte: `P<pid>` once forked, `X<exit code>`
+(negative: the signal) once reaped, so after everything the job wrote (`D<exit code>`
+when the job's `done` marker was there once it was reaped), `C<json>` when
+the job's modules are not safe to fork (it must run as a fresh process), `R` when this
+server took on such a module and no longer forks (ask a new one). One channel rather
+than two: a job costs the experiment one socket and one reader less. The server ends
+when the experiment closes its end of the socket and the last of its jobs has ended, and
+at once if the experiment dies (its parent-death signal).
 """
 
 from __future__ import annotations
@@ -30,14 +33,14 @@ import socket
 import sys
 import threading
 import traceback
-from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from .._jobdir._workdir import PARAMS
+from .._jobdir._names import LOCK_FD_ENV, PARENT_PID_ENV, WARM_PROFILE_ENV, WORKER_ENV
+from .._jobdir._workdir import DONE, PARAMS
 
-_MAX_FDS = 4
+_MAX_FDS = 3
 _BUFSIZE = 1 << 20
 
 
@@ -65,7 +68,9 @@ class _Server:
         self.imported: set[str] = set()
         self.tainted = False
         self.children: dict[int, socket.socket] = {}
+        self.dirs: dict[int, str] = {}  # the job directory of each
         self.selector = selectors.DefaultSelector()
+        self.real_parents: dict[str, str] = {}
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
@@ -100,9 +105,7 @@ class _Server:
             return False
         status = socket.socket(fileno=fds[0])
         try:
-            self._start(
-                msgspec.msgpack.decode(data), status, fds[1], fds[2] if len(fds) > 2 else None
-            )
+            self._start(msgspec.msgpack.decode(data), status, fds[1] if len(fds) > 1 else None)
         except Exception:
             traceback.print_exc()
             _send(status, b"R")
@@ -112,14 +115,22 @@ class _Server:
                 os.close(fd)
         return True
 
-    def _start(
-        self, request: dict[str, Any], status: socket.socket, progress: int, lock: int | None
-    ) -> None:
+    def _start(self, request: dict[str, Any], status: socket.socket, lock: int | None) -> None:
         if self.tainted:
             _send(status, b"R")
             status.close()
             return
-        job_dir = Path(request["job_dir"])
+        job_dir: str = request["job_dir"]
+        # The real path of the job directory, as a fresh job resolves it, without a
+        # lstat of each of its parents in every job: legato makes the job directory
+        # itself (never a link), under parents resolved once.
+        parent, name = os.path.split(job_dir)
+        real = self.real_parents.get(parent)
+        if real is None:
+            real = self.real_parents[parent] = os.path.realpath(parent)
+        request["real_dir"] = os.path.join(real, name)
+        if os.path.islink(request["real_dir"]):  # not made by legato: as a fresh job does
+            request["real_dir"] = os.path.realpath(request["real_dir"])
         modules = _modules(job_dir)
         refused = [[m, f, self.unsafe[m]] for m, f in modules if m in self.unsafe]
         if refused:
@@ -141,19 +152,22 @@ class _Server:
         pid = os.fork()
         if pid == 0:
             code = 1
+            profile = _profile_start()
             try:
-                code = self._child(request, progress, lock)
+                code = self._child(request, status, lock)
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
             except BaseException:
                 traceback.print_exc()
             finally:
                 try:
+                    _profile_end(profile, "job")
                     sys.stdout.flush()
                     sys.stderr.flush()
                 finally:
                     os._exit(code)
         self.children[pid] = status
+        self.dirs[pid] = job_dir
         _send(status, b"P%d" % pid)
 
     def _import(self, modules: list[tuple[str, str | None]]) -> None:
@@ -171,8 +185,15 @@ class _Server:
                 for key in set(registry) - before:
                     del registry[key]
                 sys.modules.pop(module, None)
+        # A class compiles its plan (field list, identity code) at its first construction:
+        # here, once, rather than in every job that rebuilds its task (half of a trivial
+        # job's work). One that fails is left to fail in its jobs, as it would afresh.
+        for cls in list(registry.values()):
+            if cls.__legato_plan__ is None:
+                with contextlib.suppress(Exception):
+                    cls.__legato_get_plan__()
 
-    def _child(self, request: dict[str, Any], progress: int, lock: int | None) -> int:
+    def _child(self, request: dict[str, Any], channel: socket.socket, lock: int | None) -> int:
         """In the forked job: become what a fresh job process would be, then run the job."""
         os.setsid()
         signal.set_wakeup_fd(-1)
@@ -188,12 +209,12 @@ class _Server:
         for name in request["unset"]:
             env.pop(name, None)
         env.update(request["env"])
-        env["LEGATO_PARENT_PID"] = str(os.getppid())
+        env[PARENT_PID_ENV] = str(os.getppid())
         if lock is not None:
             os.set_inheritable(lock, True)
-            env["LEGATO_LOCK_FD"] = str(lock)
-        os.dup2(progress, 1)
-        os.close(progress)
+            env[LOCK_FD_ENV] = str(lock)
+        os.dup2(channel.fileno(), 1)
+        channel.close()
         _reseed()
         from . import _worker
 
@@ -201,7 +222,7 @@ class _Server:
         sys.argv = [_worker.__file__, request["job_dir"]]
         if sys.path:
             sys.path[0] = request["job_dir"]
-        return _worker.main([request["job_dir"]])
+        return _worker.main([request["real_dir"]], resolved=True)
 
     def _reap(self) -> None:
         while self.children:
@@ -212,8 +233,13 @@ class _Server:
             if pid == 0:
                 return
             sock = self.children.pop(pid, None)
+            job_dir = self.dirs.pop(pid, None)
             if sock is not None:
-                _send(sock, b"X%d" % os.waitstatus_to_exitcode(status))
+                # `D` when the job's `done` is there, durable and visible (the job renames
+                # it into place only after its fsync): the experiment needs no trip to a
+                # thread to look for it.
+                done = job_dir is not None and os.path.exists(os.path.join(job_dir, DONE))
+                _send(sock, b"%c%d" % (b"D" if done else b"X", os.waitstatus_to_exitcode(status)))
                 sock.close()
 
 
@@ -231,17 +257,42 @@ def _reseed() -> None:
             torch.seed()
 
 
+"""A directory: the server and each job it forks write their cProfile (CPU time) there,
+as `server-<pid>.prof` and `job-<pid>.prof` (benchmarks/bench_scheduler.py reads them)."""
+
+
+def _profile_start() -> Any:
+    """A new profiler (in a forked job: not the server's, which it inherits), if asked."""
+    if not os.environ.get(WARM_PROFILE_ENV):
+        return None
+    import cProfile
+    import time
+
+    sys.setprofile(None)
+    profile = cProfile.Profile(time.process_time)
+    profile.enable()
+    return profile
+
+
+def _profile_end(profile: Any, kind: str) -> None:
+    if profile is not None:
+        profile.disable()
+        folder = os.environ.get(WARM_PROFILE_ENV) or "."
+        profile.dump_stats(os.path.join(folder, f"{kind}-{os.getpid()}.prof"))
+
+
 def _send(sock: socket.socket, message: bytes) -> None:
     try:
-        sock.send(message)
+        sock.send(b"\0" + message)
     except OSError:
         pass  # the experiment stopped waiting for this job
 
 
-def _modules(job_dir: Path) -> list[tuple[str, str | None]]:
+def _modules(job_dir: str) -> list[tuple[str, str | None]]:
     """(module, script file) of every class the job's params name, in order, once each."""
     try:
-        doc = msgspec.msgpack.decode((job_dir / PARAMS).read_bytes())
+        with open(os.path.join(job_dir, PARAMS), "rb") as params:
+            doc = msgspec.msgpack.decode(params.read())
         records = doc["objects"]
         seen = {(r["module"], r.get("file")): None for r in records}
     except Exception:
@@ -269,13 +320,19 @@ def main(argv: list[str]) -> None:
     # Imports run here as they would in a job: a script without a `__main__` guard that
     # opens an experiment when imported fails (in its job, which reports it), rather than
     # running an experiment inside the server.
-    os.environ["LEGATO_WORKER"] = "1"
+    os.environ[WORKER_ENV] = "1"
     ctrl = socket.socket(fileno=fd)
-    import legato._core._serialize
-    import legato._jobside._worker  # noqa: F401 - what every job needs, imported once here
+    import legato._core._serialize  # noqa: F401 - what every job needs, imported once here
 
+    from ._worker import prctl_function
+
+    prctl_function()
     gc.freeze()
-    _Server(ctrl, unsafe).serve()
+    profile = _profile_start()
+    try:
+        _Server(ctrl, unsafe).serve()
+    finally:
+        _profile_end(profile, "server")
 
 
 if __name__ == "__main__":

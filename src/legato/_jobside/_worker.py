@@ -28,27 +28,30 @@ from types import FrameType
 from typing import Any
 
 from .._errors import Interrupted, Requeue
+from .._jobdir._names import (
+    ATTEMPT_ENV,
+    DEADLINE_ENV,
+    GRACE_PERIOD_ENV,
+    JOB_DIR_ENV,
+    LAUNCHER_ENV,
+    LOCK_FD_ENV,
+    PARENT_PID_ENV,
+    PROGRESS_FD_ENV,
+    TIME_LIMIT_ENV,
+    WORKER_ENV,
+)
 from .._jobdir._workdir import (
-    CANCEL,
-    DONE,
     FAILED,
     INTERRUPT,
-    LOCK,
-    PARAMS,
     PROGRESS,
     REASON_MAX,
-    STATE,
     STDERR,
     STDOUT,
     TRACEBACK_MAX,
-    archive_attempt,
-    attempt_dir,
+    JobDir,
     bound_text,
     host_name,
-    read_json,
-    write_json,
 )
-from ._attempt import ATTEMPT_ENV, DEADLINE_ENV
 
 EXIT_FAILED = 1
 EXIT_BUSY = 75
@@ -88,9 +91,9 @@ class _Limits:
     def __init__(self, info: dict[str, Any], started: float) -> None:
         timeout = info.get("timeout")
         self.timeout = float(timeout) if isinstance(timeout, (int, float)) else None
-        grace = os.environ.get("LEGATO_GRACE_PERIOD", "")
+        grace = os.environ.get(GRACE_PERIOD_ENV, "")
         self.grace = float(grace) if grace.replace(".", "", 1).isdigit() else DEFAULT_GRACE
-        self.slurm = _env_seconds("LEGATO_TIME_LIMIT") if "SLURM_JOB_ID" in os.environ else None
+        self.slurm = _env_seconds(TIME_LIMIT_ENV) if "SLURM_JOB_ID" in os.environ else None
         self.slurm_deadline = started + self.slurm if self.slurm else None
 
     def start(self, job_dir: Path) -> None:
@@ -110,7 +113,8 @@ class _Limits:
         """At the time limit: as `legato jobs interrupt` does, the `interrupt` marker then
         SIGTERM; after the grace period, the end of the process, with its verdict."""
         reason = f"time limit of {self.timeout:g} s reached"
-        write_json(job_dir / INTERRUPT, {"kind": "timeout", "reason": reason, "time": time.time()})
+        jd = JobDir(job_dir)
+        jd.request_interrupt({"kind": "timeout", "reason": reason, "time": time.time()})
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(self.grace)
         if not _verdict.acquire(blocking=False):
@@ -120,8 +124,7 @@ class _Limits:
             "time limit: killed\n"
         )
         sys.stderr.flush()
-        write_json(
-            job_dir / FAILED,
+        jd.write_failure(
             {
                 "state": "interrupted",
                 "kind": "timeout",
@@ -143,12 +146,13 @@ def _interruption(job_dir: Path, exc: BaseException, limits: _Limits) -> tuple[s
     """(kind, reason) when the attempt was interrupted rather than failed or cancelled."""
     if isinstance(exc, Requeue):
         return "requeue", f"Requeue: {exc}".rstrip(": ")
-    if not isinstance(exc, Interrupted) or os.path.exists(job_dir / CANCEL):
+    jd = JobDir(job_dir)
+    if not isinstance(exc, Interrupted) or jd.has_cancel():
         return None
-    marker = read_json(job_dir / INTERRUPT)
+    marker = jd.interrupt_requested()
     if marker is not None and marker.get("kind") in ("timeout", "preempted"):
         return str(marker["kind"]), str(marker.get("reason") or "interrupted")
-    if os.environ.get("LEGATO_LAUNCHER") == "slurm" and "SLURM_JOB_ID" in os.environ:
+    if os.environ.get(LAUNCHER_ENV) == "slurm" and "SLURM_JOB_ID" in os.environ:
         if limits.near_slurm_limit():
             return "timeout", f"SLURM time limit of {limits.slurm:g} s reached"
         return "preempted", "SIGTERM from SLURM (preemption, requeue or node failure)"
@@ -158,18 +162,34 @@ def _interruption(job_dir: Path, exc: BaseException, limits: _Limits) -> tuple[s
 def _die_with_parent() -> None:
     """Linux: SIGTERM when the experiment process dies, so a killed experiment leaves no
     job running unlocked; the next run of the experiment reruns it."""
-    parent = os.environ.get("LEGATO_PARENT_PID")
-    if not parent or not sys.platform.startswith("linux"):
+    parent = os.environ.get(PARENT_PID_ENV)
+    if not parent:
         return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
+    prctl = prctl_function()
+    if prctl is None:
         return
+    prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     if os.getppid() != int(parent):  # the parent died before prctl took effect
         raise Interrupted("the experiment process ended before the job started")
+
+
+_prctl: list[Any] = []
+
+
+def prctl_function() -> Any:
+    """libc's `prctl` (Linux), or None. Looked up once a process: the warm server does it
+    before forking, so that its jobs do not load ctypes' wrappers each (0.5 ms a job)."""
+    if not _prctl:
+        function = None
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                function = ctypes.CDLL(None, use_errno=True).prctl
+            except (OSError, AttributeError):
+                pass
+        _prctl.append(function)
+    return _prctl[0]
 
 
 def _watch_parent() -> None:
@@ -177,16 +197,18 @@ def _watch_parent() -> None:
     period has passed: a job that ignores the SIGTERM of its parent's death (or catches
     `Interrupted` and goes on) must not run on unwatched, holding its lock.
 
-    A daemon thread that looks at the parent pid twice a second: it costs nothing while
-    the job runs, and it works whatever the job does with its signals."""
-    parent = os.environ.get("LEGATO_PARENT_PID")
+    A thread that looks at the parent pid twice a second: it costs nothing while the job
+    runs, and it works whatever the job does with its signals. A bare `_thread` one: a
+    `threading.Thread` costs a forked job 1.5 ms more to start (its bookkeeping, and a
+    wait until it runs), and the job need not see it in `threading.enumerate()`."""
+    parent = os.environ.get(PARENT_PID_ENV)
     if not parent:
         return
     try:
-        grace = float(os.environ.get("LEGATO_GRACE_PERIOD", "5"))
+        grace = float(os.environ.get(GRACE_PERIOD_ENV, "5"))
     except ValueError:
         grace = 5.0
-    import threading
+    import _thread
 
     def watch() -> None:
         while os.getppid() == int(parent):
@@ -197,30 +219,26 @@ def _watch_parent() -> None:
         except OSError:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    threading.Thread(target=watch, name="legato-watchdog", daemon=True).start()
+    _thread.start_new_thread(watch, ())
 
 
 def _redirect_output(job_dir: Path) -> None:
     """Keep the launcher's stdout as the progress channel; send fd 1 and 2 to the logs."""
     sys.stdout.flush()
     progress_fd = os.dup(1)
-    os.environ["LEGATO_PROGRESS_FD"] = str(progress_fd)
+    os.environ[PROGRESS_FD_ENV] = str(progress_fd)
+    jd = JobDir(job_dir)
     for fd, name in ((1, STDOUT), (2, STDERR)):
-        target = os.open(job_dir / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        target = jd.open_log(name)
         os.dup2(target, fd)
         os.close(target)
 
 
 def _take_lock(job_dir: Path) -> bool:
-    import fcntl
-
-    fd = os.open(job_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
+    fd = JobDir(job_dir).try_lock()
+    if fd is None:
         return False
-    os.environ["LEGATO_LOCK_FD"] = str(fd)
+    os.environ[LOCK_FD_ENV] = str(fd)
     return True
 
 
@@ -231,8 +249,9 @@ def _run_state(job_dir: Path) -> dict[str, Any] | None:
     answered, which may be after this job started: wait for that record, so that neither
     write loses the other's keys. A different id there means another submission owns the job.
     """
-    info = read_json(job_dir / STATE) or {}
-    if os.environ.get("LEGATO_LAUNCHER") != "slurm" or "SLURM_JOB_ID" not in os.environ:
+    jd = JobDir(job_dir)
+    info = jd.state() or {}
+    if os.environ.get(LAUNCHER_ENV) != "slurm" or "SLURM_JOB_ID" not in os.environ:
         return info
     array = os.environ.get("SLURM_ARRAY_JOB_ID")
     task = os.environ.get("SLURM_ARRAY_TASK_ID")
@@ -245,7 +264,7 @@ def _run_state(job_dir: Path) -> dict[str, Any] | None:
             sys.stderr.write(f"legato: SLURM job {info['slurm_id']} runs this job, not {mine}\n")
             return None
         time.sleep(0.05)
-        info = read_json(job_dir / STATE) or {}
+        info = jd.state() or {}
     info["slurm_id"] = mine
     return info
 
@@ -254,12 +273,14 @@ def run(job_dir: Path, limits: _Limits | None = None) -> int:
     """Run the job; return the process exit status."""
     started = time.time()
     stored: str | None = None
+    jd = JobDir(job_dir)
     try:
         _die_with_parent()
         from .._core._serialize import loads
+        from .._core._task import resolve_paths
 
-        task = loads((job_dir / PARAMS).read_bytes())
-        prepare_task(task, job_dir)
+        task = loads(jd.read_params())
+        resolve_paths(task, job_dir)
         if limits is not None:
             limits.start(job_dir)
         result = task.execute()
@@ -289,7 +310,7 @@ def run(job_dir: Path, limits: _Limits | None = None) -> int:
             code = exc.code
         _verdict.acquire()  # for good: past this point, the time limit's thread stands down
         interruption = _interruption(job_dir, exc, limits or _Limits({}, started))
-        cancelled = isinstance(exc, Interrupted) and os.path.exists(job_dir / CANCEL)
+        cancelled = isinstance(exc, Interrupted) and jd.has_cancel()
         if cancelled:
             reason = "cancelled by `legato jobs kill`"
         else:
@@ -304,7 +325,7 @@ def run(job_dir: Path, limits: _Limits | None = None) -> int:
         }
         if interruption is not None:
             record.update(state="interrupted", kind=interruption[0], reason=interruption[1])
-        write_json(job_dir / FAILED, record)
+        jd.write_failure(record)
         return code
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # done is done: a late SIGTERM changes nothing
     _verdict.acquire()
@@ -314,7 +335,7 @@ def run(job_dir: Path, limits: _Limits | None = None) -> int:
     marker: dict[str, Any] = {"ended": ended, "duration": ended - started}
     if stored is not None:
         marker["result"] = stored
-    write_json(job_dir / DONE, marker)
+    jd.write_done(marker)
     return 0
 
 
@@ -334,17 +355,14 @@ def _begin_attempt(job_dir: Path, info: dict[str, Any]) -> str | None:
         info["slurm_restarts"] = int(restarts)
     attempt = int(info.get("attempt") or 1)
     if restarted:
-        record = read_json(job_dir / FAILED)
-        archive_attempt(job_dir, attempt, (STDOUT, STDERR, FAILED))
+        jd = JobDir(job_dir)
+        record = jd.failure()
+        jd.archive_attempt(attempt, (STDOUT, STDERR, FAILED))
         if record is None or record.get("state") != "interrupted":
             record = {"state": "interrupted", "ended": time.time()}
         record.update(kind="preempted", reason="requeued by SLURM")
-        write_json(attempt_dir(job_dir, attempt) / FAILED, record, durable=False)
-        for name in (INTERRUPT, PROGRESS):
-            try:
-                os.unlink(job_dir / name)
-            except FileNotFoundError:
-                pass
+        jd.write_attempt_failure(attempt, record)
+        jd.discard(INTERRUPT, PROGRESS)
         attempt += 1
         preempted = int(info.get("preempted") or 0) + 1
         info.update(attempt=attempt, preempted=preempted)
@@ -359,33 +377,20 @@ def _begin_attempt(job_dir: Path, info: dict[str, Any]) -> str | None:
     return None
 
 
-def prepare_task(task: Any, job_dir: Path) -> None:
-    """What a job sees: its directory, its tags, absolute path generators inside it."""
-    from msgspec.structs import force_setattr
-
-    from .._core._task import Task
-
-    task.__dict__["__legato_taskdir__"] = job_dir
-    if isinstance(task, Task):
-        plan = type(task).__legato_plan__ or type(task)._legato_compile()
-        for name, generator in plan.pathgens.items():
-            relative = generator.name if isinstance(generator.name, str) else generator.name(task)
-            force_setattr(task, name, job_dir / relative)
-
-
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, resolved: bool = False) -> int:
+    """`resolved`: the job directory given is a real path already (the warm server's)."""
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "--help"):
         sys.stderr.write("usage: python -m legato._jobside._worker JOB_DIR [--lock]\n")
         return 2
-    job_dir = Path(args[0]).resolve()
+    job_dir = Path(args[0]) if resolved else Path(args[0]).resolve()
     # What is loaded so far lives as long as the process: the cyclic garbage collector need
     # not go through it again, during the job nor at exit (6 ms of a trivial job's 80 on a
     # 2-core machine). The task's module, loaded below, and what the job creates are
     # collected as usual.
     gc.freeze()
-    os.environ["LEGATO_WORKER"] = "1"
-    os.environ["LEGATO_JOB_DIR"] = str(job_dir)
+    os.environ[WORKER_ENV] = "1"
+    os.environ[JOB_DIR_ENV] = str(job_dir)
     if "--lock" in args[1:] and not _take_lock(job_dir):
         return EXIT_BUSY
     info = _run_state(job_dir)
@@ -395,10 +400,11 @@ def main(argv: list[str] | None = None) -> int:
     _redirect_output(job_dir)
     started = time.time()
     info.update(pid=os.getpid(), host=host_name(), started=started)
-    write_json(job_dir / STATE, info, durable=False)
+    jd = JobDir(job_dir)
+    jd.write_state(info)
     if refused is not None:
         sys.stderr.write(f"legato: {refused}\n")
-        write_json(job_dir / FAILED, {"state": "failed", "reason": refused, "ended": time.time()})
+        jd.write_failure({"state": "failed", "reason": refused, "ended": time.time()})
         return EXIT_FAILED
     limits = _Limits(info, started)
     os.chdir(job_dir)

@@ -35,6 +35,9 @@ class Exit:
     cancelled: bool = False
     """Set when the cluster says the job was cancelled there (a bare `scancel`): a SIGTERM
     that the job cannot tell from a preemption, which must not make it run again."""
+    done: bool = False
+    """Set when the launcher saw the job's `done` marker in its directory once the process
+    had ended (the warm server looks): the job is DONE, with no further look needed."""
 
 
 class Session:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -13,6 +12,7 @@ import anyio
 from anyio import open_process  # anyio loads it on first use: here, not in the event loop
 from anyio.abc import Process
 
+from .._jobdir._names import GRACE_PERIOD_ENV, LOCK_FD_ENV, PARENT_PID_ENV
 from ._launcher import Exit, LaunchSpec, killpg
 from ._warm import run_warm, warm_default
 
@@ -58,14 +58,14 @@ class LocalLauncher:
     async def launch(self, spec: LaunchSpec) -> Exit:
         if self.warm and spec.session is not None:
             # The job's watchdog and its time limit read the grace period, as a fresh one's.
-            env = {**spec.env, "LEGATO_GRACE_PERIOD": str(self.grace_period)}
             return await run_warm(
-                dataclasses.replace(spec, env=env),
+                spec,
                 spec.session,
                 self.grace_period,
                 lambda: self._launch_fresh(spec),
                 lambda line: _on_line(line, spec),
                 self._end_group,
+                {GRACE_PERIOD_ENV: str(self.grace_period)},
             )
         return await self._launch_fresh(spec)
 
@@ -74,11 +74,11 @@ class LocalLauncher:
         pass_fds: tuple[int, ...] = ()
         if spec.lock_fd is not None:
             pass_fds = (spec.lock_fd,)
-            env["LEGATO_LOCK_FD"] = str(spec.lock_fd)
+            env[LOCK_FD_ENV] = str(spec.lock_fd)
         if spec.main_lock_fd is not None:
             pass_fds += (spec.main_lock_fd,)
-        env["LEGATO_PARENT_PID"] = str(os.getpid())
-        env["LEGATO_GRACE_PERIOD"] = str(self.grace_period)
+        env[PARENT_PID_ENV] = str(os.getpid())
+        env[GRACE_PERIOD_ENV] = str(self.grace_period)
         process = await open_process(
             spec.argv,
             stdin=None,

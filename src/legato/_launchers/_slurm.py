@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._errors import LauncherError
+from .._jobdir._names import GRACE_PERIOD_ENV, TIME_LIMIT_ENV
 from ._launcher import Exit, LaunchSpec
 from ._slurm_batch import count, format_time, sbatch_args, seconds, time_seconds
 from ._slurm_queue import this_loops_queue
@@ -74,10 +75,10 @@ class SlurmLauncher:
             args.append(f"--signal=B:TERM@{math.ceil(self.grace_period)}")
         self.args = tuple(args)
         """The sbatch options these resources make."""
-        self.worker_env = {"LEGATO_GRACE_PERIOD": repr(self.grace_period)}
+        self.worker_env = {GRACE_PERIOD_ENV: repr(self.grace_period)}
         """What the job's worker is told of its limits (`_worker.py`)."""
         if limit is not None:
-            self.worker_env["LEGATO_TIME_LIMIT"] = repr(limit)
+            self.worker_env[TIME_LIMIT_ENV] = repr(limit)
         self.partition, self.time, self.cpus, self.mem, self.gpus = partition, time, cpus, mem, gpus
         self.options = tuple(options)
         self.poll_interval = seconds("poll_interval", poll_interval)

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._jobdir._names import LAUNCHER_ENV, LOCK_FD_ENV, PARENT_PID_ENV, PROGRESS_FD_ENV
 from .._jobdir._workdir import (
     SLURM_ERR,
     JobDir,
@@ -355,11 +356,11 @@ def vanished(last_state: str | None, slurm_err: str) -> str:
 
 # What a local job's process inherits from its experiment and a SLURM job must not: the
 # devices and file descriptors of the submitting machine mean nothing on the node.
-_DROPPED_ENV = ("CUDA_VISIBLE_DEVICES", "LEGATO_LOCK_FD", "LEGATO_PARENT_PID", "LEGATO_PROGRESS_FD")
+_DROPPED_ENV = ("CUDA_VISIBLE_DEVICES", LOCK_FD_ENV, PARENT_PID_ENV, PROGRESS_FD_ENV)
 
 
 def job_env(env: dict[str, str]) -> dict[str, str]:
     """The job's environment, which sbatch exports to the job."""
     env = {k: v for k, v in env.items() if k not in _DROPPED_ENV}
-    env["LEGATO_LAUNCHER"] = "slurm"
+    env[LAUNCHER_ENV] = "slurm"
     return env

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._jobdir._names import WORKDIR_ENV
 from .._jobdir._workdir import SLURM_ERR, SLURM_OUT
 from ._launcher import Exit, LaunchSpec
 from ._slurm_batch import (
@@ -280,7 +281,7 @@ class SlurmQueue:
             argv += [f"--output={spec.job_dir / SLURM_OUT}", f"--error={spec.job_dir / SLURM_ERR}"]
             script, cwd = single_script(spec.argv), spec.job_dir
         else:
-            workdir = Path(env.get("LEGATO_WORKDIR") or spec.job_dir.parents[2])
+            workdir = Path(env.get(WORKDIR_ENV) or spec.job_dir.parents[2])
             batch = await anyio.to_thread.run_sync(make_batch, workdir, dirs)
             argv += [
                 f"--array=0-{len(entries) - 1}",

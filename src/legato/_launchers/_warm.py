@@ -9,7 +9,6 @@ initialised CUDA context) make their jobs run as fresh processes, with one warni
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -25,7 +24,8 @@ import msgspec
 from anyio import open_process
 from anyio.abc import Process
 
-from .._jobdir._workdir import CANCEL, FAILED
+from .._jobdir._names import WARM_ENV
+from .._jobdir._workdir import FAILED, JobDir
 from ._launcher import Exit, LaunchSpec, Session
 
 __all__ = ["WarmPool", "run_warm", "warm_default"]
@@ -36,6 +36,8 @@ _wait_readable: Callable[[socket.socket], Awaitable[None]] = (
 _wait_writable: Callable[[socket.socket], Awaitable[None]] = (
     getattr(anyio, "wait_writable", None) or anyio.wait_socket_writable
 )
+_PACKET = 1 << 16
+"""Bytes read at once: a whole packet of the job's channel (a longer one is cut)."""
 _RESTARTS = 2
 """Servers that may die before forking one job before that job runs as a fresh process."""
 
@@ -44,7 +46,7 @@ def warm_default() -> bool:
     """Warm unless this platform cannot fork or `LEGATO_WARM=0` says no."""
     if not hasattr(os, "fork") or not hasattr(socket, "send_fds"):
         return False
-    return os.environ.get("LEGATO_WARM", "1").strip().lower() not in ("0", "false", "no", "off")
+    return os.environ.get(WARM_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 class _Gone(Exception):
@@ -57,11 +59,22 @@ class _Server:
         self.ctrl = ctrl
         self.env = env
         """The environment it started with: a request carries only what differs."""
+        self._env_of_diff: dict[str, str] | None = None
+        self._diff: tuple[dict[str, str], list[str]] = ({}, [])
 
-    def payload(self, job_dir: Path, env: dict[str, str]) -> bytes:
-        base = self.env
-        changed = {k: v for k, v in env.items() if base.get(k) != v}
-        removed = [k for k in base if k not in env]
+    def payload(self, job_dir: Path, env: dict[str, str], extra: dict[str, str]) -> bytes:
+        """The request for a job: its directory, and its environment (`env`, which is
+        the same mapping for most jobs of an experiment, and `extra`) as it differs from
+        the server's, worked out once a mapping."""
+        if env is not self._env_of_diff:
+            base = self.env
+            changed = {k: v for k, v in env.items() if base.get(k) != v}
+            self._diff = (changed, [k for k in base if k not in env])
+            self._env_of_diff = env
+        changed, removed = self._diff
+        if extra:
+            changed = {**changed, **{k: v for k, v in extra.items() if self.env.get(k) != v}}
+            removed = [k for k in removed if k not in extra]
         request = {"job_dir": str(job_dir), "env": changed, "unset": removed}
         return msgspec.msgpack.encode(request)
 
@@ -106,12 +119,15 @@ class WarmPool:
         pool: WarmPool = session.get("legato.warm", cls)
         return pool
 
-    async def get(self, env: dict[str, str]) -> _Server:
+    async def get(self, env: dict[str, str], extra: dict[str, str]) -> _Server:
+        server = self.server
+        if server is not None and server.alive:  # the usual case: no wait for the lock
+            return server
         async with self.lock:
             if self.server is not None and not self.server.alive:
                 self.replace()
             if self.server is None:
-                self.server = await self._start(env)
+                self.server = await self._start({**env, **extra})
             return self.server
 
     def replace(self) -> None:
@@ -170,7 +186,7 @@ class WarmPool:
 async def _recv(sock: socket.socket) -> bytes:
     while True:
         try:
-            return sock.recv(4096)
+            return sock.recv(_PACKET)
         except BlockingIOError:
             await _wait_readable(sock)
         except ConnectionResetError:
@@ -184,18 +200,22 @@ async def run_warm(
     fresh: Callable[[], Awaitable[Exit]],
     on_line: Callable[[bytes], None],
     end_group: Callable[[int], Awaitable[None]],
+    extra_env: dict[str, str] | None = None,
 ) -> Exit:
-    """Run the job forked from the experiment's warm server; `fresh()` when it cannot be."""
+    """Run the job forked from the experiment's warm server, with `spec.env` and
+    `extra_env` as its environment; `fresh()` when it cannot be."""
     pool = WarmPool.of(session)
     env = spec.env
+    extra = extra_env or {}
     restarts = 0
     while True:
-        server = await pool.get(env)
-        payload = server.payload(spec.job_dir, env)
+        server = await pool.get(env, extra)
+        payload = server.payload(spec.job_dir, env, extra)
+        # One channel a job: the server's replies, and the job's progress (its stdout).
         status, child_status = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        progress, child_progress = socket.socketpair()
+        channel = _Channel(status, on_line)
         try:
-            fds = [child_status.fileno(), child_progress.fileno()]
+            fds = [child_status.fileno()]
             if spec.lock_fd is not None:
                 fds.append(spec.lock_fd)
                 if spec.main_lock_fd is not None:  # kept by the forked job, as the job's lock
@@ -206,17 +226,15 @@ async def run_warm(
                 pass
             finally:
                 child_status.close()
-                child_progress.close()
             status.setblocking(False)
-            progress.setblocking(False)
             try:
-                reply = await _recv(status)
+                reply = await channel.reply()
             except anyio.get_cancelled_exc_class():
                 # The request is out: a job may be forked at any moment. End it too.
                 with anyio.CancelScope(shield=True), anyio.move_on_after(60):
-                    reply = await _recv(status)
+                    reply = await channel.reply()
                     if reply[:1] == b"P":
-                        await _terminate(int(reply[1:]), status, grace_period)
+                        await _terminate(int(reply[1:]), channel, grace_period)
                 raise
             if not reply or reply[:1] == b"R":  # gone, or no longer forking: another server
                 if not reply:
@@ -231,7 +249,7 @@ async def run_warm(
                 pool.mark_unsafe(json.loads(reply[1:]))
                 return await fresh()
             pid = int(reply[1:])
-            exit = await _follow(spec, pid, status, progress, grace_period, on_line, end_group)
+            exit = await _follow(spec, pid, channel, grace_period, end_group)
             if exit is not None:
                 return exit
             # The server died with the job running (the job's parent-death signal ended
@@ -242,64 +260,100 @@ async def run_warm(
             restarts = 0
         finally:
             status.close()
-            progress.close()
+
+
+class _Channel:
+    """The experiment's end of a job's channel: packets from the server, which begin
+    with a NUL byte (`P`, `X`, `C`, `R`, see `_warm_server.py`), and packets that the job
+    (and what it started) wrote on its progress channel, lines for `on_line`. A job's
+    writes come before the server's `X`, which it sends once it reaped the job."""
+
+    def __init__(self, sock: socket.socket, on_line: Callable[[bytes], None]) -> None:
+        self.sock = sock
+        self.on_line = on_line
+        self.buffer = b""
+        self.held: list[bytes] | None = []
+        """What the job wrote before the experiment knew it started (it may write before
+        the server's `P`): given to `on_line` once it is, in order."""
+
+    def started(self) -> None:
+        held, self.held = self.held or [], None
+        for packet in held:
+            self.output(packet)
+
+    async def reply(self) -> bytes:
+        """The server's next message, without its NUL; b"" once the channel is closed."""
+        while True:
+            packet = await _recv(self.sock)
+            if not packet:
+                self.flush()
+                return b""
+            if packet[:1] == b"\0":
+                return packet[1:]
+            self.output(packet)
+
+    async def drain(self) -> None:
+        """The job's last progress lines, until every writer closed the channel."""
+        while await self.reply():
+            pass
+
+    def output(self, packet: bytes) -> None:
+        if self.held is not None:
+            self.held.append(packet)
+            return
+        lines = (self.buffer + packet).split(b"\n")
+        self.buffer = lines.pop()
+        for line in lines:
+            self.on_line(line)
+
+    def flush(self) -> None:
+        if self.held is not None:  # closed before the job was known to start: no run
+            return
+        if self.buffer:
+            self.buffer, line = b"", self.buffer
+            self.on_line(line)
 
 
 async def _follow(
     spec: LaunchSpec,
     pid: int,
-    status: socket.socket,
-    progress: socket.socket,
+    channel: _Channel,
     grace_period: float,
-    on_line: Callable[[bytes], None],
     end_group: Callable[[int], Awaitable[None]],
 ) -> Exit | None:
     """Exit of the forked job `pid`; None if its server died before saying."""
     ended = False
-    eof = anyio.Event()
-
-    async def read_progress() -> None:
-        buffer = b""
-        while chunk := await _recv(progress):
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                on_line(line)
-        eof.set()
-
     try:
         spec.on_started({"pid": pid, "launcher": "local", "warm": True})
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(read_progress)
-            reply = await _recv(status)
-            ended = True
-            if reply[:1] == b"X":
-                # The job's own process ended: its verdict is on disk. What it left in its
-                # group would hold the lock and the progress channel for as long as it lives.
-                with anyio.CancelScope(shield=True):
-                    await end_group(pid)
-                with anyio.move_on_after(1.0):  # the last progress lines, then no more
-                    await eof.wait()
-            tg.cancel_scope.cancel()
+        channel.started()
+        reply = await channel.reply()
+        ended = True
+        if reply[:1] in (b"X", b"D"):
+            # The job's own process ended: its verdict is on disk. What it left in its
+            # group would hold the lock and the channel for as long as it lives.
+            with anyio.CancelScope(shield=True):
+                await end_group(pid)
+            with anyio.move_on_after(1.0):  # the last progress lines, then no more
+                await channel.drain()
     finally:
         if not ended:
             with anyio.CancelScope(shield=True):
-                await _terminate(pid, status, grace_period)
-    if reply[:1] != b"X":
+                await _terminate(pid, channel, grace_period)
+    if reply[:1] not in (b"X", b"D"):
         return None
-    code = int(reply[1:])
-    return Exit(signal=-code) if code < 0 else Exit(exit_code=code)
+    code, done = int(reply[1:]), reply[:1] == b"D"
+    return Exit(signal=-code, done=done) if code < 0 else Exit(exit_code=code, done=done)
 
 
-async def _terminate(pid: int, status: socket.socket, grace_period: float) -> None:
+async def _terminate(pid: int, channel: _Channel, grace_period: float) -> None:
     _kill(pid, signal.SIGTERM)
     with anyio.move_on_after(grace_period):
-        if await _recv(status):  # its exit status
+        if await channel.reply():  # its exit status
             return
         await _gone(pid, grace_period)  # its server died first
         return
     _kill(pid, signal.SIGKILL)
-    if not await _recv(status):
+    if not await channel.reply():
         await _gone(pid)
 
 
@@ -317,10 +371,10 @@ def _kill(pid: int, sig: int) -> None:
 
 def _clear_for_rerun(job_dir: Path) -> bool:
     """Forget the verdict of a run its server's death ended; False if it was cancelled."""
-    if os.path.exists(job_dir / CANCEL):
+    jd = JobDir(job_dir)
+    if jd.has_cancel():
         return False
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(job_dir / FAILED)
+    jd.discard(FAILED)
     return True
 
 

@@ -7,10 +7,13 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._jobdir._names import DISPLAY_ENV, LOG_INTERVAL_ENV
+from .._jobdir._workdir import count_groups
 from ._job import JobState
 
 if TYPE_CHECKING:
@@ -19,49 +22,55 @@ if TYPE_CHECKING:
 __all__ = ["follow", "summary"]
 
 _STATE_INTERVAL = 2.0
-_LOG_INTERVAL = float(os.environ.get("LEGATO_LOG_INTERVAL", "30"))
+_LOG_INTERVAL = float(os.environ.get(LOG_INTERVAL_ENV, "30"))
 _log = logging.getLogger("legato")
 
 
 def summary(xp: Experiment) -> str:
     c = xp.counts()
-    waiting = c["waiting"] + c["ready"]
-    failed = c["failed"] + c["dependency_failed"] + c["cancelled"]
+    g = count_groups(c)
     return (
-        f"{xp.name}: {c['done']} done, {c['running']} running, {failed} failed, "
-        f"{waiting} waiting ({sum(c.values())} jobs)"
+        f"{xp.name}: {g['done']} done, {g['running']} running, "
+        f"{g['failed'] + g['cancelled']} failed, {g['waiting']} waiting ({sum(c.values())} jobs)"
     )
 
 
-async def follow(xp: Experiment) -> None:
-    """Runs for the experiment's life in its task group; cancelled when it closes."""
-    shown = os.environ.get("LEGATO_DISPLAY", "1") != "0"
+WriteState = Callable[[str], Awaitable[None]]
+"""Writes the experiment's state.json with the given status (`"running"`)."""
+
+
+async def follow(xp: Experiment, write_state: WriteState) -> None:
+    """Runs for the experiment's life in its task group; cancelled when it closes. Reads
+    the experiment through its public face (`name`, `jobs`, `counts()`) only."""
+    shown = os.environ.get(DISPLAY_ENV, "1") != "0"
     if shown and _in_jupyter():
-        await _notebook(xp)
+        await _notebook(xp, write_state)
     elif shown and sys.stdout.isatty():
-        await _live(xp)
+        await _live(xp, write_state)
     else:
-        await _plain(xp)
+        await _plain(xp, write_state)
 
 
 def _in_jupyter() -> bool:
-    """In a Jupyter kernel (IPython's ZMQ shell), where a cell's output is HTML."""
+    """In a Jupyter kernel (IPython's ZMQ shell), where a cell's output is HTML. Asked of
+    IPython itself, already imported there, rather than of rich: importing rich is file
+    reading on the event loop's thread."""
     if "ipykernel" not in sys.modules:
         return False
-    from rich.console import Console
+    ipython: Any = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
-    return Console().is_jupyter
 
-
-async def _plain(xp: Experiment) -> None:
+async def _plain(xp: Experiment, write_state: WriteState) -> None:
     last_log = last_state = time.monotonic()
     while True:
         await anyio.sleep(0.5)
         now = time.monotonic()
         if now - last_state >= _STATE_INTERVAL:
             last_state = now
-            await xp._write_state("running")
-        if now - last_log >= _LOG_INTERVAL and xp._jobs:
+            await write_state("running")
+        if now - last_log >= _LOG_INTERVAL and xp.jobs:
             last_log = now
             _log.info("%s", summary(xp))
 
@@ -74,14 +83,15 @@ def _render(xp: Experiment) -> Any:
 
     c = xp.counts()
     total = sum(c.values())
-    finished = c["done"] + c["failed"] + c["dependency_failed"] + c["cancelled"]
+    g = count_groups(c)
+    finished = g["done"] + g["failed"] + g["cancelled"]
     header = Text(summary(xp), style="bold")
     bar = ProgressBar(total=max(total, 1), completed=finished, width=60)
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column("job")
     table.add_column("progress", justify="right")
     table.add_column("desc")
-    running = [j for j in xp._jobs.values() if j.state is JobState.RUNNING]
+    running = [j for j in xp.jobs if j.state is JobState.RUNNING]
     for job in running[:20]:
         pct = f"{job.progress * 100:5.1f}%" if job.progress is not None else "  ... "
         table.add_row(f"{job.type_name}/{job.identifier[:8]}", pct, job.progress_desc or "")
@@ -92,7 +102,7 @@ def _render(xp: Experiment) -> Any:
     return Group(header, bar, NewLine(), table)
 
 
-async def _live(xp: Experiment) -> None:
+async def _live(xp: Experiment, write_state: WriteState) -> None:
     from rich.live import Live
 
     last_state = time.monotonic()
@@ -104,7 +114,7 @@ async def _live(xp: Experiment) -> None:
                 now = time.monotonic()
                 if now - last_state >= _STATE_INTERVAL:
                     last_state = now
-                    await xp._write_state("running")
+                    await write_state("running")
         finally:
             live.update(_render(xp), refresh=True)  # leave the final counts on screen
 
@@ -131,7 +141,7 @@ class _Snapshot:
         return {"text/plain": self.text, "text/html": self.html}
 
 
-async def _notebook(xp: Experiment) -> None:
+async def _notebook(xp: Experiment, write_state: WriteState) -> None:
     """In the cell that opened the experiment: one output, updated in place (no widget
     library and no thread, unlike rich's `Live`, which needs ipywidgets there)."""
     import importlib
@@ -146,6 +156,6 @@ async def _notebook(xp: Experiment) -> None:
             now = time.monotonic()
             if now - last_state >= _STATE_INTERVAL:
                 last_state = now
-                await xp._write_state("running")
+                await write_state("running")
     finally:
         handle.update(_Snapshot(_render(xp)))  # leave the final counts in the cell

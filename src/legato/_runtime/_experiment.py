@@ -19,13 +19,11 @@ from typing import Any, Literal
 import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
-from msgspec.structs import force_setattr
 
 from .._core._config import ConfigBase
 from .._core._defaults import DefaultChanged, DefaultChangedWarning, changed_defaults, read_params
 from .._core._graph import dependencies
 from .._core._identity import current_workdir
-from .._core._serialize import dumps
 from .._core._ship import check as ship_check
 from .._core._task import (
     Task,
@@ -35,31 +33,40 @@ from .._core._task import (
     has_subparams,
     mark_output,
     no_experiment,
+    resolve_paths,
     set_submitter_lookup,
 )
 from .._errors import LegatoError
 from .._jobdir._maindir import record_users
+from .._jobdir._names import (
+    EXPERIMENT_ENV,
+    JOB_KEY,
+    PROGRESS_FD_ENV,
+    WORKDIR_ENV,
+    WORKER_ENV,
+)
 from .._jobdir._workdir import (
-    DONE,
     JOBS_LIST,
     PARAMS,
     RUN_HEADER,
-    STATE,
+    JobDir,
+    append_lines,
     experiment_dir,
     host_name,
     job_dir,
     start_run_record,
-    write_json,
+    write_experiment_state,
 )
 from .._launchers._launcher import Launcher, Session
 from .._launchers._local import LocalLauncher
+from ._context import RunContext
 from ._display import follow
-from ._job import Job, JobState
+from ._job import Job, JobState, cause, finish
 from ._resources import Grant, ResourcePool
 from ._runner import record_unrun, run_job
 from ._scheduler import Scheduler
 
-__all__ = ["Experiment", "ExperimentFailed", "current_experiment", "experiment"]
+__all__ = ["Experiment", "ExperimentFailed", "close_with", "current_experiment", "experiment"]
 
 logging.getLogger("legato").addHandler(logging.NullHandler())
 _LOG_LEVELS = {JobState.DONE: logging.DEBUG, JobState.FAILED: logging.WARNING}
@@ -145,7 +152,8 @@ class Experiment:
         self.path = experiment_dir(workdir, name)
         """The experiment's record directory (`jobs.txt`, `state.json`)."""
         self._pool = ResourcePool(max_jobs, resources)
-        self._scheduler = Scheduler(self._pool, self._start, self._job_finished)
+        self._scheduler = Scheduler(self._pool, self._start)
+        self._on_final = self._job_finished  # every job's hook (one bound method for all)
         self._jobs: dict[str, Job] = {}  # unfinished ones, and the latest finished ones
         self._keep = keep_finished
         self._finished: deque[Job] = deque()  # in the order they ended (some replaced since)
@@ -164,9 +172,16 @@ class Experiment:
         self._log = logging.getLogger("legato")
         self.started = time.time()
         """When the experiment was opened (seconds since the epoch)."""
-        self._job_env = _job_env(workdir, name)
         self._closer: Callable[[bool], Awaitable[None]] | None = None  # open_experiment's
         self._session = Session()  # what launchers keep for this experiment (a warm server)
+        self._run = RunContext(
+            name=name,
+            workdir=workdir,
+            launcher=launcher,
+            env=_job_env(workdir, name),
+            session=self._session,
+            scheduler=self._scheduler,
+        )
 
     @property
     def jobs(self) -> list[Job]:
@@ -222,7 +237,7 @@ class Experiment:
         # rm`): a stat, in a thread, that only a job submitted again pays.
         rerun = job is not None and job.state in _RERUN
         if job is not None and job.state is JobState.DONE:
-            rerun = not await anyio.to_thread.run_sync(os.path.exists, job.path / DONE)
+            rerun = not await anyio.to_thread.run_sync(JobDir(job.path).is_done)
             if self._tg is None:
                 raise LegatoError(f"experiment {self.name!r} is closed")
             if self._jobs.get(identifier) is not job:  # submitted meanwhile: start over
@@ -235,13 +250,21 @@ class Experiment:
                     max_preemptions=max_preemptions,
                 )
         path = job.path if job else job_dir(self.workdir, task.__legato_type_name__, identifier)
-        _resolve_paths(task, path)
+        resolve_paths(task, path)
         if job is None or rerun:
             listed = job is not None
             if job is not None:
                 del self._jobs[identifier]  # listed again at its new submission
-            job = Job(task, identifier, path, deps, dict(requires or {}), launcher)
-            job._amounts = amounts
+            job = Job(
+                task,
+                identifier,
+                path,
+                deps,
+                dict(requires or {}),
+                launcher,
+                amounts=amounts,
+                on_final=self._on_final,
+            )
             job.retries, job.timeout, job.max_preemptions = limits
             self._jobs[identifier] = job
             self._unfinished += 1
@@ -250,7 +273,7 @@ class Experiment:
             if not self._draining:
                 self._draining = True
                 self._tg.start_soon(self._drain)
-        task.__dict__["__legato_job__"] = job
+        task.__dict__[JOB_KEY] = job
         output = task.config() if has_output_config(task) else task
         await anyio.lowlevel.checkpoint()
         return mark_output(output, task)
@@ -278,15 +301,14 @@ class Experiment:
                     elif is_done is False:
                         self._scheduler.add(job)
                     else:  # its directory cannot be made: it cannot run
-                        job._finish(JobState.FAILED, is_done)
-                        self._job_finished(job)
+                        finish(job, JobState.FAILED, is_done)
                 self._scheduler.settle()
         finally:
             self._draining = False
 
     def _start(self, job: Job, grant: Grant) -> None:
         assert self._tg is not None
-        self._tg.start_soon(run_job, self, job, grant, name=f"legato job {job}")
+        self._tg.start_soon(run_job, self._run, job, grant, name=f"legato job {job}")
 
     async def _cancel_unstarted(self) -> None:
         """After the task group: jobs that never got a slot end CANCELLED, and say so in
@@ -294,9 +316,8 @@ class Experiment:
         why = "cancelled before it started: its experiment ended first"
         for i, job in enumerate(list(self._jobs.values())):
             if not job.state.final:
-                job._finish(JobState.CANCELLED, why)
+                finish(job, JobState.CANCELLED, why)
                 self._records.append((job.path, {"state": "cancelled", "reason": why}))
-                self._job_finished(job)
             if i % 1024 == 1023:
                 await anyio.lowlevel.checkpoint()
         records, self._records = self._records, []
@@ -307,8 +328,7 @@ class Experiment:
         """Per job: True if DONE on disk, False if it must run (its directory made), or
         why it cannot run (its directory cannot be made)."""
         self._list_jobs([job for job, listed in batch if listed])
-        exists = os.path.exists
-        done: list[bool | str] = [exists(job.path / DONE) for job, _ in batch]
+        done: list[bool | str] = [JobDir(job.path).is_done() for job, _ in batch]
         self._check_defaults([job for job, _ in batch], done)
         for i, (job, _) in enumerate(batch):
             if not done[i]:  # the directory shows the job to `legato jobs` while it waits
@@ -341,8 +361,9 @@ class Experiment:
                     f" pid {os.getpid()} host {host_name()}"
                 )
                 start_run_record(self.path / JOBS_LIST, header)
-            with open(self.path / JOBS_LIST, "a", encoding="utf-8") as f:
-                f.writelines(f"{job.type_name}/{job.identifier}\n" for job in jobs)
+            append_lines(
+                self.path / JOBS_LIST, (f"{job.type_name}/{job.identifier}\n" for job in jobs)
+            )
         except OSError as exc:
             if exc.errno not in _READ_ONLY:
                 raise
@@ -369,14 +390,14 @@ class Experiment:
         it ends FAILED, untouched, unless the experiment was told to warn instead."""
         changed = self._changed_defaults and self._changed_defaults.pop(job.identifier, None)
         if changed and self._on_default_change == "raise":
-            job._finish(JobState.FAILED, str(changed))
+            finish(job, JobState.FAILED, str(changed))
         else:
             if changed:
                 warnings.warn(f"{changed} (reused anyway)", DefaultChangedWarning, stacklevel=1)
-            job._finish(JobState.DONE)
-        self._job_finished(job)
+            finish(job, JobState.DONE)
 
     def _job_finished(self, job: Job) -> None:
+        """Every job's `on_final` hook: the job became final (`_job.finish`)."""
         self._unfinished -= 1
         level = _LOG_LEVELS.get(job.state, logging.INFO)
         self._log.log(level, "%s/%s %s", job.type_name, job.identifier[:12], job.state.name)
@@ -413,16 +434,6 @@ class Experiment:
         while self._unfinished:
             await self._idle.wait()
 
-    def _params(self, job: Job) -> bytes:
-        token = current_workdir.set(self.workdir)
-        try:
-            return dumps(job.task)
-        finally:
-            current_workdir.reset(token)
-
-    def _worker_argv(self, path: Path) -> list[str]:
-        return [sys.executable, "-m", "legato._jobside._worker", str(path)]
-
     def failed(self) -> list[Job]:
         """The jobs that ended FAILED, DEPENDENCY_FAILED or CANCELLED so far, in submission
         order: those that `ExperimentFailed` names (of those `xp.jobs` still lists)."""
@@ -450,7 +461,7 @@ class Experiment:
                 return
             try:
                 self.path.mkdir(parents=True, exist_ok=True)
-                write_json(self.path / STATE, state, durable=False)
+                write_experiment_state(self.path, state)
             except OSError as exc:
                 # A finished sweep published read-only can still be read through its
                 # experiment: only jobs that must run need the workdir writable.
@@ -481,11 +492,17 @@ class Experiment:
         return f"<Experiment {self.name!r} at {self.workdir} ({len(self._jobs)} jobs)>"
 
 
+def close_with(xp: Experiment, close: Callable[[bool], Awaitable[None]]) -> None:
+    """Make `xp.close()` end the experiment through `close` (`open_experiment()`, whose
+    task holds the experiment's block open)."""
+    xp._closer = close
+
+
 def _dependency_record(job: Job) -> dict[str, Any]:
     """What a DEPENDENCY_FAILED job's failed.json says: the dependency that did not end
     DONE and, up the chain, the job that failed first (whose log explains it)."""
     failed = next((d for d in job.dependencies if d.state is not JobState.DONE), None)
-    cause = job._cause or failed
+    first = cause(job) or failed
 
     def describe(dep: Job | None) -> dict[str, Any] | None:
         if dep is None:
@@ -497,7 +514,7 @@ def _dependency_record(job: Job) -> dict[str, Any]:
         "state": "dependency_failed",
         "reason": job.failure_reason,
         "dependency": describe(failed),
-        "cause": describe(cause),
+        "cause": describe(first),
     }
 
 
@@ -507,16 +524,8 @@ def _write_records(records: list[tuple[Path, dict[str, Any]]]) -> None:
 
 
 def _job_of(task: ConfigBase) -> Job:
-    job: Job = task.__dict__["__legato_job__"]
+    job: Job = task.__dict__[JOB_KEY]
     return job
-
-
-def _resolve_paths(task: Task, path: Path) -> None:
-    task.__dict__["__legato_taskdir__"] = path
-    plan = type(task).__legato_plan__ or type(task)._legato_compile()
-    for name, generator in plan.pathgens.items():
-        relative = generator.name if isinstance(generator.name, str) else generator.name(task)
-        force_setattr(task, name, path / relative)
 
 
 def _job_env(workdir: Path, name: str) -> dict[str, str]:
@@ -524,9 +533,9 @@ def _job_env(workdir: Path, name: str) -> dict[str, str]:
     env = dict(os.environ)
     paths = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    env["LEGATO_WORKDIR"] = str(workdir)
-    env["LEGATO_EXPERIMENT"] = name
-    env.pop("LEGATO_PROGRESS_FD", None)
+    env[WORKDIR_ENV] = str(workdir)
+    env[EXPERIMENT_ENV] = name
+    env.pop(PROGRESS_FD_ENV, None)
     return env
 
 
@@ -583,7 +592,7 @@ async def experiment(
         LegatoError: When opened inside a running job (a script without a
             `if __name__ == "__main__":` guard).
     """
-    if os.environ.get("LEGATO_WORKER"):
+    if os.environ.get(WORKER_ENV):
         raise LegatoError(
             "experiment() was opened inside a running job: guard the script's entry point "
             "with `if __name__ == '__main__':` so jobs can import it"
@@ -614,7 +623,7 @@ async def experiment(
     try:
         async with anyio.create_task_group() as tg:
             xp._tg = tg
-            tg.start_soon(follow, xp)
+            tg.start_soon(follow, xp, xp._write_state)
             try:
                 yield xp
                 await xp.wait()

@@ -1,4 +1,6 @@
-"""`Job`: the handle an experiment gives each submitted task (`task.__job__`)."""
+"""`Job`: the handle an experiment gives each submitted task (`task.__job__`), and the
+transitions the runtime makes it go through (`mark_ready`, `mark_running`, `finish`,
+`skip`): functions of this module, so that the handle users read shows none of them."""
 
 from __future__ import annotations
 
@@ -18,7 +20,20 @@ if TYPE_CHECKING:
     from .._core._task import Task
     from .._launchers._launcher import Launcher
 
-__all__ = ["Job", "JobFailed", "JobState"]
+__all__ = [
+    "Job",
+    "JobFailed",
+    "JobState",
+    "after_dependencies",
+    "amounts",
+    "cause",
+    "finish",
+    "mark_ready",
+    "mark_running",
+    "skip",
+    "submitted",
+    "when_final",
+]
 
 
 class JobFailed(LegatoError):
@@ -83,6 +98,7 @@ class Job:
         "_blockers",
         "_cause",
         "_done",
+        "_hook",
         "_on_final",
         "_submitted",
         "attempts",
@@ -111,6 +127,9 @@ class Job:
         dependencies: list[Job],
         requires: dict[str, int],
         launcher: Launcher | None,
+        *,
+        amounts: dict[str, int] | None = None,
+        on_final: Callable[[Job], None] | None = None,
     ) -> None:
         self.task = task
         """The submitted task (the first one, when the same job was submitted twice)."""
@@ -153,8 +172,9 @@ class Job:
         # jobs keeps the garbage collector's work, and so the event loop's pauses, small.
         self._done: anyio.Event | None = None  # made by the first wait() before the end
         self._on_final: list[Callable[[], None]] | None = None
-        self._blockers = 0  # dependencies not final yet (`_scheduler.py` counts them)
-        self._amounts: dict[str, int] = {}
+        self._blockers = 0  # dependencies not final yet (`after_dependencies`)
+        self._amounts: dict[str, int] = amounts or {}  # what it takes, one slot included
+        self._hook = on_final  # the experiment's "a job became final"
         self._cause: Job | None = None
         self._submitted = time.time()  # a `legato jobs kill` before this is an older run's
 
@@ -191,6 +211,11 @@ class Job:
         return (self._cause or self).stderr_path
 
     def _finish(self, state: JobState, reason: str | None = None) -> None:
+        """The one way into a final state: wakes `wait()`, tells the jobs and lines that
+        wait for this one (`_when_final`), then the experiment (its hook), once. A final
+        state does not change any more: a second verdict is ignored."""
+        if self.state.final:
+            return
         self.state = state
         self.failure_reason = reason
         if self._done is not None:
@@ -198,12 +223,28 @@ class Job:
         callbacks, self._on_final = self._on_final, None
         for callback in callbacks or ():
             callback()
+        if self._hook is not None:
+            self._hook(self)
 
     def _when_final(self, callback: Callable[[], None]) -> None:
         """Call `callback` once this job, not final yet, reaches a final state."""
         if self._on_final is None:
             self._on_final = []
         self._on_final.append(callback)
+
+    def _after_dependencies(self, then: Callable[[Job], None]) -> bool:
+        """Count the dependencies not final yet; call `then(self)` when the last of them
+        becomes final. True (and `then` is never called) when none is left to wait for."""
+        for dep in self.dependencies:
+            if not dep.state.final:
+                self._blockers += 1
+                dep._when_final(lambda: self._dependency_final(then))
+        return not self._blockers
+
+    def _dependency_final(self, then: Callable[[Job], None]) -> None:
+        self._blockers -= 1
+        if not self._blockers and not self.state.final:
+            then(self)
 
     async def wait(self) -> Job:
         """Return the job once it is final; raise `JobFailed` unless it is DONE.
@@ -238,3 +279,65 @@ class Job:
 
     def __repr__(self) -> str:
         return f"<Job {self.type_name}/{self.identifier[:12]} {self.state.name}>"
+
+
+# What the runtime does to a job, as functions of this module rather than methods of `Job`:
+# users read a job through its attributes and never change it, so the handle they see
+# shows no transitions. Every change of state goes through one of these.
+
+
+def mark_ready(job: Job) -> None:
+    """WAITING (dependencies done), or RUNNING (its attempt was interrupted, or a run
+    elsewhere died without a verdict): in line for a slot again."""
+    job.state = JobState.READY
+    job.pid = None
+
+
+def mark_running(job: Job, pid: int | None = None) -> None:
+    """Its process started (`pid`, when the launcher knows it), or another process runs
+    it and this experiment waits for that run."""
+    job.state = JobState.RUNNING
+    job.pid = pid
+
+
+def finish(job: Job, state: JobState, reason: str | None = None) -> None:
+    """A final state, with why it is not DONE; tells whoever waits, the experiment last.
+    A job already final keeps its first verdict."""
+    job._finish(state, reason)
+
+
+def skip(job: Job, failed: Job) -> None:
+    """DEPENDENCY_FAILED, because `failed` (one of its dependencies) did not end DONE;
+    its error log is then the one of the job that failed first up the chain."""
+    job._cause = failed._cause or failed
+    job._finish(
+        JobState.DEPENDENCY_FAILED,
+        f"dependency {failed.type_name}/{failed.identifier[:12]} ended {failed.state.name}",
+    )
+
+
+def when_final(job: Job, callback: Callable[[], None]) -> None:
+    """Call `callback` once `job`, not final yet, reaches a final state."""
+    job._when_final(callback)
+
+
+def after_dependencies(job: Job, then: Callable[[Job], None]) -> bool:
+    """True when every dependency of `job` is final already; else `then(job)` is called
+    once the last one becomes final (unless `job` became final first)."""
+    return job._after_dependencies(then)
+
+
+def amounts(job: Job) -> dict[str, int]:
+    """What the job takes while it runs: one slot and its `requires`, checked."""
+    return job._amounts
+
+
+def submitted(job: Job) -> float:
+    """When the job was submitted: a `legato jobs kill` before that was meant for an
+    earlier run of it."""
+    return job._submitted
+
+
+def cause(job: Job) -> Job | None:
+    """For a DEPENDENCY_FAILED job, the job that failed first up the chain."""
+    return job._cause

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from .._errors import LegatoError
 from .._launchers._launcher import Launcher
-from ._experiment import Experiment, experiment, opened
+from ._experiment import Experiment, close_with, experiment, opened
 
 __all__ = ["open_experiment"]
 
@@ -91,6 +91,6 @@ async def open_experiment(
             if xp in opened:
                 opened.remove(xp)
 
-    xp._closer = close
+    close_with(xp, close)
     opened.append(xp)
     return xp

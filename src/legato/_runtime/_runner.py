@@ -5,89 +5,72 @@ retries left, keeping the lock and the slot in between, so that a retried job ne
 twice at the same time.
 
 Disk work happens in worker threads, a few calls per job, so the event loop never waits
-on the filesystem.
+on the filesystem. All a run sees of its experiment is a `RunContext` (`_context.py`), and
+it changes its job only through the transitions of `_job.py`.
 """
 
 from __future__ import annotations
 
 import contextvars
 import errno
-import fcntl
+import logging
 import os
-import shutil
 import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
 from .._jobdir._maindir import main_lock_free, try_main_lock
 from .._jobdir._workdir import (
-    ATTEMPTS,
     CANCEL,
-    DONE,
     FAILED,
     INTERRUPT,
-    LOCK,
-    PARAMS,
     PROGRESS,
     REASON_MAX,
     SLURM_ERR,
     SLURM_OUT,
-    STATE,
     STDERR,
     STDOUT,
-    archive_attempt,
-    atomic_write,
+    JobDir,
     bound_text,
-    read_json,
-    write_json,
 )
 from .._launchers._launcher import Exit, LaunchSpec
-from ._job import Job, JobState
+from ._context import RunContext
+from ._job import Job, JobState, finish, mark_ready, mark_running, submitted
 from ._resources import Grant
-
-if TYPE_CHECKING:
-    from ._experiment import Experiment
 
 __all__ = ["record_unrun", "run_job"]
 
 _POLL_MIN, _POLL_MAX = 0.05, 2.0
 _UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
+_log = logging.getLogger("legato")
 
 
 def _new_failure(fd: int, job_dir: Path, before: int | None) -> dict[str, Any] | None:
     """After taking the lock another run held (closing `fd`): the failure record that run
     wrote, or None if it left none (died without a verdict). Disk work, for a thread."""
     os.close(fd)
-    if _mtime(job_dir / FAILED) == before:
+    jd = JobDir(job_dir)
+    if jd.failure_mtime() == before:
         return None
-    return read_json(job_dir / FAILED) or {}
-
-
-def _mtime(path: Path) -> int | None:
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return None
+    return jd.failure() or {}
 
 
 def _try_lock(job_dir: Path, prepare: Callable[[], Prepared] | None = None) -> tuple[str, Any]:
     """("done", None), ("busy", failure record mtime) or ("locked", fd); with `prepare`,
     ("locked", (fd, what `prepare()` returned once the lock is held)), in the same trip to
     a thread."""
+    jd = JobDir(job_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
-    if os.path.exists(job_dir / DONE):
+    if jd.is_done():
         return "done", None
-    fd = os.open(job_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return "busy", _mtime(job_dir / FAILED)
-    if os.path.exists(job_dir / DONE):  # finished between our check and the lock
+    fd = jd.try_lock()
+    if fd is None:
+        return "busy", jd.failure_mtime()
+    if jd.is_done():  # finished between our check and the lock
         os.close(fd)
         return "done", None
     if prepare is None:
@@ -97,21 +80,6 @@ def _try_lock(job_dir: Path, prepare: Callable[[], Prepared] | None = None) -> t
     except BaseException:
         os.close(fd)
         raise
-
-
-def _cancelled_since(job_dir: Path, since: float) -> bool:
-    """Whether `legato jobs kill` asked, after `since`, that the job not run.
-
-    Older markers are from earlier runs: a job cancelled then runs again now."""
-    marker = job_dir / CANCEL
-    try:
-        when = os.stat(marker).st_mtime
-    except FileNotFoundError:
-        return False
-    record = read_json(marker)
-    if record is not None and isinstance(record.get("time"), (int, float)):
-        when = float(record["time"])
-    return when >= since
 
 
 _ATTEMPT_FILES = (STDOUT, STDERR, FAILED, SLURM_OUT, SLURM_ERR)
@@ -141,13 +109,13 @@ def _start_run(job: Job, params: bytes, info: dict[str, Any], previous: dict[str
     attempts, or while one ran) is taken up: the attempts go on from there, with what is
     left of the retries. Otherwise the run starts at attempt 1, without old attempts' logs.
     """
-    job_dir = job.path
-    atomic_write(job_dir / PARAMS, params, durable=False)
-    record = read_json(job_dir / FAILED)
+    jd = JobDir(job.path)
+    jd.write_params(params)
+    record = jd.failure()
     counters = _counters(previous)
     if record is not None and record.get("state") == "interrupted" and counters["attempt"]:
         if _charge(record, counters, job) is None:
-            archive_attempt(job_dir, counters["attempt"], _ATTEMPT_FILES)
+            jd.archive_attempt(counters["attempt"], _ATTEMPT_FILES)
             counters["attempt"] += 1
         else:
             counters = {}
@@ -155,13 +123,9 @@ def _start_run(job: Job, params: bytes, info: dict[str, Any], previous: dict[str
         counters = {}  # (else: a retry was set up, then its experiment ended: take it)
     if not counters:
         counters = {"attempt": 1, "retried": 0, "preempted": 0}
-        shutil.rmtree(job_dir / ATTEMPTS, ignore_errors=True)
-    for name in (FAILED, PROGRESS, CANCEL, INTERRUPT):
-        try:
-            os.unlink(job_dir / name)
-        except FileNotFoundError:
-            pass
-    write_json(job_dir / STATE, _attempt_state(job, info, counters), durable=False)
+        jd.clear_attempts()
+    jd.discard(FAILED, PROGRESS, CANCEL, INTERRUPT)
+    jd.write_state(_attempt_state(job, info, counters))
     return counters["attempt"]
 
 
@@ -191,39 +155,35 @@ def _after_attempt(
 ) -> tuple[JobState | None, str | None, int]:
     """After an attempt: (final state, reason, attempts made), or (None, why it ended,
     next attempt's number) once the next attempt is set up (logs archived, state.json)."""
-    job_dir = job.path
-    counters = _counters(read_json(job_dir / STATE) or {})
+    jd = JobDir(job.path)
+    counters = _counters(jd.state() or {})
     attempts = max(1, counters["attempt"])
-    if os.path.exists(job_dir / DONE):
+    if jd.is_done():
         return JobState.DONE, None, attempts
-    record = read_json(job_dir / FAILED)
-    if record is None and exit.interruption is not None and not os.path.exists(job_dir / DONE):
+    record = jd.failure()
+    if record is None and exit.interruption is not None and not jd.is_done():
         record = {"state": "interrupted", "kind": exit.interruption, "reason": exit.reason}
         record.update(exit_code=exit.exit_code, signal=exit.signal, ended=time.time())
-        write_json(job_dir / FAILED, record)
-    if os.path.exists(job_dir / DONE) or record is None or record.get("state") != "interrupted":
-        state, reason = _verdict(job_dir, exit)
+        jd.write_failure(record)
+    if jd.is_done() or record is None or record.get("state") != "interrupted":
+        state, reason = _verdict(jd, exit)
         return state, reason, attempts
     # (`legato jobs interrupt` signals through scancel too: its marker tells them apart)
     cancelled = exit.cancelled and record.get("kind") == "preempted"
-    cancelled = cancelled and not os.path.exists(job_dir / INTERRUPT)
-    if cancelled or os.path.exists(job_dir / CANCEL):  # `legato jobs kill`, or `scancel`
+    cancelled = cancelled and not jd.has_interrupt()
+    if cancelled or jd.has_cancel():  # `legato jobs kill`, or `scancel`
         reason = "cancelled in SLURM (scancel)" if cancelled else "cancelled by request"
-        write_json(job_dir / FAILED, {**record, "state": "cancelled", "reason": reason})
+        jd.write_failure({**record, "state": "cancelled", "reason": reason})
         return JobState.CANCELLED, reason, attempts
     spent = _charge(record, counters, job)
     if spent is not None:
-        write_json(job_dir / FAILED, {**record, "state": "failed", "reason": spent})
+        jd.write_failure({**record, "state": "failed", "reason": spent})
         return JobState.FAILED, spent, attempts
-    archive_attempt(job_dir, attempts, _ATTEMPT_FILES)
-    for name in (PROGRESS, INTERRUPT):
-        try:
-            os.unlink(job_dir / name)
-        except FileNotFoundError:
-            pass
+    jd.archive_attempt(attempts, _ATTEMPT_FILES)
+    jd.discard(PROGRESS, INTERRUPT)
     counters["attempt"] = attempts + 1
     info = {**info, "submitted": time.time()}
-    write_json(job_dir / STATE, _attempt_state(job, info, counters), durable=False)
+    jd.write_state(_attempt_state(job, info, counters))
     return None, str(record.get("reason") or "interrupted"), attempts + 1
 
 
@@ -239,25 +199,25 @@ def _prepare(
     `legato jobs kill` asked, since the job was submitted, that it not run, else
     ("started", previous state, attempt number) once a fresh run's params and state are
     written (`_start_run`, which takes up a retry an earlier run did not get to)."""
-    previous = read_json(job.path / STATE)
+    jd = JobDir(job.path)
+    previous = jd.state()
     if adopt and previous and previous.get("launcher") == state["launcher"]:
         return "adopt", previous, 0
-    if _cancelled_since(job.path, job._submitted):
+    if jd.cancelled_since(submitted(job)):
         return "cancelled", None, 0
     return "started", previous, _start_run(job, params(), state, previous or {})
 
 
-def _verdict(job_dir: Path, exit: Exit) -> tuple[JobState, str | None]:
-    if os.path.exists(job_dir / DONE):
+def _verdict(jd: JobDir, exit: Exit) -> tuple[JobState, str | None]:
+    if jd.is_done():
         return JobState.DONE, None
-    record = read_json(job_dir / FAILED)
+    record = jd.failure()
     if record is not None and exit.reason is None:
         if record.get("state") == "cancelled":
             return JobState.CANCELLED, str(record.get("reason") or "cancelled")
         return JobState.FAILED, bound_text(str(record.get("reason") or "failed"), REASON_MAX)
-    if os.path.exists(job_dir / CANCEL):
-        write_json(
-            job_dir / FAILED,
+    if jd.has_cancel():
+        jd.write_failure(
             {
                 "state": "cancelled",
                 "reason": "cancelled by request",
@@ -272,8 +232,7 @@ def _verdict(job_dir: Path, exit: Exit) -> tuple[JobState, str | None]:
         reason = f"killed by signal {exit.signal} ({_signame(exit.signal)})"
     else:
         reason = f"exited with code {exit.exit_code} without a verdict"
-    write_json(
-        job_dir / FAILED,
+    jd.write_failure(
         {
             "state": "failed",
             "reason": reason,
@@ -297,19 +256,18 @@ def record_unrun(job_dir: Path, record: dict[str, Any]) -> None:
     failed, its experiment ended first, it could not be launched), so `legato jobs show`
     can say why. Only with the job's lock free and no `done`: another process that runs
     the job keeps its own verdict."""
+    jd = JobDir(job_dir)
     try:
-        fd = os.open(job_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = jd.try_lock()
     except OSError:
         return  # no directory (removed meanwhile), or a read-only workdir: nothing to say
+    if fd is None:
+        return
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return
-        if not os.path.exists(job_dir / DONE):
+        if not jd.is_done():
             record = {**record, "ended": time.time()}
             record["reason"] = bound_text(str(record.get("reason") or ""), REASON_MAX)
-            write_json(job_dir / FAILED, record, durable=False)
+            jd.write_failure(record, durable=False)
     except OSError:
         pass
     finally:
@@ -317,39 +275,36 @@ def record_unrun(job_dir: Path, record: dict[str, Any]) -> None:
 
 
 def _record_cancelled(job_dir: Path, reason: str = "cancelled", overwrite: bool = True) -> None:
-    if os.path.exists(job_dir / DONE):
+    jd = JobDir(job_dir)
+    if jd.is_done():
         return
-    if not overwrite and read_json(job_dir / FAILED) is not None:
+    if not overwrite and jd.failure() is not None:
         return  # `legato jobs kill` recorded it already
-    write_json(job_dir / FAILED, {"state": "cancelled", "reason": reason, "ended": time.time()})
+    jd.write_failure({"state": "cancelled", "reason": reason, "ended": time.time()})
 
 
-async def run_job(xp: Experiment, job: Job, grant: Grant) -> None:
+async def run_job(ctx: RunContext, job: Job, grant: Grant) -> None:
     """Drive a READY job that holds `grant` to a final state, or back in line when the
     process that ran it elsewhere died without a verdict; never raises except cancellation.
-    Gives `grant` back whatever happens."""
+    Gives `grant` back whatever happens, once: here, unless a run that waits for another
+    process gave it back already."""
     try:
-        await _run_sharing(xp, job, grant)
+        await _run_sharing(ctx, job, grant)
     except anyio.get_cancelled_exc_class():
-        xp._scheduler.stop()  # the experiment is being left: start nothing more
-        if not job.state.final:
-            job._finish(JobState.CANCELLED, "cancelled")
-            xp._job_finished(job)
+        ctx.stop()  # the experiment is being left: start nothing more
+        finish(job, JobState.CANCELLED, "cancelled")
         raise
     except Exception as exc:  # a bug or a disk error: fail this job, keep the others
         if isinstance(exc, OSError) and exc.errno in _UNWRITABLE:  # read-only, full
-            xp._log.warning("job %s/%s: %s", job.type_name, job.identifier, exc)
+            _log.warning("job %s/%s: %s", job.type_name, job.identifier, exc)
             why = f"cannot write its job directory {job.path}: {exc.strerror}"
         else:
-            xp._log.exception("job %s/%s: internal error", job.type_name, job.identifier)
+            _log.exception("job %s/%s: internal error", job.type_name, job.identifier)
             why = f"legato could not run the job: {exc!r}"
-        job._finish(JobState.FAILED, why)
-        xp._job_finished(job)
-    else:
-        if job.state.final:
-            xp._job_finished(job)
+        finish(job, JobState.FAILED, why)
     finally:
-        xp._scheduler.release(grant)
+        if not grant.released:
+            ctx.release(grant)
 
 
 _main_lock: contextvars.ContextVar[int | None] = contextvars.ContextVar(
@@ -359,55 +314,55 @@ _main_lock: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 process inherits (as it does the job's lock) so that it outlives a killed experiment."""
 
 
-async def _run_sharing(xp: Experiment, job: Job, grant: Grant) -> None:
+async def _run_sharing(ctx: RunContext, job: Job, grant: Grant) -> None:
     """`_run_holding`, holding first the lock of the job's main task directory when it
     shares one (`_partials.py`). When another process holds that lock, the job lets its
     slot go and waits, holding nothing, then goes back in line."""
-    main = xp._scheduler.main_of(job)
+    main = ctx.main_of(job)
     if main is None:
-        await _run_holding(xp, job, grant)
+        await _run_holding(ctx, job, grant)
         return
     fd = await anyio.to_thread.run_sync(try_main_lock, main)
     if fd is None:
-        xp._scheduler.release(grant)
-        xp._scheduler.main_released(main)
+        ctx.release(grant)
+        ctx.main_released(main)
         delay = _POLL_MIN
         while not await anyio.to_thread.run_sync(main_lock_free, main):
             await anyio.sleep(delay)
             delay = min(delay * 1.5, _POLL_MAX)
-        xp._scheduler.requeue(job)
+        ctx.requeue(job)
         return
     token = _main_lock.set(fd)
     try:
-        await _run_holding(xp, job, grant)
+        await _run_holding(ctx, job, grant)
     finally:
         _main_lock.reset(token)
         os.close(fd)
-        xp._scheduler.main_released(main)
+        ctx.main_released(main)
 
 
-async def _run_holding(xp: Experiment, job: Job, grant: Grant) -> None:
-    launcher = job.launcher or xp.launcher
-    info = {"experiment": xp.name, "launcher": launcher.name, "submitted": time.time()}
+async def _run_holding(ctx: RunContext, job: Job, grant: Grant) -> None:
+    launcher = job.launcher or ctx.launcher
+    info = {"experiment": ctx.name, "launcher": launcher.name, "submitted": time.time()}
 
     # The params hold every configuration the task reaches (a chain of a thousand tasks: a
     # thousand): written in the thread, not in the event loop. The usual case (nothing to
     # adopt, not cancelled) takes the lock and prepares the run in one trip to a thread.
     def prepare() -> Prepared:
-        return _prepare(job, lambda: xp._params(job), info)
+        return _prepare(job, lambda: ctx.params(job), info)
 
     kind, value = await anyio.to_thread.run_sync(_try_lock, job.path, prepare)
     if kind == "done":
-        job._finish(JobState.DONE)
+        finish(job, JobState.DONE)
         return
     if kind == "locked":
         fd, prepared = value
-        await _run_locked(xp, job, fd, grant.gpus, prepared, info)
+        await _run_locked(ctx, job, fd, grant, prepared, info)
         return
     # Another process runs this job: let the slot go, wait for that process to let go of
     # the job, then take its outcome.
-    xp._scheduler.release(grant)
-    job.state = JobState.RUNNING
+    ctx.release(grant)
+    mark_running(job)
     failed_before = value
     delay = _POLL_MIN
     while True:
@@ -415,41 +370,38 @@ async def _run_holding(xp: Experiment, job: Job, grant: Grant) -> None:
         delay = min(delay * 1.5, _POLL_MAX)
         kind, fd = await anyio.to_thread.run_sync(_try_lock, job.path)
         if kind == "done":
-            job._finish(JobState.DONE)
+            finish(job, JobState.DONE)
             return
         if kind == "locked":
             record = await anyio.to_thread.run_sync(_new_failure, fd, job.path, failed_before)
             if record is not None and record.get("state") != "interrupted":
-                job._finish(JobState.FAILED, str(record.get("reason") or "failed"))
+                finish(job, JobState.FAILED, str(record.get("reason") or "failed"))
                 return
             # That run died without a verdict, or between two attempts: ours now, in a slot.
-            xp._scheduler.requeue(job)
+            ctx.requeue(job)
             return
 
 
 async def _run_locked(
-    xp: Experiment,
+    ctx: RunContext,
     job: Job,
     fd: int,
-    gpus: list[int],
+    grant: Grant,
     prepared: Prepared,
     info: dict[str, Any],
 ) -> None:
     try:
-        launcher = job.launcher or xp.launcher
-        env = xp._job_env
-        if "gpu" in xp._pool.totals:
-            env = {**env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
+        launcher = job.launcher or ctx.launcher
         spec = LaunchSpec(
             job_dir=job.path,
-            argv=xp._worker_argv(job.path),
-            env=env,
+            argv=ctx.argv(job.path),
+            env=ctx.env_for(grant),
             requires=job.requires,
             lock_fd=fd,
             main_lock_fd=_main_lock.get(),
             on_started=lambda info: _started(job, info),
             on_progress=lambda fraction, desc: _progressed(job, fraction, desc),
-            session=xp._session,
+            session=ctx.session,
         )
         step, previous, attempt = prepared
         exit: Exit | None = None
@@ -457,25 +409,28 @@ async def _run_locked(
             exit = await launcher.adopt(spec, previous)
             if exit is None:
                 step, previous, attempt = await anyio.to_thread.run_sync(
-                    lambda: _prepare(job, lambda: xp._params(job), info, False)
+                    lambda: _prepare(job, lambda: ctx.params(job), info, False)
                 )
         if step == "cancelled":
             why = "cancelled by `legato jobs kill` before it started"
             await anyio.to_thread.run_sync(_record_cancelled, job.path, why, False)
-            job._finish(JobState.CANCELLED, why)
+            finish(job, JobState.CANCELLED, why)
             return
         if exit is None:
             job.attempts = attempt
             exit = await launcher.launch(spec)
         while True:
+            if exit.done:  # the launcher saw `done` on disk: no trip to a thread to look
+                finish(job, JobState.DONE)
+                return
             verdict, reason, attempt = await anyio.to_thread.run_sync(
                 _after_attempt, job, exit, info
             )
             if verdict is not None:
                 job.attempts = attempt
-                job._finish(verdict, reason)
+                finish(job, verdict, reason)
                 return
-            xp._log.info(
+            _log.info(
                 "%s/%s: attempt %d ended (%s); attempt %d",
                 job.type_name,
                 job.identifier[:12],
@@ -484,8 +439,7 @@ async def _run_locked(
                 attempt,
             )
             job.attempts = attempt
-            job.state = JobState.READY
-            job.pid = None
+            mark_ready(job)
             exit = await launcher.launch(spec)
     except anyio.get_cancelled_exc_class():
         with anyio.CancelScope(shield=True):
@@ -504,20 +458,20 @@ async def _run_locked(
 def _write_locked(job_dir: Path, record: dict[str, Any]) -> None:
     """A failure record written while holding the job's lock (best effort: the job fails
     anyway, and an unwritable directory is often why)."""
-    if os.path.exists(job_dir / DONE):
+    jd = JobDir(job_dir)
+    if jd.is_done():
         return
     record = {**record, "ended": time.time()}
     record["reason"] = bound_text(str(record["reason"]), REASON_MAX)
     try:
-        write_json(job_dir / FAILED, record, durable=False)
+        jd.write_failure(record, durable=False)
     except OSError:
         pass
 
 
 def _started(job: Job, info: dict[str, Any]) -> None:
-    job.state = JobState.RUNNING
     pid = info.get("pid")
-    job.pid = pid if isinstance(pid, int) else None
+    mark_running(job, pid if isinstance(pid, int) else None)
 
 
 def _progressed(job: Job, fraction: float, desc: str | None) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .._core._task import has_subparams
-from ._job import Job, JobState
+from ._job import Job, JobState, after_dependencies, amounts, mark_ready, skip, when_final
 from ._resources import SLOTS, Grant, ResourcePool
 
 __all__ = ["Scheduler"]
@@ -31,14 +31,15 @@ class Scheduler:
         pool: The experiment's slots and counted resources.
         start: Starts a job that was granted what it requires (its task releases the
             grant through `release` when done).
-        finished: Told of each job this scheduler ends (DEPENDENCY_FAILED).
+        finished: Told of each job this scheduler ends (DEPENDENCY_FAILED), after the
+            job's own `on_final` hook: for a line used without an experiment.
     """
 
     def __init__(
         self,
         pool: ResourcePool,
         start: Callable[[Job, Grant], None],
-        finished: Callable[[Job], None],
+        finished: Callable[[Job], None] | None = None,
     ) -> None:
         self.pool = pool
         self._start = start
@@ -58,18 +59,12 @@ class Scheduler:
         Call `settle` after adding."""
         if has_subparams(job.task):
             self._join_line(job)
-        for dep in job.dependencies:
-            if not dep.state.final:
-                job._blockers += 1
-                dep._when_final(lambda: self._dependency_final(job))
-        if not job._blockers:
+        if after_dependencies(job, self._unblock):
             self._unblocked.append(job)
 
-    def _dependency_final(self, job: Job) -> None:
-        job._blockers -= 1
-        if not job._blockers and not job.state.final:
-            self._unblocked.append(job)
-            self.settle()
+    def _unblock(self, job: Job) -> None:
+        self._unblocked.append(job)
+        self.settle()
 
     def settle(self) -> None:
         """Unblocked jobs become READY, or DEPENDENCY_FAILED when a dependency did not end
@@ -83,16 +78,12 @@ class Scheduler:
                 job = self._unblocked.popleft()
                 failed = next((d for d in job.dependencies if d.state is not JobState.DONE), None)
                 if failed is None:
-                    job.state = JobState.READY
+                    mark_ready(job)
                     self._ready.append(job)
                     continue
-                job._cause = failed._cause or failed
-                job._finish(
-                    JobState.DEPENDENCY_FAILED,
-                    f"dependency {failed.type_name}/{failed.identifier[:12]} ended "
-                    f"{failed.state.name}",
-                )
-                self._finished(job)
+                skip(job, failed)
+                if self._finished is not None:
+                    self._finished(job)
             self._dispatch()
         finally:
             self._settling = False
@@ -108,7 +99,7 @@ class Scheduler:
             if mains and not self._may_start(ready[i]):
                 i += 1
                 continue
-            grant = pool.take(ready[i]._amounts)
+            grant = pool.take(amounts(ready[i]))
             if grant is None:
                 i += 1
                 continue
@@ -126,7 +117,7 @@ class Scheduler:
     def requeue(self, job: Job) -> None:
         """A job that must run after all (another process held it, and died without a
         verdict): READY again, first in line."""
-        job.state = JobState.READY
+        mark_ready(job)
         self._ready.appendleft(job)
         self._dispatch()
 
@@ -134,7 +125,7 @@ class Scheduler:
         main = job.main_path
         self._mains[job] = main
         self._lines.setdefault(main, deque()).append(job)
-        job._when_final(lambda: self._leave_line(job))
+        when_final(job, lambda: self._leave_line(job))
 
     def _leave_line(self, job: Job) -> None:
         main = self._mains.pop(job)

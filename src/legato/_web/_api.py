@@ -17,8 +17,8 @@ from .._inspect._kill import kill_job
 from .._inspect._procs import Locks
 from .._inspect._query import job_details, parse_tag_filter
 from .._inspect._remove import remove_job_dir
-from .._inspect._scan import JobEntry, read_job, read_json
-from .._jobdir._workdir import FAILED
+from .._inspect._scan import JobEntry, read_job
+from .._jobdir._workdir import JobDir
 from ._dashboard import BadRequest, Dashboard, NotFound, dashboard, error, json_response
 from ._index import STATES, Row
 from ._logs import LOGS, read_log
@@ -151,7 +151,7 @@ def _job_details(dash: Dashboard, row: Row) -> dict[str, Any]:
 
 
 def _failure(job_dir: str) -> dict[str, Any] | None:
-    return read_json(f"{job_dir}/{FAILED}")
+    return JobDir(job_dir).failure()
 
 
 async def api_job(request: Request) -> Response:

@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from .._inspect._query import tag_text
+from .._inspect._scan import number
 from ._index import STATES, Index, Row
 
 __all__ = ["JobQuery", "SORTS", "experiment_list", "graph", "query", "scope", "tag_matcher"]
@@ -131,8 +132,8 @@ def experiment_list(index: Index) -> list[dict[str, Any]]:
                 "counts": counts,
                 "host": info.get("host"),
                 "pid": info.get("pid"),
-                "started": _number(info.get("started")),
-                "updated": _number(info.get("updated")),
+                "started": number(info.get("started")),
+                "updated": number(info.get("updated")),
             }
         )
     return out
@@ -208,10 +209,6 @@ def tag_matcher(key: str, wanted: str | None) -> Callable[[dict[str, Any]], bool
         return tag_text(value) == wanted
 
     return matches
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 _STATE_ORDER = {s: i for i, s in enumerate(STATES)}
