@@ -101,19 +101,6 @@ def test_keyword_only_construction() -> None:
     assert Model(hidden=256).hidden == 256
 
 
-@pytest.mark.skipif(sys.implementation.name != "cpython", reason="a CPython type flag")
-def test_configurations_are_called_the_way_msgspec_structs_are() -> None:
-    """Construction takes msgspec's fast path (vectorcall) on every Python version: 3.12
-    gives `ConfigMeta` the flag of `msgspec.StructMeta`, and legato sets it on 3.10 and
-    3.11 (without it, building a configuration took three times as long)."""
-    vectorcall = 1 << 11  # Py_TPFLAGS_HAVE_VECTORCALL
-    assert msgspec.StructMeta.__flags__ & vectorcall
-    assert type(Model).__flags__ & vectorcall and type(Learn).__flags__ & vectorcall
-    assert Model(hidden=3).hidden == 3  # through it: converted and checked as before
-    with pytest.raises(legato.ValidationError, match="hidden"):
-        Model(hidden="wide")  # type: ignore[arg-type]
-
-
 def test_required_field_may_follow_fields_with_defaults() -> None:
     class Late(Config):
         a: Param[int] = 1

@@ -135,41 +135,6 @@ class ConfigMeta(msgspec.StructMeta):
         return cls
 
 
-_HAVE_VECTORCALL = 1 << 11
-"""CPython's `Py_TPFLAGS_HAVE_VECTORCALL`, a bit of a type's `__flags__` (`tp_flags`)."""
-
-
-def _call_like_structs(meta: type) -> None:
-    """Let the classes `meta` makes be called the way msgspec's own Structs are.
-
-    A call such as `Model(seed=1, lr=0.1)` takes msgspec's fast path (vectorcall: the
-    keywords read where they are) only if the class's metaclass has the flag that says so.
-    Python 3.12 and later give it to a metaclass written in Python whose base has it, as
-    `ConfigMeta`'s (`msgspec.StructMeta`) does; 3.10 and 3.11 do not, and there each
-    construction went through `type.__call__`, which first copies the keywords into a dict:
-    building a configuration of eight fields took three times as long as a plain Struct
-    (benchmarks/bench_identity.py). There the flag is set here, as 3.12 would: in the type's
-    `tp_flags` word, read and checked against `__flags__` before anything is written; if
-    it is not where CPython keeps it, nothing is, and construction is only slower.
-    """
-    if sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
-        return
-    if meta.__flags__ & _HAVE_VECTORCALL or "__call__" in vars(meta):
-        return
-    if not typing.cast(int, msgspec.StructMeta.__flags__) & _HAVE_VECTORCALL:
-        return
-    import ctypes
-
-    # PyTypeObject: the variable-size object header (3 words), then 18 words up to tp_flags.
-    word = ctypes.sizeof(ctypes.c_void_p)
-    flags = ctypes.c_ulong.from_address(id(meta) + 21 * word)
-    if flags.value == meta.__flags__:
-        flags.value |= _HAVE_VECTORCALL
-
-
-_call_like_structs(ConfigMeta)
-
-
 # Again on the base class: type checkers take the transform of the nearest class in the MRO,
 # which would otherwise be msgspec.Struct's (no keyword-only default, no legato specifiers).
 @dataclass_transform(
