@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -80,6 +81,9 @@ def core_dependencies(config: Config) -> list[tuple[str, str]]:
     return [(type(t).__legato_plan__.type_name, t.__identifier__) for t in dependencies(config)]
 
 
+# Random configurations often hold conflicting tags, which legato drops with a warning: the
+# rule under test (the command line drops them too), not noise to show.
+@pytest.mark.filterwarnings("ignore:.*dropped. the configurations it holds:UserWarning")
 @settings(max_examples=300, deadline=None)
 @given(x=maybe_tagged, held=values)
 def test_command_line_reads_tags_and_dependencies_as_the_core_computes_them(
