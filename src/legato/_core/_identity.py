@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from msgspec.structs import astuple
 
-from .._jobdir._names import DIGEST_KEY, IDENTIFIER_KEY, MAIN_IDENTIFIER_KEY
+from .._jobdir._names import DIGEST_KEY, IDENTIFIER_KEY, MAIN_IDENTIFIER_KEY, PRODUCER_KEY
 from ._canon import (
     Canon,
     WorkdirDefault,
@@ -241,8 +241,8 @@ def compile_identity(type_name: str, plan: tuple[IdentityField, ...]) -> Digest:
         "        data = encode(fields)",
         "    except OverflowError:  # an int beyond 64 bits, taken as it is above",
         "        data = encode(_fields(_generic, _astuple(self)))",
-        '    if "__legato_producer__" in d:',
-        '        return _output_digest(_head, data, d["__legato_producer__"])',
+        f"    if {PRODUCER_KEY!r} in d:",
+        f"        return _output_digest(_head, data, d[{PRODUCER_KEY!r}])",
         "    h = _hasher.copy()",
         "    h.update(data)",
         "    return h.digest()",
