@@ -348,6 +348,7 @@ class SlurmQueue:
                 left.append(entry)
                 continue
             entry.requeued = None
+            entry.missing = False
             if state in STARTED and not entry.started:  # READY while SLURM queues it
                 entry.started = True
                 entry.spec.on_started({"launcher": "slurm", "slurm_id": entry.slurm_id})
@@ -371,6 +372,11 @@ class SlurmQueue:
                 self._finish(entry, Exit() if done else None)
             elif done or failed:
                 ending = slurm_ending(slurm_err)
+                if not done and ending is None and not entry.missing:
+                    # A second look: the job's process caught SIGTERM and wrote its record,
+                    # but slurmstepd may not have written why yet (a requeue, a time limit).
+                    entry.missing = True
+                    continue
                 if ending == "preempted" and not done and not self._requeue_gone(entry):
                     continue  # SLURM may list it again, requeued under the same id
                 self._finish(entry, Exit(cancelled=ending == "cancelled"))
@@ -379,6 +385,8 @@ class SlurmQueue:
             elif entry.missing:  # a second look, in case the shared filesystem lagged
                 reason = vanished(entry.state, slurm_err)
                 kind = _INTERRUPTIONS.get(entry.state or "") or slurm_ending(slurm_err)
+                if kind == "preempted" and not self._requeue_gone(entry):
+                    continue  # requeued: SLURM lists it again, pending, under the same id
                 interruption = kind if kind in ("timeout", "preempted") else None
                 self._finish(entry, Exit(reason=reason, interruption=interruption))
             else:
