@@ -13,15 +13,14 @@ The protocol shared with the job worker, as for a time limit (`submit(timeout=..
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import time
 from typing import Annotated
 
 import typer
 
+from .._inspect._kill import scancel
 from .._inspect._procs import job_process
 from .._inspect._scan import JobEntry, resolve
 from .._jobdir._workdir import JobDir, host_name
@@ -32,19 +31,7 @@ __all__ = ["interrupt_job"]
 
 
 def _signal_slurm(entry: JobEntry) -> str:
-    slurm_id = entry.info.get("slurm_id")
-    if slurm_id is None:
-        raise InspectError(f"{entry.short}: state.json has no slurm_id; cannot signal it")
-    if shutil.which("scancel") is None:
-        raise InspectError(
-            f"{entry.short}: scancel is not on PATH; cannot signal SLURM job {slurm_id}"
-        )
-    argv = ["scancel", "--signal=TERM", "--batch", str(slurm_id)]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        lines = (done.stderr or done.stdout).strip().splitlines()
-        why = lines[-1] if lines else f"exit status {done.returncode}"
-        raise InspectError(f"{entry.short}: {' '.join(argv)} failed: {why}")
+    slurm_id = scancel(entry, ["--signal=TERM", "--batch"], "signal")
     return f"SIGTERM to SLURM job {slurm_id}"
 
 

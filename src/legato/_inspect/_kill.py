@@ -28,7 +28,7 @@ from ._errors import InspectError
 from ._procs import Locks, job_process, process_alive
 from ._scan import UNRUN_STATES, JobEntry, read_job
 
-__all__ = ["kill_job"]
+__all__ = ["kill_job", "scancel"]
 
 _POLL = 0.05
 _START_WAIT = 5.0
@@ -81,19 +81,27 @@ def _end_local(entry: JobEntry, pid: int, grace: float) -> str:
     return f"{how}, pid {pid}"
 
 
-def _end_slurm(entry: JobEntry, grace: float) -> str:
+def scancel(entry: JobEntry, options: list[str], doing: str) -> str:
+    """Run `scancel OPTIONS ID` on the job's SLURM job (`legato jobs kill`, `jobs
+    interrupt`); returns the id. `doing` says what for, in errors: "cancel", "signal"."""
     slurm_id = entry.info.get("slurm_id")
     if slurm_id is None:
-        raise InspectError(f"{entry.short}: state.json has no slurm_id; cannot scancel it")
+        raise InspectError(f"{entry.short}: state.json has no slurm_id; cannot {doing} it")
     if shutil.which("scancel") is None:
         raise InspectError(
-            f"{entry.short}: scancel is not on PATH; cannot cancel SLURM job {slurm_id}"
+            f"{entry.short}: scancel is not on PATH; cannot {doing} SLURM job {slurm_id}"
         )
-    done = subprocess.run(["scancel", str(slurm_id)], capture_output=True, text=True, check=False)
+    argv = ["scancel", *options, str(slurm_id)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines()
         why = lines[-1] if lines else f"exit status {done.returncode}"
-        raise InspectError(f"{entry.short}: scancel {slurm_id} failed: {why}")
+        raise InspectError(f"{entry.short}: {' '.join(argv)} failed: {why}")
+    return str(slurm_id)
+
+
+def _end_slurm(entry: JobEntry, grace: float) -> str:
+    slurm_id = scancel(entry, [], "cancel")
     if "pid" in entry.info:
         # The worker runs: it records the verdict when SLURM's SIGTERM reaches it.
         _wait(lambda: _reread(entry).final, grace + 30.0)
