@@ -18,6 +18,18 @@ import pytest
 from blockbuster import blockbuster_ctx
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `slow` (minutes of real time: a one-minute SLURM time limit, 100,000
+    submissions) run only with LEGATO_SLOW=1 (`.ci/run --slow`), so that the default run
+    stays short; they are skipped, and say so, otherwise."""
+    if os.environ.get("LEGATO_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: run it with LEGATO_SLOW=1 (or .ci/run --slow)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     """Every async test runs on both backends anyio supports, as anyio's own tests do."""
