@@ -10,9 +10,8 @@ expects and hands any other value to `canon` (`_canon.py`), so the encoding is a
 from __future__ import annotations
 
 import enum
-import string
-import textwrap
 import typing
+from collections.abc import Callable
 from typing import Any
 
 from ._canon import Canon, canon, enum_name
@@ -22,16 +21,19 @@ from ._frozen import FrozenDict, FrozenList
 __all__ = ["FieldCanon", "Inline", "field_canon", "inline_source"]
 
 
+Lines = Callable[[str, Callable[[str], str], str], list[str]]
+"""A fast path's statements: given the variable `x` that holds the value (and must end
+up holding its identity form), `n(name)`, the generated name of any other variable it
+uses (a name of `Inline.names` or a local), and `slow`, the expression that
+canonicalises values the fast path does not take. The f-string lines of every code
+generator (`_plan`, `_identity`, `_validate`)."""
+
+
 class Inline(typing.NamedTuple):
     """A canonicaliser's fast path as Python statements, which the plan writes into the code
-    it generates per class (saving a call per field, and letting loops run inline).
+    it generates per class (saving a call per field, and letting loops run inline)."""
 
-    In `source`, `{x}` is a variable that holds the value and must end up holding its
-    identity form; `{slow}` is `slow(value, path)`, for values the fast path does not
-    take; any other `{name}` is `names[name]` or, if not there, a local variable.
-    """
-
-    source: str
+    lines: Lines
     names: dict[str, Any]
     slow: Canon
 
@@ -56,9 +58,9 @@ def field_canon(tp: Any) -> FieldCanon:
     if tp is None:
         tp = type(None)
     if tp in (str, bool, bytes, type(None), int):
-        return FieldCanon(tp, canon, Inline(_PLAIN, {"t": tp}, canon))
+        return FieldCanon(tp, canon, Inline(_plain, {"t": tp}, canon))
     if tp is float:
-        return FieldCanon(None, _field_float, Inline(_FLOAT, {}, canon))
+        return FieldCanon(None, _field_float, Inline(_float, {}, canon))
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if isinstance(tp, type) and origin is None:  # (3.10 takes `list[int]` for a type)
@@ -76,73 +78,83 @@ def field_canon(tp: Any) -> FieldCanon:
     return FieldCanon(None, canon, None)
 
 
-_PLAIN = """
-if type({x}) is not {t}:
-    {x} = {slow}
-"""
+def _plain(x: str, n: Callable[[str], str], slow: str) -> list[str]:
+    return [f"if type({x}) is not {n('t')}:", f"    {x} = {slow}"]
 
-# -0.0 and NaN have one identity form each: a float that is neither is its own.
-_FLOAT = """
-if type({x}) is not float or {x} != {x} or {x} == 0.0:
-    {x} = {slow}
-"""
 
-_CONFIG = """
-if type({x}) is {t}:
-    {x} = ["C", {digest}({x})]
-else:
-    {x} = {slow}
-"""
+def _float(x: str, n: Callable[[str], str], slow: str) -> list[str]:
+    # -0.0 and NaN have one identity form each: a float that is neither is its own.
+    return [f"if type({x}) is not float or {x} != {x} or {x} == 0.0:", f"    {x} = {slow}"]
 
-_ENUM = """
-if type({x}) is {t}:
-    {x} = ["E", {name}, {x}._name_]
-else:
-    {x} = {slow}
-"""
 
-# A loop rather than a test in C (`list(map(type, x)).count(t) == len(x)`, or
-# `set(map(type, x)) <= {t}`): fewer instructions for the few items a configuration's
-# lists usually hold, on CPython 3.11 (benchmarks/bench_identity.py).
-_SEQUENCE = """
-if type({x}) is {out}:
-    for {v} in {x}:
-        if type({v}) is not {plain}:
-            {x} = {slow}
-            break
-    else:
-        {x} = [{letter}, *{x}]
-else:
-    {x} = {slow}
-"""
+def _config(x: str, n: Callable[[str], str], slow: str) -> list[str]:
+    return [
+        f"if type({x}) is {n('t')}:",
+        f'    {x} = ["C", {n("digest")}({x})]',
+        "else:",
+        f"    {x} = {slow}",
+    ]
 
-# The same for floats, whose identity form is their own but for -0.0 and NaN.
-_FLOAT_SEQUENCE = """
-if type({x}) is {out}:
-    for {v} in {x}:
-        if type({v}) is not float or {v} != {v} or {v} == 0.0:
-            {x} = {slow}
-            break
-    else:
-        {x} = [{letter}, *{x}]
-else:
-    {x} = {slow}
-"""
 
-_DICT = """
-if type({x}) is {frozen}:
-    {items} = ["M"]
-    for {k} in sorted({x}):
-        {v} = {x}[{k}]
-        if type({k}) is not str or type({v}) is not {plain}:
-            {items} = {slow}
-            break
-        {items}.append({k})
-        {items}.append({v})
-    {x} = {items}
-else:
-    {x} = {slow}
-"""
+def _enum(x: str, n: Callable[[str], str], slow: str) -> list[str]:
+    return [
+        f"if type({x}) is {n('t')}:",
+        f'    {x} = ["E", {n("name")}, {x}._name_]',
+        "else:",
+        f"    {x} = {slow}",
+    ]
+
+
+def _sequence(x: str, n: Callable[[str], str], slow: str) -> list[str]:
+    # A loop rather than a test in C (`list(map(type, x)).count(t) == len(x)`, or
+    # `set(map(type, x)) <= {t}`): fewer instructions for the few items a configuration's
+    # lists usually hold, on CPython 3.11 (benchmarks/bench_identity.py).
+    v = n("v")
+    return [
+        f"if type({x}) is {n('out')}:",
+        f"    for {v} in {x}:",
+        f"        if type({v}) is not {n('plain')}:",
+        f"            {x} = {slow}",
+        "            break",
+        "    else:",
+        f"        {x} = [{n('letter')}, *{x}]",
+        "else:",
+        f"    {x} = {slow}",
+    ]
+
+
+def _float_sequence(x: str, n: Callable[[str], str], slow: str) -> list[str]:
+    # The same for floats, whose identity form is their own but for -0.0 and NaN.
+    v = n("v")
+    return [
+        f"if type({x}) is {n('out')}:",
+        f"    for {v} in {x}:",
+        f"        if type({v}) is not float or {v} != {v} or {v} == 0.0:",
+        f"            {x} = {slow}",
+        "            break",
+        "    else:",
+        f"        {x} = [{n('letter')}, *{x}]",
+        "else:",
+        f"    {x} = {slow}",
+    ]
+
+
+def _dict(x: str, n: Callable[[str], str], slow: str) -> list[str]:
+    k, v, items = n("k"), n("v"), n("items")
+    return [
+        f"if type({x}) is {n('frozen')}:",
+        f'    {items} = ["M"]',
+        f"    for {k} in sorted({x}):",
+        f"        {v} = {x}[{k}]",
+        f"        if type({k}) is not str or type({v}) is not {n('plain')}:",
+        f"            {items} = {slow}",
+        "            break",
+        f"        {items}.append({k})",
+        f"        {items}.append({v})",
+        f"    {x} = {items}",
+        "else:",
+        f"    {x} = {slow}",
+    ]
 
 
 def _field_float(value: Any, path: str) -> Any:
@@ -154,12 +166,12 @@ def _field_float(value: Any, path: str) -> Any:
 def _field_config(tp: Any) -> FieldCanon:
     from ._identity import identifier_digest
 
-    inline = Inline(_CONFIG, {"t": tp, "digest": identifier_digest}, canon)
+    inline = Inline(_config, {"t": tp, "digest": identifier_digest}, canon)
     return FieldCanon(None, _inline_function(inline), inline)
 
 
 def _field_enum(tp: type[enum.Enum]) -> FieldCanon:
-    inline = Inline(_ENUM, {"t": tp, "name": enum_name(tp)}, canon)
+    inline = Inline(_enum, {"t": tp, "name": enum_name(tp)}, canon)
     return FieldCanon(None, _inline_function(inline), inline)
 
 
@@ -173,12 +185,12 @@ def _field_sequence(out: Any, letter: str, item_tp: Any) -> FieldCanon:
 
     # Where every item is its own identity form, the items are taken as they are.
     if item_tp is float:
-        source = _FLOAT_SEQUENCE
+        lines = _float_sequence
     elif plain is not None:
-        source = _SEQUENCE
+        lines = _sequence
     else:
         return FieldCanon(None, field, None)
-    inline = Inline(source, {"out": out, "letter": letter, "plain": plain}, field)
+    inline = Inline(lines, {"out": out, "letter": letter, "plain": plain}, field)
     return FieldCanon(None, _inline_function(inline), inline)
 
 
@@ -200,27 +212,25 @@ def _field_dict(value_tp: Any) -> FieldCanon:
 
     if plain is None:
         return FieldCanon(None, field, None)
-    inline = Inline(_DICT, {"plain": plain, "frozen": FrozenDict}, field)
+    inline = Inline(_dict, {"plain": plain, "frozen": FrozenDict}, field)
     return FieldCanon(None, _inline_function(inline), inline)
 
 
-def inline_source(inline: Inline, x: str, path: str, prefix: str) -> tuple[str, dict[str, Any]]:
+def inline_source(
+    inline: Inline, x: str, path: str, prefix: str
+) -> tuple[list[str], dict[str, Any]]:
     """`inline`'s statements for the value in variable `x` (its path in variable `path`),
     and the names they use; all but `x` and `path` begin with `prefix`."""
-    fields = {name for _, name, _, _ in string.Formatter().parse(inline.source) if name}
-    fmt = {name: prefix + name for name in fields}
-    fmt["x"] = x
-    fmt["slow"] = f"{prefix}slow({x}, {path})"
+    lines = inline.lines(x, lambda name: prefix + name, f"{prefix}slow({x}, {path})")
     names = {prefix + k: v for k, v in inline.names.items()}
     names[prefix + "slow"] = inline.slow
-    return inline.source.format(**fmt), names
+    return lines, names
 
 
 def _inline_function(inline: Inline) -> Canon:
     """The canonicaliser that `inline` describes."""
-    source, ns = inline_source(inline, "x", "path", "_")
-    body = textwrap.indent(source.strip("\n"), "    ")
-    code = f"def fast(x, path):\n{body}\n    return x\n"
+    lines, ns = inline_source(inline, "x", "path", "_")
+    code = "\n".join(["def fast(x, path):", *("    " + line for line in lines), "    return x", ""])
     run_source(code, "canon", None, ns)
     fast: Canon = ns["fast"]
     return fast

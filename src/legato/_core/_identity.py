@@ -220,9 +220,8 @@ def compile_identity(type_name: str, plan: tuple[IdentityField, ...]) -> Digest:
             ns[f"c{i}"] = fn
             step = [f"{x} = c{i}({x}, e{i})"]
         else:
-            code, names = inline_source(inline, x, f"e{i}", f"i{i}_")
+            step, names = inline_source(inline, x, f"e{i}", f"i{i}_")
             ns.update(names)
-            step = code.strip("\n").split("\n")
         if mode == SKIP_ENCODED:
             step.append(f"if encode({x}) != encoded_default(d{i}, e{i}):")
             step += [f"    append(n{i})", f"    append({x})"]
