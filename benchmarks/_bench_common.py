@@ -104,7 +104,8 @@ def fake_workdir(
     the rest (state, markers, results)."""
     from legato import dumps
     from legato._core._identity import current_workdir
-    from legato._jobdir._workdir import JOBS_LIST, PARAMS, atomic_write, experiment_dir, job_dir
+    from legato._jobdir._files import atomic_write
+    from legato._jobdir._layout import JOBS_LIST, PARAMS, experiment_dir, job_dir
 
     token = current_workdir.set(root)
     lines = []

@@ -52,7 +52,8 @@ class Train(Task, name="bench.Train"):
 
 def make_workdir(root: Path, n: int) -> None:
     """`n` finished jobs (one in 20 failed) of one experiment."""
-    from legato._jobdir._workdir import DONE, FAILED, STATE, experiment_dir, write_json
+    from legato._jobdir._files import write_json
+    from legato._jobdir._layout import DONE, FAILED, STATE, experiment_dir
 
     def train(i: int) -> Train:
         return Train(

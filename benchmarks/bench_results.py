@@ -40,7 +40,8 @@ class Evaluate(Task, name="bench.Evaluate"):
 
 def make_workdir(root: Path, n: int) -> None:
     from legato._core._result import encode_result
-    from legato._jobdir._workdir import DONE, RESULT, atomic_write, write_json
+    from legato._jobdir._files import atomic_write, write_json
+    from legato._jobdir._layout import DONE, RESULT
 
     def evaluate(i: int) -> Evaluate:
         return Evaluate(lr=tag(10.0 ** -(1 + i % 5)), seed=tag(i))

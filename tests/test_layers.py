@@ -163,8 +163,8 @@ _WRITING_CALLS = {
 _WRITING_METHODS = {"write_text", "write_bytes", "rename", "unlink", "symlink_to", "touch"}
 """(`Path.replace` is left out: a call looks like `str.replace`; legato uses `os.replace`.)"""
 _WRITING_FLAGS = ("O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND")
-_JOBDIR_WRITERS = {"write_json", "atomic_write", "archive_attempt"}
-"""The generic writers of `_jobdir/_workdir.py`: outside `_jobdir`, files are written
+_JOBDIR_WRITERS = {"write_json", "atomic_write"}
+"""The generic writers of `_jobdir/_files.py`: outside `_jobdir`, files are written
 through what names them (`JobDir` methods, `write_experiment_state`, ...)."""
 
 
@@ -270,7 +270,7 @@ def test_the_file_write_check_finds_each_kind() -> None:
 
 
 def test_only_the_jobdir_layer_writes_the_workdir() -> None:
-    """Every file of a job directory has one writer module, `_jobdir/_workdir.py` (its
+    """Every file of a job directory has one writer module, `_jobdir/_job.py` (its
     `JobDir`): no other module opens a file for writing, renames or removes one, but for
     the few places of ALLOWED_WRITERS, which write no job directory's file."""
     found = {}

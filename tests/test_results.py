@@ -14,7 +14,7 @@ import pytest
 
 import legato
 from legato import JobFailed, JobState, ResultError, experiment, tag
-from legato._jobdir._workdir import DONE, RESULT
+from legato._jobdir._layout import DONE, RESULT
 from support.results_tasks import AsyncEvaluate, Colour, Evaluate, Model, Summary
 
 pytestmark = pytest.mark.anyio

@@ -12,7 +12,7 @@ from blockbuster import BlockingError
 
 import legato
 from legato import JobState, experiment, tag
-from legato._jobdir._workdir import read_json
+from legato._jobdir._files import read_json
 from legato._runtime._job import Job
 from legato._runtime._resources import Grant, ResourcePool
 from legato._runtime._scheduler import Scheduler

@@ -13,7 +13,7 @@ import pytest
 
 import legato
 from legato import JobState, experiment
-from legato._jobdir._workdir import JobDir
+from legato._jobdir._job import JobDir
 from support.cli import cli
 from support.xp_tasks import Evaluate, Learn, Model, Step, events
 

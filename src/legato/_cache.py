@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from ._core._canon import active_workdir
 from ._errors import WorkdirError
+from ._jobdir._layout import cache_dir
 from ._jobdir._names import CACHE_KEY
-from ._jobdir._workdir import cache_dir
 
 try:
     import fcntl

@@ -22,7 +22,7 @@ from .._inspect._scan import (
     progress,
     scan_jobs,
 )
-from .._jobdir._workdir import count_groups
+from .._jobdir._experimentdir import count_groups
 from ._common import EXIT_USAGE, InspectError, format_duration, format_time, open_workdir, table
 
 if TYPE_CHECKING:

@@ -23,7 +23,8 @@ import typer
 from .._inspect._kill import scancel
 from .._inspect._procs import job_process
 from .._inspect._scan import JobEntry, resolve
-from .._jobdir._workdir import JobDir, host_name
+from .._jobdir._files import host_name
+from .._jobdir._job import JobDir
 from ._common import InspectError, open_workdir
 from ._jobs import app
 

@@ -23,7 +23,7 @@ from .._inspect._scan import (
     resolve,
     scan_jobs,
 )
-from .._jobdir._workdir import STDERR, STDOUT, attempt_dir
+from .._jobdir._layout import STDERR, STDOUT, attempt_dir
 from ._common import (
     InspectError,
     format_duration,

@@ -11,7 +11,7 @@ directory, whose paths the result can hold.
 The worker writes `result.msgpack` before the `done` marker, and the marker names it
 (`"result": "result.msgpack"`): a job is never DONE without its result, a result written
 by a run that died before its marker is never read, and a marker without the key means
-`execute()` returned None (see `legato._jobdir._workdir`).
+`execute()` returned None (see `legato._jobdir._layout`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from typing import Any
 import msgspec
 
 from .._errors import DeserializationError, ResultError, ValidationError
-from .._jobdir._workdir import DONE, RESULT, JobDir
+from .._jobdir._job import JobDir
+from .._jobdir._layout import DONE, RESULT
 from ._config import ConfigBase, module_name
 from ._params_format import ClassRecord
 from ._params_format import depth_first as _depth_first

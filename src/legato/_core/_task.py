@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from msgspec.structs import force_setattr
 
 from .._errors import NoExperimentError
+from .._jobdir._layout import main_dir, workdir_of
 from .._jobdir._names import JOB_KEY, MAINTASKDIR_KEY, PRODUCER_KEY, TASKDIR_KEY
-from .._jobdir._workdir import main_dir, workdir_of
 from ._config import ConfigBase
 from ._identity import current_workdir, forget_identifier, main_identifier
 

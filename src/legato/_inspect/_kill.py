@@ -22,7 +22,8 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from .._jobdir._workdir import JobDir, host_name
+from .._jobdir._files import host_name
+from .._jobdir._job import JobDir
 from .._launchers._launcher import killpg
 from ._errors import InspectError
 from ._procs import Locks, job_process, process_alive

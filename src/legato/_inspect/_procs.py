@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .._jobdir._workdir import host_name
+from .._jobdir._files import host_name
 
 __all__ = ["HOST", "Locks", "job_process", "process_alive"]
 

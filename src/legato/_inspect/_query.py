@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from .._jobdir._workdir import STDERR, STDOUT, job_dir
+from .._jobdir._layout import STDERR, STDOUT, job_dir
 from ._errors import EXIT_USAGE, InspectError
 from ._params import Params, ParamsError, ParamsMissing
 from ._procs import Locks

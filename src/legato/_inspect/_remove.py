@@ -10,7 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .._jobdir._workdir import MAIN_JOBS, MAIN_LOCK, jobs_root, partials_root
+from .._jobdir._layout import MAIN_JOBS, MAIN_LOCK, jobs_root, partials_root
 from ._procs import Locks
 from ._scan import JobEntry, read_job
 

@@ -1,6 +1,6 @@
 """Reading a workdir that experiments may be writing at this very moment.
 
-A job's state comes from its directory (see `legato._jobdir._workdir`): DONE iff `done` exists;
+A job's state comes from its directory (see `legato._jobdir._layout`): DONE iff `done` exists;
 FAILED, CANCELLED or DEPENDENCY_FAILED iff `failed.json` says so; otherwise RUNNING if
 an experiment holds the job's lock or the job's own process is alive, else INCOMPLETE
 (waiting, or interrupted). A file missing or half-written means "not there yet", never an error: a
@@ -8,7 +8,7 @@ directory may have been created a moment ago, or be removed while we look.
 
 Hot path: `jobs ls` reads thousands of directories, so this module works on strings rather
 than `JobDir` objects (a `Path` a job would cost more than reading its records), with the
-readers of `legato._jobdir._workdir` (`read_bytes`, `read_json`: raw file descriptors,
+readers of `legato._jobdir._files` (`read_bytes`, `read_json`: raw file descriptors,
 msgspec's JSON) that `JobDir` uses too; it writes nothing.
 """
 
@@ -24,8 +24,9 @@ from typing import Any
 
 import msgspec
 
-from .._jobdir._names import WORKDIR_ENV
-from .._jobdir._workdir import (
+from .._jobdir._experimentdir import runs_of
+from .._jobdir._files import bound_text, read_bytes, read_json
+from .._jobdir._layout import (
     DONE,
     FAILED,
     JOBS_LIST,
@@ -34,15 +35,12 @@ from .._jobdir._workdir import (
     PROGRESS,
     REASON_MAX,
     STATE,
-    bound_text,
     experiment_dir,
     experiments_root,
     job_dir,
     jobs_root,
-    read_bytes,
-    read_json,
-    runs_of,
 )
+from .._jobdir._names import WORKDIR_ENV
 from ._errors import EXIT_USAGE, InspectError
 from ._params import Params, ParamsError, ParamsMissing
 from ._procs import HOST, Locks, job_process, process_alive

@@ -14,7 +14,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from ._workdir import MAIN_JOBS, MAIN_LOCK, append_lines, try_lock
+from ._files import append_lines, try_lock
+from ._layout import MAIN_JOBS, MAIN_LOCK
 
 __all__ = ["main_lock_free", "record_users", "try_main_lock"]
 

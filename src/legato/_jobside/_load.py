@@ -10,7 +10,8 @@ from .._core._identity import current_workdir, identifier_digest
 from .._core._serialize import loads
 from .._core._task import resolve_paths
 from .._errors import DeserializationError
-from .._jobdir._workdir import PARAMS, JobDir
+from .._jobdir._job import JobDir
+from .._jobdir._layout import PARAMS
 
 __all__ = ["load"]
 

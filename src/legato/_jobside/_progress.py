@@ -52,7 +52,7 @@ def progress(fraction: float, desc: str | None = None) -> None:
     now = time.monotonic()
     if now - _last_file_write >= _FILE_INTERVAL or fraction >= 1.0:
         _last_file_write = now
-        from .._jobdir._workdir import JobDir
+        from .._jobdir._job import JobDir
 
         message["time"] = time.time()
         JobDir(job_dir).write_progress(message)

@@ -37,8 +37,8 @@ from typing import Any
 
 import msgspec
 
+from .._jobdir._layout import DONE, PARAMS
 from .._jobdir._names import LOCK_FD_ENV, PARENT_PID_ENV, WARM_PROFILE_ENV, WORKER_ENV
-from .._jobdir._workdir import DONE, PARAMS
 
 _MAX_FDS = 3
 _BUFSIZE = 1 << 20

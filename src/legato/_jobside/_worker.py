@@ -28,6 +28,9 @@ from types import FrameType
 from typing import Any
 
 from .._errors import Interrupted, Requeue
+from .._jobdir._files import bound_text, host_name
+from .._jobdir._job import JobDir
+from .._jobdir._layout import FAILED, INTERRUPT, PROGRESS, REASON_MAX, STDERR, STDOUT, TRACEBACK_MAX
 from .._jobdir._names import (
     ATTEMPT_ENV,
     DEADLINE_ENV,
@@ -39,18 +42,6 @@ from .._jobdir._names import (
     PROGRESS_FD_ENV,
     TIME_LIMIT_ENV,
     WORKER_ENV,
-)
-from .._jobdir._workdir import (
-    FAILED,
-    INTERRUPT,
-    PROGRESS,
-    REASON_MAX,
-    STDERR,
-    STDOUT,
-    TRACEBACK_MAX,
-    JobDir,
-    bound_text,
-    host_name,
 )
 
 EXIT_FAILED = 1

@@ -17,12 +17,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._jobdir._job import JobDir
+from .._jobdir._layout import SLURM_ERR, slurm_root
 from .._jobdir._names import LAUNCHER_ENV, LOCK_FD_ENV, PARENT_PID_ENV, PROGRESS_FD_ENV
-from .._jobdir._workdir import (
-    SLURM_ERR,
-    JobDir,
-    slurm_root,
-)
 
 __all__ = [
     "ARRAY_LIST",

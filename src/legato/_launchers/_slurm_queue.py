@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._jobdir._layout import SLURM_ERR, SLURM_OUT
 from .._jobdir._names import WORKDIR_ENV
-from .._jobdir._workdir import SLURM_ERR, SLURM_OUT
 from ._launcher import Exit, LaunchSpec
 from ._slurm_batch import (
     STARTED,

@@ -24,8 +24,9 @@ import msgspec
 from anyio import open_process
 from anyio.abc import Process
 
+from .._jobdir._job import JobDir
+from .._jobdir._layout import FAILED
 from .._jobdir._names import WARM_ENV
-from .._jobdir._workdir import FAILED, JobDir
 from ._launcher import Exit, LaunchSpec, Session
 
 __all__ = ["WarmPool", "run_warm", "warm_default"]

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._jobdir._experimentdir import count_groups
 from .._jobdir._names import DISPLAY_ENV, LOG_INTERVAL_ENV
-from .._jobdir._workdir import count_groups
 from ._job import JobState
 
 if TYPE_CHECKING:

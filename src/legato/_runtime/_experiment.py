@@ -37,6 +37,10 @@ from .._core._task import (
     set_submitter_lookup,
 )
 from .._errors import LegatoError
+from .._jobdir._experimentdir import RUN_HEADER, start_run_record, write_experiment_state
+from .._jobdir._files import append_lines, host_name
+from .._jobdir._job import JobDir
+from .._jobdir._layout import JOBS_LIST, PARAMS, experiment_dir, job_dir
 from .._jobdir._maindir import record_users
 from .._jobdir._names import (
     EXPERIMENT_ENV,
@@ -44,18 +48,6 @@ from .._jobdir._names import (
     PROGRESS_FD_ENV,
     WORKDIR_ENV,
     WORKER_ENV,
-)
-from .._jobdir._workdir import (
-    JOBS_LIST,
-    PARAMS,
-    RUN_HEADER,
-    JobDir,
-    append_lines,
-    experiment_dir,
-    host_name,
-    job_dir,
-    start_run_record,
-    write_experiment_state,
 )
 from .._launchers._launcher import Launcher, Session
 from .._launchers._local import LocalLauncher

@@ -14,7 +14,7 @@ import anyio
 import anyio.lowlevel
 
 from .._errors import LegatoError
-from .._jobdir._workdir import STDERR, STDOUT
+from .._jobdir._layout import STDERR, STDOUT
 
 if TYPE_CHECKING:
     from .._core._task import Task

@@ -23,8 +23,9 @@ from typing import Any
 
 import anyio
 
-from .._jobdir._maindir import main_lock_free, try_main_lock
-from .._jobdir._workdir import (
+from .._jobdir._files import bound_text
+from .._jobdir._job import JobDir
+from .._jobdir._layout import (
     CANCEL,
     FAILED,
     INTERRUPT,
@@ -34,9 +35,8 @@ from .._jobdir._workdir import (
     SLURM_OUT,
     STDERR,
     STDOUT,
-    JobDir,
-    bound_text,
 )
+from .._jobdir._maindir import main_lock_free, try_main_lock
 from .._launchers._launcher import Exit, LaunchSpec
 from ._context import RunContext
 from ._job import Job, JobState, finish, mark_ready, mark_running, submitted

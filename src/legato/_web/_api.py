@@ -18,7 +18,7 @@ from .._inspect._procs import Locks
 from .._inspect._query import job_details, parse_tag_filter
 from .._inspect._remove import remove_job_dir
 from .._inspect._scan import JobEntry, read_job
-from .._jobdir._workdir import JobDir
+from .._jobdir._job import JobDir
 from ._dashboard import BadRequest, Dashboard, NotFound, dashboard, error, json_response
 from ._index import STATES, Row
 from ._logs import LOGS, read_log

@@ -38,7 +38,7 @@ from .._inspect._scan import (
     progress,
     read_job,
 )
-from .._jobdir._workdir import JOBS_LIST, LOCK, PARAMS, jobs_root
+from .._jobdir._layout import JOBS_LIST, LOCK, PARAMS, jobs_root
 
 __all__ = ["STATES", "Index", "Row"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from .._jobdir._workdir import SLURM_ERR, SLURM_OUT, STDERR, STDOUT
+from .._jobdir._layout import SLURM_ERR, SLURM_OUT, STDERR, STDOUT
 
 __all__ = ["LOGS", "TAIL", "read_log"]
 
