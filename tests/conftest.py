@@ -7,6 +7,7 @@ only fixtures.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from blockbuster import blockbuster_ctx
+
+from support.slurm import REQUIRE, SlurmCalls, cluster_problem
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -54,6 +57,35 @@ def fake_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
         if job["state"] == "RUNNING" and job.get("pgid"):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(job["pgid"], signal.SIGKILL)
+
+
+@functools.cache
+def _real_cluster_problem() -> str | None:
+    return cluster_problem()
+
+
+@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.slurm)])
+def cluster(request: pytest.FixtureRequest) -> str:
+    """A SLURM test runs against the fake SLURM (every machine) and the real test cluster
+    of scripts/slurm-cluster.sh, never another that happens to answer: skipped without it,
+    unless LEGATO_REQUIRE_SLURM=1 (CI), which fails it."""
+    if request.param == "fake":
+        request.getfixturevalue("fake_slurm")
+        return "fake"
+    problem = _real_cluster_problem()
+    if problem is not None:
+        if os.environ.get(REQUIRE) == "1":
+            pytest.fail(f"{REQUIRE}=1 but the test SLURM cluster is not reachable: {problem}")
+        pytest.skip(f"no test SLURM cluster: {problem}")
+    return "real"
+
+
+@pytest.fixture
+def calls(cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SlurmCalls:
+    """The SLURM commands that the test's experiments run, logged."""
+    wrappers = SlurmCalls(tmp_path / "bin")
+    monkeypatch.setenv("PATH", wrappers.path)
+    return wrappers
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from test_docs_guides import DOCS, console_output, run, titled_blocks
+from support.docs import DOCS, console_output, run, titled_blocks
 
 PAGE = DOCS / "how-to" / "epochs.md"
 

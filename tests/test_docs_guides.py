@@ -13,10 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from support.docs import console_output, run, titled_blocks
-
-ROOT = Path(__file__).parent.parent
-DOCS = ROOT / "docs"
+from support.docs import DOCS, ROOT, console_output, run, titled_blocks
 
 
 def test_tutorial(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from support.cli import cli
-from test_docs_guides import console_output, run, titled_blocks
+from support.docs import console_output, run, titled_blocks
 
 PAGE = Path(__file__).parent.parent / "docs" / "how-to" / "time-limits.md"
 

@@ -9,7 +9,6 @@ happens to answer: skipped otherwise, unless LEGATO_REQUIRE_SLURM=1 (CI), which 
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -26,7 +25,8 @@ import legato
 from legato import ExperimentFailed, JobState, LauncherError, SlurmLauncher, experiment
 from support.cli import cli
 from support.docs import console_output, titled_blocks
-from support.slurm import REQUIRE, SlurmCalls, cluster_problem, node_cpus, queued
+from support.retry_tasks import Sleeper, attempts_of
+from support.slurm import SlurmCalls, fast, node_cpus, queued, read_state
 from support.waiting import poll, wait_until
 from support.xp_tasks import Reporter, Step, events
 
@@ -34,45 +34,13 @@ pytestmark = pytest.mark.anyio
 SCRIPT = Path(__file__).parent / "support" / "slurm.py"
 
 
-@functools.cache
-def real_cluster_problem() -> str | None:
-    return cluster_problem()
-
-
-@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.slurm)])
-def cluster(request: pytest.FixtureRequest) -> str:
-    """Each test runs against the fake SLURM (every machine) and the real test cluster."""
-    if request.param == "fake":
-        request.getfixturevalue("fake_slurm")
-        return "fake"
-    problem = real_cluster_problem()
-    if problem is not None:
-        if os.environ.get(REQUIRE) == "1":
-            pytest.fail(f"{REQUIRE}=1 but the test SLURM cluster is not reachable: {problem}")
-        pytest.skip(f"no test SLURM cluster: {problem}")
-    return "real"
-
-
-@pytest.fixture
-def calls(cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SlurmCalls:
-    """The SLURM commands that the test's experiments run, logged."""
-    wrappers = SlurmCalls(tmp_path / "bin")
-    monkeypatch.setenv("PATH", wrappers.path)
-    return wrappers
-
-
 WIDE = 1.0
 """The batch window of tests that count arrays: jobs submitted one by one arrive further
 apart than the default 0.1 s on a loaded machine, and would go out as several arrays."""
 
 
-def fast(**resources: Any) -> SlurmLauncher:
-    return SlurmLauncher(poll_interval=0.2, max_poll_interval=1.0, **resources)
-
-
 def state(step: Step) -> dict[str, Any]:
-    path = step.__job__.path / "state.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    return read_state(step.__job__.path)
 
 
 def array_size(args: str) -> int:
@@ -287,6 +255,33 @@ async def test_progress_of_a_running_slurm_job(tmp_path: Path, calls: SlurmCalls
         assert reporter.__job__.state is JobState.RUNNING
         gate.touch()
     assert reporter.__job__.state is JobState.DONE
+
+
+async def test_a_job_out_of_squeues_list_while_slurm_requeues_it_is_not_submitted_again(
+    tmp_path: Path, calls: SlurmCalls, cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SLURM takes a job it requeues out of squeue's default list for a moment (between its
+    process's end and its return to PENDING), a moment that a loaded controller stretches.
+    The experiment goes on following it, as `squeue --states=all` lists it (REQUEUED),
+    rather than take it for gone and submit it again beside SLURM's own rerun."""
+    if cluster == "real":
+        pytest.skip("the real window is too short to hit at will: the fake stretches it")
+    monkeypatch.setenv("FAKE_SLURM_REQUEUE_GAP", "3")
+    log = tmp_path / "log"
+    async with experiment(tmp_path / "wd", "requeue", launcher=fast()) as xp:
+        await Sleeper(name="p", log=str(log), wake_at=2).submit()  # retries=0
+        job = xp.jobs[0]
+        await poll(lambda: attempts_of(log, "p") and "pid" in read_state(job.path))
+        slurm_id = read_state(job.path)["slurm_id"]
+        await anyio.run_process(["scontrol", "requeue", slurm_id])
+        with anyio.fail_after(60):
+            await job.wait()
+    assert job.state is JobState.DONE and job.attempts == 2, job.failure_reason
+    assert [s["attempt"] for s in attempts_of(log, "p")] == [1, 2]
+    info = read_state(job.path)
+    assert calls.count("sbatch") == 1 and info["slurm_id"] == slurm_id
+    assert (info["attempt"], info["retried"], info["preempted"]) == (2, 0, 1)
+    assert any("--states=all" in args for args in calls.args("squeue"))
 
 
 async def test_missing_sbatch_is_a_launcher_error_at_start(

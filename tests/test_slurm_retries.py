@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
@@ -18,10 +17,9 @@ from legato import JobState, SlurmLauncher, experiment
 from legato._launchers._slurm_batch import slurm_ending
 from support.cli import cli
 from support.retry_tasks import Checkpointed, Sleeper, attempts_of, events
-from support.slurm import SlurmCalls
-from test_slurm import calls, cluster, fast
-
-__all__ = ["calls", "cluster"]  # the fixtures of test_slurm.py
+from support.slurm import SlurmCalls, fast
+from support.slurm import read_state as state
+from support.waiting import poll
 
 pytestmark = [pytest.mark.slurm, pytest.mark.anyio]
 
@@ -34,11 +32,6 @@ def real_cluster_only(cluster: str) -> None:
         pytest.skip("the fake SLURM has no time limits, signals before them, nor requeue")
 
 
-def state(job_dir: Path) -> dict[str, Any]:
-    path = job_dir / "state.json"
-    return dict(json.loads(path.read_text())) if path.exists() else {}
-
-
 def squeue_state(slurm_id: str) -> str | None:
     done = subprocess.run(
         ["squeue", "--noheader", "--format=%T", f"--jobs={slurm_id}"],
@@ -47,13 +40,6 @@ def squeue_state(slurm_id: str) -> str | None:
         check=False,
     )
     return done.stdout.strip() or None
-
-
-async def poll(condition, timeout: float = 120.0) -> Any:  # type: ignore[no-untyped-def]
-    with anyio.fail_after(timeout):
-        while not (value := condition()):
-            await anyio.sleep(0.1)
-        return value
 
 
 @pytest.mark.slow
@@ -94,12 +80,14 @@ async def test_a_job_requeued_by_slurm_runs_again_without_using_up_retries(
     async with experiment(tmp_path / "wd", "requeue", launcher=fast()) as xp:
         await Sleeper(name="p", log=str(log), wake_at=2).submit()  # retries=0
         job = xp.jobs[0]
-        await poll(lambda: attempts_of(log, "p") and "pid" in state(job.path))
+        await poll(lambda: attempts_of(log, "p") and "pid" in state(job.path), 120)
         slurm_id = state(job.path)["slurm_id"]
         requeue = await anyio.run_process(["scontrol", "requeue", slurm_id], check=False)
         assert requeue.returncode == 0, requeue.stderr
         # A requeued job may wait two minutes (its BeginTime) before SLURM starts it again.
-        await poll(lambda: squeue_state(slurm_id) == "PENDING" or len(attempts_of(log, "p")) > 1)
+        await poll(
+            lambda: squeue_state(slurm_id) == "PENDING" or len(attempts_of(log, "p")) > 1, 120
+        )
         if len(attempts_of(log, "p")) == 1:
             update = ["scontrol", "update", f"JobId={slurm_id}", "StartTime=now"]
             await anyio.run_process(update, check=False)
@@ -128,7 +116,8 @@ async def test_jobs_interrupt_signals_a_slurm_job_that_then_runs_again(
                     len(attempts_of(log, "i")) == n
                     and state(job.path).get("attempt") == n
                     and "pid" in state(job.path)
-                )
+                ),
+                120,
             )
             argv = ["jobs", "interrupt", job.identifier[:12], *flags]
             done = await anyio.to_thread.run_sync(lambda: cli(*argv, workdir=xp.workdir))
@@ -153,7 +142,7 @@ async def test_a_job_scancelled_outside_legato_is_cancelled_not_run_again(
     async with experiment(workdir, "scancel", launcher=fast(), raise_on_failure=False) as xp:
         await Sleeper(name="s", log=str(log)).submit(retries=3)
         job = xp.jobs[0]
-        await poll(lambda: attempts_of(log, "s") and "pid" in state(job.path))
+        await poll(lambda: attempts_of(log, "s") and "pid" in state(job.path), 120)
         await anyio.run_process(["scancel", state(job.path)["slurm_id"]])
     assert job.state is JobState.CANCELLED and job.attempts == 1
     assert job.failure_reason == "cancelled in SLURM (scancel)"

@@ -40,10 +40,9 @@ from support.cli import (  # noqa: E402
     make_project,
     start_wait,
 )
-from support.slurm import SlurmCalls  # noqa: E402
-from support.waiting import wait_until  # noqa: E402
+from support.slurm import SlurmCalls, fast, read_state  # noqa: E402
+from support.waiting import poll, wait_until  # noqa: E402
 from support.web_support import serving, stop  # noqa: E402
-from test_slurm import calls, cluster, fast, poll, state  # noqa: E402, F401 - fixtures too
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
@@ -656,7 +655,7 @@ async def test_the_workdir_is_read_only_while_a_page_watches(copy: Path) -> None
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])  # what is tested is not the loop
 async def test_a_slurm_sweep_seen_and_killed_from_the_dashboard(
     tmp_path: Path,
-    calls: SlurmCalls,  # noqa: F811 - the fixture of test_slurm.py
+    calls: SlurmCalls,
 ) -> None:
     """The dashboard in the experiment's own process, over a SlurmLauncher sweep: the job
     runs on the cluster, the kill button scancels it."""
@@ -669,7 +668,8 @@ async def test_a_slurm_sweep_seen_and_killed_from_the_dashboard(
     workdir = tmp_path / "wd"
     async with experiment(workdir, "slurm", launcher=fast(), raise_on_failure=False):
         step = await Step(name="k", log=log, gate=never).submit()
-        await poll(lambda: len(events(tmp_path / "log")) == 1 and "pid" in state(step), 180)
+        started = lambda: "pid" in read_state(step.__job__.path)  # noqa: E731
+        await poll(lambda: len(events(tmp_path / "log")) == 1 and started(), 180)
         job = step.__job__
         base = f"/api/jobs/{job.type_name}/{job.identifier}"
 
@@ -683,7 +683,7 @@ async def test_a_slurm_sweep_seen_and_killed_from_the_dashboard(
 
         killed = await anyio.to_thread.run_sync(through_the_dashboard)
         assert killed.status_code == 200, killed.text
-    slurm_id = state(step)["slurm_id"]
+    slurm_id = read_state(step.__job__.path)["slurm_id"]
     assert f"scancel {slurm_id}" in killed.json()["message"]
     assert calls.args("scancel") == [slurm_id]
     assert step.__job__.state is JobState.CANCELLED

@@ -8,12 +8,16 @@ restart tests kill it with -9 and run it again).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from legato import SlurmLauncher
 
 COMMANDS = ("sbatch", "squeue", "scancel")
 REQUIRE = "LEGATO_REQUIRE_SLURM"
@@ -22,6 +26,17 @@ CLUSTER = "legatotest"
 """The name scripts/slurm-cluster.sh gives its cluster."""
 PARTITIONS = {"debug", "other"}
 """The partitions of that cluster, both on its one node."""
+
+
+def fast(**resources: Any) -> SlurmLauncher:
+    """A launcher that polls often: the tests wait on SLURM, not on the back-off."""
+    return SlurmLauncher(poll_interval=0.2, max_poll_interval=1.0, **resources)
+
+
+def read_state(job_dir: Path) -> dict[str, Any]:
+    """A job's state.json, {} before it is written."""
+    path = job_dir / "state.json"
+    return dict(json.loads(path.read_text())) if path.exists() else {}
 
 
 def cluster_problem() -> str | None:

@@ -325,7 +325,12 @@ class SlurmQueue:
     async def _poll(self) -> None:
         """One squeue call for every followed job; then the markers of those that left."""
         watched = [e for e in self._entries if e.status == _QUEUED]
-        argv = ["squeue", "--noheader", "--array", "--format=%i %T", f"--user={os.getuid()}"]
+        # `--states=all`: squeue's default list leaves out a job that SLURM is requeueing
+        # (state REQUEUED, from its process's end until it is PENDING again, a moment that
+        # a loaded controller stretches), which must not be taken for a job that ended.
+        # Ended jobs are listed too, for MinJobAge, with their last state (TERMINAL).
+        argv = ["squeue", "--noheader", "--array", "--states=all", "--format=%i %T"]
+        argv.append(f"--user={os.getuid()}")
         code, out, err = await self._command(argv)
         if self._interval == 0:
             self._reset_interval(watched)

@@ -5,8 +5,13 @@ handover, scancel) is tested on every machine. The real-cluster tests stay.
 State lives in $FAKE_SLURM_DIR: `jobs/<id>.json` per job (per array task), a counter, a
 lock. There is no daemon: every command, and every job as it ends, runs the scheduler,
 which starts pending jobs while the node's CPUs ($FAKE_SLURM_CPUS, default 16) suffice and
-their `--begin` time has come. Ended jobs leave squeue at once (MinJobAge 0) and stay
-visible to `scontrol show job`.
+their `--begin` time has come. Ended jobs leave squeue's default list at once and stay
+visible to `squeue --states=all` and `scontrol show job`.
+
+`scontrol requeue` stops a running job and runs it again under the same id, as SLURM does;
+the requeued job stays out of squeue's default list (it shows as REQUEUED with
+`--states=all`) for $FAKE_SLURM_REQUEUE_GAP seconds (default 0) after its process ended:
+the real SLURM's window, which a loaded controller can stretch.
 
 Only what legato and its tests use is understood; anything else is an error, loudly.
 """
@@ -81,6 +86,9 @@ def schedule() -> None:
     everything = jobs()
     used = sum(job["cpus"] for job in everything if job["state"] == "RUNNING")
     for job in everything:
+        if job["state"] == "REQUEUED" and job.get("requeue_at", now + 1) <= now:
+            job.update(state="PENDING", begin=now, pgid=None)
+            save(job)
         if job["state"] != "PENDING" or job["begin"] > now:
             continue
         if used + job["cpus"] > cpus_total():
@@ -112,6 +120,8 @@ def run(job_id: str) -> None:
         SLURM_SUBMIT_DIR=job["cwd"],
         SLURM_CLUSTER_NAME="fake",
     )
+    if job.get("restarts"):
+        env["SLURM_RESTART_COUNT"] = str(job["restarts"])
     if job["task"] is not None:
         env["SLURM_ARRAY_TASK_ID"] = str(job["task"])
     with open(job["output"], "ab") as out, open(job["error"], "ab") as err:
@@ -136,6 +146,8 @@ def run(job_id: str) -> None:
         job = load(job_id)
         if job["state"] == "RUNNING":
             job["state"] = "COMPLETED" if code == 0 else "FAILED"
+        elif job["state"] == "REQUEUED":
+            job["requeue_at"] = time.time() + job.get("requeue_gap", 0.0)
         job["exit"] = code
         save(job)
         schedule()
@@ -222,9 +234,10 @@ def sbatch(args: list[str]) -> None:
 
 
 def squeue(args: list[str]) -> None:
+    everything = "--states=all" in args or "-tall" in args
     with locked():
         schedule()
-        listed = [job for job in jobs() if job["state"] not in ENDED]
+        listed = [job for job in jobs() if everything or job["state"] not in (*ENDED, "REQUEUED")]
     header = "--noheader" not in args and "-h" not in args
     if header:
         print("JOBID STATE")
@@ -275,6 +288,24 @@ def scontrol(args: list[str]) -> None:
             f"JobId={job['id']} JobName={job['name']}\n   JobState={job['state']} "
             f"ExitCode={job.get('exit') or 0}:0"
         )
+        return
+    if args[:1] == ["requeue"] and len(args) == 2:
+        with locked():
+            try:
+                job = load(args[1])
+            except FileNotFoundError:
+                fail("Invalid job id specified", "scontrol")
+            if job["state"] != "RUNNING" or job.get("pgid") is None:
+                fail(
+                    f"Requeue of JobId={args[1]} returned an error: Job is pending execution",
+                    "scontrol",
+                )
+            gap = float(os.environ.get("FAKE_SLURM_REQUEUE_GAP", "0"))
+            job.update(state="REQUEUED", restarts=job.get("restarts", 0) + 1)
+            job["requeue_at"] = time.time() + 3600  # until its process ended (`run`)
+            job["requeue_gap"] = gap
+            save(job)
+            os.killpg(job["pgid"], signal.SIGTERM)
         return
     fail(f"the fake scontrol does not understand {args}", "scontrol")
 
