@@ -87,56 +87,55 @@ def _float(x: str, n: Callable[[str], str], slow: str) -> list[str]:
     return [f"if type({x}) is not float or {x} != {x} or {x} == 0.0:", f"    {x} = {slow}"]
 
 
-def _config(x: str, n: Callable[[str], str], slow: str) -> list[str]:
-    return [
-        f"if type({x}) is {n('t')}:",
-        f'    {x} = ["C", {n("digest")}({x})]',
-        "else:",
-        f"    {x} = {slow}",
-    ]
+def _exact_type(form: Callable[[str, Callable[[str], str]], str]) -> Lines:
+    """The fast path of a type whose values, of exactly that type (`t`), have the identity
+    form `form(x, n)` (an expression)."""
+
+    def lines(x: str, n: Callable[[str], str], slow: str) -> list[str]:
+        return [
+            f"if type({x}) is {n('t')}:",
+            f"    {x} = {form(x, n)}",
+            "else:",
+            f"    {x} = {slow}",
+        ]
+
+    return lines
 
 
-def _enum(x: str, n: Callable[[str], str], slow: str) -> list[str]:
-    return [
-        f"if type({x}) is {n('t')}:",
-        f'    {x} = ["E", {n("name")}, {x}._name_]',
-        "else:",
-        f"    {x} = {slow}",
-    ]
+_config = _exact_type(lambda x, n: f'["C", {n("digest")}({x})]')
+_enum = _exact_type(lambda x, n: f'["E", {n("name")}, {x}._name_]')
 
 
-def _sequence(x: str, n: Callable[[str], str], slow: str) -> list[str]:
-    # A loop rather than a test in C (`list(map(type, x)).count(t) == len(x)`, or
-    # `set(map(type, x)) <= {t}`): fewer instructions for the few items a configuration's
-    # lists usually hold, on CPython 3.11 (benchmarks/bench_identity.py).
-    v = n("v")
-    return [
-        f"if type({x}) is {n('out')}:",
-        f"    for {v} in {x}:",
-        f"        if type({v}) is not {n('plain')}:",
-        f"            {x} = {slow}",
-        "            break",
-        "    else:",
-        f"        {x} = [{n('letter')}, *{x}]",
-        "else:",
-        f"    {x} = {slow}",
-    ]
+def _sequence_lines(rejects: Callable[[str, Callable[[str], str]], str]) -> Lines:
+    """The fast path of a list or tuple whose items are their own identity form, those
+    that `rejects(v, n)` (an expression) does not reject.
+
+    A loop rather than a test in C (`list(map(type, x)).count(t) == len(x)`, or
+    `set(map(type, x)) <= {t}`): fewer instructions for the few items a configuration's
+    lists usually hold, on CPython 3.11 (benchmarks/bench_identity.py)."""
+
+    def lines(x: str, n: Callable[[str], str], slow: str) -> list[str]:
+        v = n("v")
+        return [
+            f"if type({x}) is {n('out')}:",
+            f"    for {v} in {x}:",
+            f"        if {rejects(v, n)}:",
+            f"            {x} = {slow}",
+            "            break",
+            "    else:",
+            f"        {x} = [{n('letter')}, *{x}]",
+            "else:",
+            f"    {x} = {slow}",
+        ]
+
+    return lines
 
 
-def _float_sequence(x: str, n: Callable[[str], str], slow: str) -> list[str]:
-    # The same for floats, whose identity form is their own but for -0.0 and NaN.
-    v = n("v")
-    return [
-        f"if type({x}) is {n('out')}:",
-        f"    for {v} in {x}:",
-        f"        if type({v}) is not float or {v} != {v} or {v} == 0.0:",
-        f"            {x} = {slow}",
-        "            break",
-        "    else:",
-        f"        {x} = [{n('letter')}, *{x}]",
-        "else:",
-        f"    {x} = {slow}",
-    ]
+_sequence = _sequence_lines(lambda v, n: f"type({v}) is not {n('plain')}")
+# Floats are their own identity form but for -0.0 and NaN.
+_float_sequence = _sequence_lines(
+    lambda v, n: f"type({v}) is not float or {v} != {v} or {v} == 0.0"
+)
 
 
 def _dict(x: str, n: Callable[[str], str], slow: str) -> list[str]:
