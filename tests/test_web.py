@@ -281,6 +281,22 @@ def test_jobs_table_filters_sorts_and_pages(client: TestClient) -> None:
     assert "no experiment named 'nope'" in unknown.json()["error"]
 
 
+def test_a_job_with_a_corrupt_params_file_shows_its_records_and_why(copy: Path) -> None:
+    """`legato jobs show` refuses such a job (it cannot print its parameters); its page
+    still shows what its other records say, and why the parameters are missing."""
+    with client_for(copy) as client:
+        job = failed_job(client)
+        params = copy / "jobs" / job["type"] / job["id"] / "params.msgpack"
+        params.write_bytes(b"\xc1 not msgpack")
+        details = client.get(f"/api/jobs/{job['type']}/{job['id']}", headers=AUTH).json()
+    assert details["state"] == "failed" and details["reason"] == "ValueError: bad size"
+    assert details["params"] is None and details["tags"] == {} and details["dependencies"] == []
+    assert details["params_error"].startswith("cannot read the params of ")
+    assert details["experiments"] == ["sweep"]
+    shown = cli("jobs", "show", job["id"][:12], workdir=copy)
+    assert shown.returncode != 0 and "cannot read the params of" in shown.stderr
+
+
 def test_failed_job_details_and_logs(client: TestClient) -> None:
     job = failed_job(client)
     base = f"/api/jobs/{job['type']}/{job['id']}"

@@ -62,16 +62,24 @@ def name_matcher(pattern: str) -> Any:
     return matches
 
 
-def job_details(workdir: Path, entry: JobEntry) -> tuple[dict[str, Any], Params | None]:
-    """Everything `jobs show` prints, as builtins, and the decoded params."""
+def job_details(
+    workdir: Path, entry: JobEntry, *, strict: bool = True
+) -> tuple[dict[str, Any], Params | None]:
+    """Everything `jobs show` prints, as builtins, and the decoded params.
+
+    A params file that cannot be read raises InspectError when `strict` (the command
+    line); otherwise (the dashboard, which still shows what the job's other records say)
+    the details have no parameters and "params_error" says why."""
+    error = None
     try:
         params: Params | None = entry.params()
     except ParamsMissing:
         params = None
     except ParamsError as exc:
-        raise InspectError(
-            f"cannot read the params of {entry.short}: {exc} ({entry.dir})"
-        ) from None
+        error = f"cannot read the params of {entry.short}: {exc} ({entry.dir})"
+        if strict:
+            raise InspectError(error) from None
+        params = None
     deps = []
     for type_name, ident in params.dependencies() if params else ():
         dep = read_job(type_name, ident, str(job_dir(workdir, type_name, ident)), Locks())
@@ -105,6 +113,8 @@ def job_details(workdir: Path, entry: JobEntry) -> tuple[dict[str, Any], Params 
         "stdout": os.path.join(entry.dir, STDOUT),
         "stderr": os.path.join(entry.dir, STDERR),
     }
+    if not strict:
+        details["params_error"] = error
     if entry.state == "running":
         report = progress(entry)
         if report:

@@ -113,25 +113,7 @@ def _job_details(dash: Dashboard, row: Row) -> dict[str, Any]:
     entry = read_job(row.type, row.id, row.dir, Locks())
     if entry is None:
         raise NotFound(f"job {row.type}/{row.id[:12]} was removed")
-    try:
-        details, _ = job_details(dash.workdir, entry)
-        details["params_error"] = None
-    except InspectError as exc:
-        details = {
-            "type": entry.type_name,
-            "id": entry.identifier,
-            "state": entry.state,
-            "reason": entry.reason,
-            "started": entry.started,
-            "ended": entry.ended,
-            "duration": entry.duration,
-            "tags": {},
-            "params": None,
-            "paths": {},
-            "dependencies": [],
-            "path": entry.dir,
-            "params_error": str(exc),
-        }
+    details, _ = job_details(dash.workdir, entry, strict=False)
     info = entry.info
     details["main_dir"] = _main_dir(details)
     details["info"] = info
