@@ -176,6 +176,28 @@ async def test_open_experiment_submits_until_closed(tmp_path: Path) -> None:
         await xp.submit(Step(name="c", log=log))
 
 
+def test_open_experiment_takes_the_arguments_of_experiment() -> None:
+    """One signature for both ways of opening an experiment (the docs say so)."""
+    import inspect
+
+    opened = inspect.signature(legato.open_experiment).parameters
+    block = inspect.signature(experiment.__wrapped__).parameters  # (under asynccontextmanager)
+    assert opened == block
+
+
+@pytest.mark.anyio
+async def test_open_experiment_keeps_the_latest_finished_jobs(tmp_path: Path) -> None:
+    from support.xp_tasks import Step
+
+    log = str(tmp_path / "log")
+    xp = await legato.open_experiment(tmp_path, "kept", keep_finished=1)
+    for name in ("a", "b", "c"):
+        step = await Step(name=name, log=log).submit()
+        await step.__job__.wait()
+    assert [job.task.name for job in xp.jobs] == ["c"]
+    await xp.close()
+
+
 @pytest.mark.anyio
 async def test_close_raises_for_failed_jobs_and_cancel_terminates(tmp_path: Path) -> None:
     from support.xp_tasks import Step

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Literal
 
 from .._errors import LegatoError
 from .._launchers._launcher import Launcher
@@ -28,6 +29,8 @@ async def open_experiment(
     resources: Mapping[str, int] | None = None,
     launcher: Launcher | None = None,
     raise_on_failure: bool = True,
+    keep_finished: int | None = 10_000,
+    on_default_change: Literal["raise", "warn"] = "raise",
 ) -> Experiment:
     """Open an experiment that stays open until `await xp.close()`: for notebooks.
 
@@ -66,6 +69,8 @@ async def open_experiment(
                 resources=resources,
                 launcher=launcher,
                 raise_on_failure=raise_on_failure,
+                keep_finished=keep_finished,
+                on_default_change=on_default_change,
             ) as xp:
                 ready.set_result(xp)
                 await closing.wait()
