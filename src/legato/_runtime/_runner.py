@@ -15,7 +15,6 @@ import contextvars
 import errno
 import logging
 import os
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,20 +25,13 @@ import anyio
 from .._jobdir._files import bound_text
 from .._jobdir._job import JobDir
 from .._jobdir._layout import (
-    CANCEL,
-    FAILED,
-    INTERRUPT,
-    PROGRESS,
     REASON_MAX,
-    SLURM_ERR,
-    SLURM_OUT,
-    STDERR,
-    STDOUT,
 )
 from .._jobdir._maindir import main_lock_free, try_main_lock
 from .._launchers._launcher import Exit, LaunchSpec
+from ._attempts import Prepared, after_attempt, prepare_run
 from ._context import RunContext
-from ._job import Job, JobState, finish, mark_ready, mark_running, submitted
+from ._job import Job, JobState, finish, mark_ready, mark_running
 from ._resources import Grant
 
 __all__ = ["record_unrun", "run_job"]
@@ -80,175 +72,6 @@ def _try_lock(job_dir: Path, prepare: Callable[[], Prepared] | None = None) -> t
     except BaseException:
         os.close(fd)
         raise
-
-
-_ATTEMPT_FILES = (STDOUT, STDERR, FAILED, SLURM_OUT, SLURM_ERR)
-"""What an attempt leaves that the next one would overwrite: moved to `attempts/<N>/`."""
-_COUNTERS = ("attempt", "retried", "preempted")
-
-
-def _counters(info: dict[str, Any]) -> dict[str, int]:
-    counters = {name: info.get(name) for name in _COUNTERS}
-    return {k: v if isinstance(v, int) and v >= 0 else 0 for k, v in counters.items()}
-
-
-def _attempt_state(job: Job, info: dict[str, Any], counters: dict[str, int]) -> dict[str, Any]:
-    return {
-        **info,
-        **counters,
-        "timeout": job.timeout,
-        "max_preemptions": job.max_preemptions,
-    }
-
-
-def _start_run(job: Job, params: bytes, info: dict[str, Any], previous: dict[str, Any]) -> int:
-    """With the lock held: a fresh run's params and state; old verdicts go. Its attempt
-    number.
-
-    A retry that an earlier run of the experiment did not get to (it ended between two
-    attempts, or while one ran) is taken up: the attempts go on from there, with what is
-    left of the retries. Otherwise the run starts at attempt 1, without old attempts' logs.
-    """
-    jd = JobDir(job.path)
-    jd.write_params(params)
-    record = jd.failure()
-    counters = _counters(previous)
-    if record is not None and record.get("state") == "interrupted" and counters["attempt"]:
-        if _charge(record, counters, job) is None:
-            jd.archive_attempt(counters["attempt"], _ATTEMPT_FILES)
-            counters["attempt"] += 1
-        else:
-            counters = {}
-    elif not (record is None and counters["attempt"] > 1 and "started" not in previous):
-        counters = {}  # (else: a retry was set up, then its experiment ended: take it)
-    if not counters:
-        counters = {"attempt": 1, "retried": 0, "preempted": 0}
-        jd.clear_attempts()
-    jd.discard(FAILED, PROGRESS, CANCEL, INTERRUPT)
-    jd.write_state(_attempt_state(job, info, counters))
-    return counters["attempt"]
-
-
-def _charge(record: dict[str, Any], counters: dict[str, int], job: Job) -> str | None:
-    """Count an interrupted attempt against its budget; the failure reason when it is
-    spent. Preemptions have their own, generous budget: the cluster's doing, not the job's."""
-    kind = record.get("kind")
-    reason = str(record.get("reason") or "interrupted")
-    attempts = counters["attempt"]
-    made = f"{attempts} attempt{'s' if attempts != 1 else ''}"
-    if kind == "preempted":
-        counters["preempted"] += 1
-        if counters["preempted"] > job.max_preemptions:
-            return (
-                f"{reason}; preempted {counters['preempted']} times, more than "
-                f"max_preemptions={job.max_preemptions}, {made}"
-            )
-        return None
-    counters["retried"] += 1
-    if counters["retried"] > job.retries:
-        return f"{reason}, {made}"
-    return None
-
-
-def _after_attempt(
-    job: Job, exit: Exit, info: dict[str, Any]
-) -> tuple[JobState | None, str | None, int]:
-    """After an attempt: (final state, reason, attempts made), or (None, why it ended,
-    next attempt's number) once the next attempt is set up (logs archived, state.json)."""
-    jd = JobDir(job.path)
-    counters = _counters(jd.state() or {})
-    attempts = max(1, counters["attempt"])
-    if jd.is_done():
-        return JobState.DONE, None, attempts
-    record = jd.failure()
-    if record is None and exit.interruption is not None and not jd.is_done():
-        record = {"state": "interrupted", "kind": exit.interruption, "reason": exit.reason}
-        record.update(exit_code=exit.exit_code, signal=exit.signal, ended=time.time())
-        jd.write_failure(record)
-    if jd.is_done() or record is None or record.get("state") != "interrupted":
-        state, reason = _verdict(jd, exit)
-        return state, reason, attempts
-    # (`legato jobs interrupt` signals through scancel too: its marker tells them apart)
-    cancelled = exit.cancelled and record.get("kind") == "preempted"
-    cancelled = cancelled and not jd.has_interrupt()
-    if cancelled or jd.has_cancel():  # `legato jobs kill`, or `scancel`
-        reason = "cancelled in SLURM (scancel)" if cancelled else "cancelled by request"
-        jd.write_failure({**record, "state": "cancelled", "reason": reason})
-        return JobState.CANCELLED, reason, attempts
-    spent = _charge(record, counters, job)
-    if spent is not None:
-        jd.write_failure({**record, "state": "failed", "reason": spent})
-        return JobState.FAILED, spent, attempts
-    jd.archive_attempt(attempts, _ATTEMPT_FILES)
-    jd.discard(PROGRESS, INTERRUPT)
-    counters["attempt"] = attempts + 1
-    info = {**info, "submitted": time.time()}
-    jd.write_state(_attempt_state(job, info, counters))
-    return None, str(record.get("reason") or "interrupted"), attempts + 1
-
-
-Prepared = tuple[str, "dict[str, Any] | None", int]
-"""What `_prepare` found: its step, the state.json of the run before, the attempt number."""
-
-
-def _prepare(
-    job: Job, params: Callable[[], bytes], state: dict[str, Any], adopt: bool = True
-) -> Prepared:
-    """With the lock held, before launching: ("adopt", previous state, 0) when the run that
-    the same launcher recorded may be followed instead, ("cancelled", None, 0) when
-    `legato jobs kill` asked, since the job was submitted, that it not run, else
-    ("started", previous state, attempt number) once a fresh run's params and state are
-    written (`_start_run`, which takes up a retry an earlier run did not get to)."""
-    jd = JobDir(job.path)
-    previous = jd.state()
-    if adopt and previous and previous.get("launcher") == state["launcher"]:
-        return "adopt", previous, 0
-    if jd.cancelled_since(submitted(job)):
-        return "cancelled", None, 0
-    return "started", previous, _start_run(job, params(), state, previous or {})
-
-
-def _verdict(jd: JobDir, exit: Exit) -> tuple[JobState, str | None]:
-    if jd.is_done():
-        return JobState.DONE, None
-    record = jd.failure()
-    if record is not None and exit.reason is None:
-        if record.get("state") == "cancelled":
-            return JobState.CANCELLED, str(record.get("reason") or "cancelled")
-        return JobState.FAILED, bound_text(str(record.get("reason") or "failed"), REASON_MAX)
-    if jd.has_cancel():
-        jd.write_failure(
-            {
-                "state": "cancelled",
-                "reason": "cancelled by request",
-                "signal": exit.signal,
-                "ended": time.time(),
-            },
-        )
-        return JobState.CANCELLED, "cancelled by request"
-    if exit.reason is not None:
-        reason = exit.reason
-    elif exit.signal is not None:
-        reason = f"killed by signal {exit.signal} ({_signame(exit.signal)})"
-    else:
-        reason = f"exited with code {exit.exit_code} without a verdict"
-    jd.write_failure(
-        {
-            "state": "failed",
-            "reason": reason,
-            "exit_code": exit.exit_code,
-            "signal": exit.signal,
-            "ended": time.time(),
-        },
-    )
-    return JobState.FAILED, reason
-
-
-def _signame(sig: int) -> str:
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return "unknown"
 
 
 def record_unrun(job_dir: Path, record: dict[str, Any]) -> None:
@@ -349,7 +172,7 @@ async def _run_holding(ctx: RunContext, job: Job, grant: Grant) -> None:
     # thousand): written in the thread, not in the event loop. The usual case (nothing to
     # adopt, not cancelled) takes the lock and prepares the run in one trip to a thread.
     def prepare() -> Prepared:
-        return _prepare(job, lambda: ctx.params(job), info)
+        return prepare_run(job, lambda: ctx.params(job), info)
 
     kind, value = await anyio.to_thread.run_sync(_try_lock, job.path, prepare)
     if kind == "done":
@@ -409,7 +232,7 @@ async def _run_locked(
             exit = await launcher.adopt(spec, previous)
             if exit is None:
                 step, previous, attempt = await anyio.to_thread.run_sync(
-                    lambda: _prepare(job, lambda: ctx.params(job), info, False)
+                    lambda: prepare_run(job, lambda: ctx.params(job), info, False)
                 )
         if step == "cancelled":
             why = "cancelled by `legato jobs kill` before it started"
@@ -424,7 +247,7 @@ async def _run_locked(
                 finish(job, JobState.DONE)
                 return
             verdict, reason, attempt = await anyio.to_thread.run_sync(
-                _after_attempt, job, exit, info
+                after_attempt, job, exit, info
             )
             if verdict is not None:
                 job.attempts = attempt
