@@ -218,22 +218,6 @@ ALLOWED_WRITERS = {
         # to `filelock` without fcntl, none of which the job lock has to do.
         "__init__: os.open(os.O_RDWR | os.O_CREAT)",
     },
-    "_cli/_experiments.py": {
-        # `legato experiments rm`: a whole experiment record, renamed away, then deleted.
-        "rm: os.rename",
-        "rm: shutil.rmtree",
-    },
-    "_cli/_remove.py": {
-        # `legato clean`: whole main task directories that no job uses, renamed away first.
-        "removeunused_partials: os.rename",
-        "removeunused_partials: shutil.rmtree",
-    },
-    "_inspect/_remove.py": {
-        # `legato jobs rm`: a whole job directory (not one of its files), renamed away
-        # first so that readers see it whole or not at all.
-        "remove_job_dir: os.rename",
-        "remove_job_dir: shutil.rmtree",
-    },
     "_launchers/_slurm_batch.py": {
         # SlurmLauncher's array directories (slurm/<batch>/): its own list of job
         # directories and links, never a file of a job directory.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ from .._inspect._scan import (
     scan_jobs,
 )
 from .._jobdir._experimentdir import count_groups
+from .._jobdir._files import remove_tree
 from ._common import EXIT_USAGE, InspectError, format_duration, format_time, open_workdir, table
 
 if TYPE_CHECKING:
@@ -124,14 +123,9 @@ def rm(
         sys.stdout.write("nothing removed\n")
         raise typer.Exit(1)
     for xp in chosen:
-        trash = xp.path.parent / f".{xp.name}.removed-{os.getpid()}"
-        try:
-            os.rename(xp.path, trash)
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            raise InspectError(f"cannot remove {xp.path}: {exc.strerror}") from None
-        shutil.rmtree(trash, ignore_errors=True)
+        error = remove_tree(xp.path)
+        if error is not None:
+            raise InspectError(f"cannot remove {xp.path}: {error.strerror}")
     sys.stdout.write(
         f"{len(chosen)} experiment(s) removed; their jobs are kept "
         "(`legato clean --orphans` removes the jobs no experiment refers to)\n"

@@ -7,7 +7,6 @@ experiments) see it whole or not at all. Confirmation is asked only on a termina
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +15,7 @@ import typer
 
 from .._inspect._remove import remove_job_dir, unused_partials
 from .._inspect._scan import UNRUN_STATES, JobEntry, referenced_jobs, resolve, scan_jobs
+from .._jobdir._files import remove_tree
 from ._common import EXIT_USAGE, InspectError, open_workdir
 from ._jobs import app as jobs_app
 
@@ -114,10 +114,10 @@ def clean(
             chosen.append(entry)
     chosen.sort(key=lambda e: (e.type_name, e.identifier))
     remove_jobs(chosen, dry_run=dry_run, yes=yes)
-    removeunused_partials(workdir, {os.path.normpath(e.dir) for e in chosen}, dry_run=dry_run)
+    remove_unused_partials(workdir, {os.path.normpath(e.dir) for e in chosen}, dry_run=dry_run)
 
 
-def removeunused_partials(workdir: Path, going: set[str], *, dry_run: bool) -> None:
+def remove_unused_partials(workdir: Path, going: set[str], *, dry_run: bool) -> None:
     """Remove the main task directories (`partials/`) of jobs that are all gone: after the
     last job that resumed from a checkpoint there is removed, the checkpoint goes too."""
     for main in unused_partials(workdir, going):
@@ -125,11 +125,8 @@ def removeunused_partials(workdir: Path, going: set[str], *, dry_run: bool) -> N
         if dry_run:
             sys.stdout.write(f"would remove {short}  no job uses it\n")
             continue
-        trash = main.parent / f".{main.name}.removed-{os.getpid()}"
-        try:
-            os.rename(main, trash)
-        except OSError as exc:
-            sys.stderr.write(f"legato: error: cannot remove {main}: {exc.strerror}\n")
+        error = remove_tree(main)
+        if error is not None:
+            sys.stderr.write(f"legato: error: cannot remove {main}: {error.strerror}\n")
             continue
-        shutil.rmtree(trash, ignore_errors=True)
         sys.stdout.write(f"removed {short}  no job uses it\n")

@@ -7,9 +7,9 @@ experiments) see it whole or not at all.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
+from .._jobdir._files import remove_tree
 from .._jobdir._layout import MAIN_JOBS, MAIN_LOCK, jobs_root, partials_root
 from ._procs import Locks
 from ._scan import JobEntry, read_job
@@ -24,15 +24,8 @@ def remove_job_dir(entry: JobEntry) -> str | None:
         return None  # removed meanwhile
     if current.state == "running":
         return "it is running (cancel it first: legato jobs kill)"
-    trash = os.path.join(os.path.dirname(entry.dir), f".{entry.identifier}.removed-{os.getpid()}")
-    try:
-        os.rename(entry.dir, trash)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        return f"cannot remove {entry.dir}: {exc.strerror}"
-    shutil.rmtree(trash, ignore_errors=True)
-    return None
+    error = remove_tree(entry.dir)
+    return None if error is None else f"cannot remove {entry.dir}: {error.strerror}"
 
 
 def unused_partials(workdir: Path, going: set[str]) -> list[Path]:

@@ -6,6 +6,7 @@ package calls them to write (tests/test_layers.py checks it)."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ __all__ = [
     "host_name",
     "read_bytes",
     "read_json",
+    "remove_tree",
     "try_lock",
     "write_json",
 ]
@@ -145,3 +147,19 @@ def append_lines(path: Path, lines: Iterable[str]) -> None:
     without its newline, and `start_run_record` puts the next one on its own."""
     with open(path, "a", encoding="utf-8") as f:
         f.writelines(lines)
+
+
+def remove_tree(path: str | os.PathLike[str]) -> OSError | None:
+    """Remove a whole directory (a job's, an experiment's record, a main task directory):
+    renamed to a hidden sibling first, so that readers and experiments see it whole or not
+    at all, then deleted. None once it is gone (or was already), else why the rename failed."""
+    parent, name = os.path.split(os.fspath(path).rstrip(os.sep))
+    trash = os.path.join(parent, f".{name}.removed-{os.getpid()}")
+    try:
+        os.rename(path, trash)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return exc
+    shutil.rmtree(trash, ignore_errors=True)
+    return None
