@@ -20,6 +20,12 @@ from blockbuster import blockbuster_ctx
 
 from support.slurm import REQUIRE, SlurmCalls, cluster_problem
 
+# A run started in the background by a shell without job control (`.ci/run &`, nohup)
+# inherits SIGINT ignored, and so would every process the tests start, which the Ctrl-C
+# tests signal: a Python handler here is reset to the default in them at exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `slow` (minutes of real time: a one-minute SLURM time limit, 100,000

@@ -89,7 +89,10 @@ async def test_a_job_requeued_by_slurm_runs_again_without_using_up_retries(
             lambda: squeue_state(slurm_id) == "PENDING" or len(attempts_of(log, "p")) > 1, 120
         )
         if len(attempts_of(log, "p")) == 1:
-            update = ["scontrol", "update", f"JobId={slurm_id}", "StartTime=now"]
+            # Not `now`: slurmd refuses a job launched within the second its credential was
+            # revoked (at the requeue), and SLURM then ends it for good ("Job credential
+            # revoked"), which its BeginTime otherwise prevents.
+            update = ["scontrol", "update", f"JobId={slurm_id}", "StartTime=now+2"]
             await anyio.run_process(update, check=False)
         with anyio.fail_after(120):
             await job.wait()

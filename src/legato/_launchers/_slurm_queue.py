@@ -325,10 +325,9 @@ class SlurmQueue:
     async def _poll(self) -> None:
         """One squeue call for every followed job; then the markers of those that left."""
         watched = [e for e in self._entries if e.status == _QUEUED]
-        # `--states=all`: squeue's default list leaves out a job that SLURM is requeueing
-        # (state REQUEUED, from its process's end until it is PENDING again, a moment that
-        # a loaded controller stretches), which must not be taken for a job that ended.
-        # Ended jobs are listed too, for MinJobAge, with their last state (TERMINAL).
+        # `--states=all`: squeue's default list drops a job the moment it ends; with all
+        # states it is listed a while longer (MinJobAge) with its last state (TERMINAL),
+        # which says why a job that left without a verdict ended (TIMEOUT, NODE_FAIL).
         argv = ["squeue", "--noheader", "--array", "--states=all", "--format=%i %T"]
         argv.append(f"--user={os.getuid()}")
         code, out, err = await self._command(argv)

@@ -8,10 +8,8 @@ which starts pending jobs while the node's CPUs ($FAKE_SLURM_CPUS, default 16) s
 their `--begin` time has come. Ended jobs leave squeue's default list at once and stay
 visible to `squeue --states=all` and `scontrol show job`.
 
-`scontrol requeue` stops a running job and runs it again under the same id, as SLURM does;
-the requeued job stays out of squeue's default list (it shows as REQUEUED with
-`--states=all`) for $FAKE_SLURM_REQUEUE_GAP seconds (default 0) after its process ended:
-the real SLURM's window, which a loaded controller can stretch.
+`scontrol requeue` stops a running job and runs it again under the same id, as SLURM does:
+COMPLETING until its process ended, then PENDING.
 
 Only what legato and its tests use is understood; anything else is an error, loudly.
 """
@@ -86,9 +84,6 @@ def schedule() -> None:
     everything = jobs()
     used = sum(job["cpus"] for job in everything if job["state"] == "RUNNING")
     for job in everything:
-        if job["state"] == "REQUEUED" and job.get("requeue_at", now + 1) <= now:
-            job.update(state="PENDING", begin=now, pgid=None)
-            save(job)
         if job["state"] != "PENDING" or job["begin"] > now:
             continue
         if used + job["cpus"] > cpus_total():
@@ -146,8 +141,8 @@ def run(job_id: str) -> None:
         job = load(job_id)
         if job["state"] == "RUNNING":
             job["state"] = "COMPLETED" if code == 0 else "FAILED"
-        elif job["state"] == "REQUEUED":
-            job["requeue_at"] = time.time() + job.get("requeue_gap", 0.0)
+        elif job["state"] == "COMPLETING" and job.get("requeued"):
+            job.update(state="PENDING", begin=time.time(), pgid=None, requeued=False)
         job["exit"] = code
         save(job)
         schedule()
@@ -237,7 +232,7 @@ def squeue(args: list[str]) -> None:
     everything = "--states=all" in args or "-tall" in args
     with locked():
         schedule()
-        listed = [job for job in jobs() if everything or job["state"] not in (*ENDED, "REQUEUED")]
+        listed = [job for job in jobs() if everything or job["state"] not in ENDED]
     header = "--noheader" not in args and "-h" not in args
     if header:
         print("JOBID STATE")
@@ -300,10 +295,7 @@ def scontrol(args: list[str]) -> None:
                     f"Requeue of JobId={args[1]} returned an error: Job is pending execution",
                     "scontrol",
                 )
-            gap = float(os.environ.get("FAKE_SLURM_REQUEUE_GAP", "0"))
-            job.update(state="REQUEUED", restarts=job.get("restarts", 0) + 1)
-            job["requeue_at"] = time.time() + 3600  # until its process ended (`run`)
-            job["requeue_gap"] = gap
+            job.update(state="COMPLETING", requeued=True, restarts=job.get("restarts", 0) + 1)
             save(job)
             os.killpg(job["pgid"], signal.SIGTERM)
         return
