@@ -372,10 +372,15 @@ class SlurmQueue:
             if entry.status != _QUEUED:
                 continue
             changed = True
+            where = _short(entry.spec.job_dir)
             _log.debug(
-                "%s: SLURM job %s out of the queue (last seen %s; done %s, failure record %s, "
-                "slurm.err %r)",
-                *(_short(entry.spec.job_dir), entry.slurm_id, entry.state, done, failed, slurm_err),
+                "%s: SLURM job %s out of the queue (last seen %s; done %s, record %s; %r)",
+                where,
+                entry.slurm_id,
+                entry.state,
+                done,
+                failed,
+                slurm_err,
             )
             if entry.adopting:  # it ended while no experiment followed it
                 self._finish(entry, Exit() if done else None)
