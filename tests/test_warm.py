@@ -49,8 +49,9 @@ async def test_jobs_are_forked_from_one_server_that_imported_their_module(
     assert len({e["pid"] for e in seen}) == 4
     # each job leads its own process group, as a fresh one does
     assert all(e["pgid"] == e["pid"] for e in seen)
-    (server,) = servers
-    await poll(lambda: not alive(server), timeout=20)  # it ends with the experiment
+    # it ends with the experiment, and so does every process it forked (its jobs, and the
+    # one it forks ahead for the next job)
+    await poll(lambda: not server_family(), timeout=20)
 
 
 async def test_warm_false_starts_fresh_processes(tmp_path: Path) -> None:
@@ -77,6 +78,34 @@ async def test_a_job_never_sees_what_another_did(tmp_path: Path) -> None:
     assert a["argv"][1:] == [str(first.__job__.path)] and a["argv"][0].endswith("_worker.py")
     assert (a["path0"], b["path0"]) == (a["cwd"], b["cwd"])
     assert len(a["fds"]) == len(b["fds"])
+
+
+async def test_a_job_of_a_module_new_to_the_server_runs_with_it_imported(
+    tmp_path: Path,
+) -> None:
+    from support.warm_other import Other
+
+    log = tmp_path / "log"
+    async with experiment(tmp_path / "wd", "xp", max_jobs=1, launcher=LocalLauncher(warm=True)):
+        a = await Probe(name="a", log=str(log)).submit()
+        b = await Other(name="b", log=str(log), after=a).submit()
+        await Probe(name="c", log=str(log), after=b).submit()
+    seen = starts(log)
+    assert [e["name"] for e in seen] == ["a", "b", "c"]
+    (server,) = {e["ppid"] for e in seen}
+    # every job found its module imported by the server: none was forked before the
+    # server imported `warm_other`, and none imported it again
+    assert all(e["imported_by"] == server != e["pid"] for e in seen)
+
+
+async def test_no_process_holds_the_lock_of_a_job_that_ended(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    async with experiment(tmp_path / "wd", "xp", max_jobs=1, launcher=LocalLauncher(warm=True)):
+        for name in ("a", "b", "c"):
+            task = await Probe(name=name, log=str(log)).submit()
+            await task.__job__.wait()
+            # the server, its next job's process forked ahead, the experiment: none
+            assert lock_is_free(task.__job__.path)
 
 
 async def test_environment_is_the_experiments_with_each_jobs_devices(
@@ -188,7 +217,10 @@ def test_kill_9_of_the_experiment_ends_the_server_and_its_jobs(tmp_path: Path) -
             time.sleep(0.02)
         seen = starts(log)
         assert {e["ppid"] for e in seen} != {process.pid}
-        pids = [e["pid"] for e in seen] + [seen[0]["ppid"]]
+        server = seen[0]["ppid"]
+        # its jobs, and the process it forks ahead for the next job
+        pids = [server, *children(server)]
+        assert {e["pid"] for e in seen} < set(pids)
         process.kill()
         process.wait()
         deadline = time.monotonic() + 20
@@ -235,6 +267,27 @@ async def test_cancelled_while_the_server_imports_the_job_never_runs_on(tmp_path
 
 def warm_servers() -> list[int]:
     """The warm servers this process started."""
+    return children(os.getpid(), b"legato._jobside._warm_server")
+
+
+def server_family() -> list[int]:
+    """The warm servers of this process and whatever they forked (a fork keeps the
+    server's command line, which names this process)."""
+    ours = b"\0%d\0" % os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
+            continue
+        if b"legato._jobside._warm_server" in cmdline and ours in cmdline and alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+def children(parent: int, command: bytes = b"") -> list[int]:
+    """The live child processes of `parent` whose command line holds `command`."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -246,6 +299,6 @@ def warm_servers() -> list[int]:
                 cmdline = f.read()
         except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
             continue
-        if ppid == os.getpid() and b"legato._jobside._warm_server" in cmdline:
+        if ppid == parent and command in cmdline:
             found.append(int(entry))
     return found

@@ -6,6 +6,12 @@ starts at the cost of a fork rather than of an interpreter and its imports. It n
 a job itself: each job is a fresh fork of a process that ran none, so no job sees what
 another did.
 
+Once a job is forked, the server forks the next job's process ahead (a *spare*), while
+that job runs: the spare lets go of what is the server's, then waits for the one job it
+will be given. A request is then handed to it, with no fork, and none of the new
+process's first page faults, for the experiment to wait on. A spare forked before the
+server imported a module that a job needs is let go, and ends without running anything.
+
 Requests arrive on a `SOCK_SEQPACKET` socket, one packet each: a msgpack map
 `{"job_dir", "env", "unset"}` (the job's environment, as it differs from the server's),
 with the job's descriptors attached (`socket.send_fds`): its channel, and the job's lock.
@@ -33,6 +39,7 @@ import socket
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -67,6 +74,9 @@ class _Server:
         self.unsafe = unsafe  # module -> why, from earlier servers of this experiment
         self.imported: set[str] = set()
         self.tainted = False
+        self.started = False  # whether a job was forked from the modules imported now
+        self.spare: tuple[int, socket.socket] | None = None  # (pid, its socket)
+        self.idle: set[int] = set()  # spares let go without a job, to reap
         self.children: dict[int, socket.socket] = {}
         self.dirs: dict[int, str] = {}  # the job directory of each
         self.selector = selectors.DefaultSelector()
@@ -81,12 +91,13 @@ class _Server:
         self.selector.register(self.ctrl, selectors.EVENT_READ)
         self.selector.register(self.wake_r, selectors.EVENT_READ)
         open_ = True
-        while open_ or self.children:
+        while open_ or self.children or self.idle:
             for key, _ in self.selector.select():
                 if key.fileobj is self.ctrl:
                     open_ = self._receive()
                     if not open_:
                         self.selector.unregister(self.ctrl)
+                        self._drop_spare()
                 else:
                     try:
                         os.read(self.wake_r, 4096)
@@ -105,7 +116,7 @@ class _Server:
             return False
         status = socket.socket(fileno=fds[0])
         try:
-            self._start(msgspec.msgpack.decode(data), status, fds[1] if len(fds) > 1 else None)
+            self._start(msgspec.msgpack.decode(data), status, fds)
         except Exception:
             traceback.print_exc()
             _send(status, b"R")
@@ -113,9 +124,13 @@ class _Server:
         finally:
             for fd in fds[1:]:
                 os.close(fd)
+        if self.started and self.spare is None:
+            # The next job's process, forked now while this job runs (and after this
+            # job's locks are closed, which it must not hold).
+            self._fork_spare()
         return True
 
-    def _start(self, request: dict[str, Any], status: socket.socket, lock: int | None) -> None:
+    def _start(self, request: dict[str, Any], status: socket.socket, fds: list[int]) -> None:
         if self.tainted:
             _send(status, b"R")
             status.close()
@@ -139,6 +154,8 @@ class _Server:
             return
         new = [m for m in modules if m[0] not in self.imported]
         if new:
+            self.started = False
+            self._drop_spare()  # forked before these imports: it would import them again
             self._import(new)
             why = unsafe_state()
             if why is not None:
@@ -147,28 +164,79 @@ class _Server:
                 status.close()
                 return
             gc.freeze()  # what the jobs inherit: the collector need not go through it again
+        pid = self._hand_to_spare(request, status, fds)
+        if pid is None:
+            pid = self._fork(lambda: self._job(request, status, fds[1:]))
+        self.children[pid] = status
+        self.dirs[pid] = job_dir
+        _send(status, b"P%d" % pid)
+        self.started = True
+
+    def _fork(self, child: Callable[[], int]) -> int:
+        """Fork a process that runs `child()` (its exit code), and never returns into
+        the server's loop."""
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
             code = 1
-            profile = _profile_start()
             try:
-                code = self._child(request, status, lock)
+                self._detach()
+                code = child()
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
             except BaseException:
                 traceback.print_exc()
             finally:
                 try:
-                    _profile_end(profile, "job")
                     sys.stdout.flush()
                     sys.stderr.flush()
                 finally:
                     os._exit(code)
-        self.children[pid] = status
-        self.dirs[pid] = job_dir
-        _send(status, b"P%d" % pid)
+        return pid
+
+    def _fork_spare(self) -> None:
+        """Fork the next job's process now, while no job waits for it: it does what
+        every job's process does after the fork, then waits for its job (`_spare`). A
+        request then costs a message to it rather than a fork, the new process's first
+        few hundred page faults and its setup (2 to 4 ms on a small machine), which the
+        experiment would wait for."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+        def spare() -> int:
+            ours.close()  # else it would never see the server close its end
+            return _spare(theirs)
+
+        try:
+            pid = self._fork(spare)
+        finally:
+            theirs.close()
+        self.spare = (pid, ours)
+
+    def _hand_to_spare(
+        self, request: dict[str, Any], status: socket.socket, fds: list[int]
+    ) -> int | None:
+        """The spare's pid once it has the job (its channel and locks), or None."""
+        if self.spare is None:
+            return None
+        pid, sock = self.spare
+        self.spare = None
+        try:
+            socket.send_fds(sock, [msgspec.msgpack.encode(request)], [status.fileno(), *fds[1:]])
+        except OSError:  # it died meanwhile: fork the job instead
+            self.idle.add(pid)
+            return None
+        finally:
+            sock.close()
+        return pid
+
+    def _drop_spare(self) -> None:
+        """The spare ends (once its socket is closed) without a job; reaped as idle."""
+        if self.spare is not None:
+            pid, sock = self.spare
+            self.spare = None
+            sock.close()
+            self.idle.add(pid)
 
     def _import(self, modules: list[tuple[str, str | None]]) -> None:
         from .._core._config import registry
@@ -193,8 +261,9 @@ class _Server:
                 with contextlib.suppress(Exception):
                     cls.__legato_get_plan__()
 
-    def _child(self, request: dict[str, Any], channel: socket.socket, lock: int | None) -> int:
-        """In the forked job: become what a fresh job process would be, then run the job."""
+    def _detach(self) -> None:
+        """In a forked process: let go of what is the server's (its loop, its signals,
+        the other jobs' channels), as a process that is about to be a job must."""
         os.setsid()
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -205,33 +274,31 @@ class _Server:
         self.ctrl.close()
         for sock in self.children.values():
             sock.close()
-        env = os.environ
-        for name in request["unset"]:
-            env.pop(name, None)
-        env.update(request["env"])
-        env[PARENT_PID_ENV] = str(os.getppid())
-        if lock is not None:
-            os.set_inheritable(lock, True)
-            env[LOCK_FD_ENV] = str(lock)
-        os.dup2(channel.fileno(), 1)
-        channel.close()
+        if self.spare is not None:
+            self.spare[1].close()
         _reseed()
-        from . import _worker
 
-        # What `python -m legato._jobside._worker JOB_DIR`, run in the job directory, would see.
-        sys.argv = [_worker.__file__, request["job_dir"]]
-        if sys.path:
-            sys.path[0] = request["job_dir"]
-        return _worker.main([request["real_dir"]], resolved=True)
+    @staticmethod
+    def _job(request: dict[str, Any], channel: socket.socket, locks: list[int]) -> int:
+        """In the job's process: become what a fresh job process would be, run the job."""
+        profile = _profile_start()
+        try:
+            return _run_job(request, channel, locks)
+        finally:
+            _profile_end(profile, "job")
 
     def _reap(self) -> None:
-        while self.children:
+        while self.children or self.idle or self.spare:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
+            self.idle.discard(pid)
+            if self.spare is not None and self.spare[0] == pid:  # died waiting: no job lost
+                self.spare[1].close()
+                self.spare = None
             sock = self.children.pop(pid, None)
             job_dir = self.dirs.pop(pid, None)
             if sock is not None:
@@ -241,6 +308,43 @@ class _Server:
                 done = job_dir is not None and os.path.exists(os.path.join(job_dir, DONE))
                 _send(sock, b"%c%d" % (b"D" if done else b"X", os.waitstatus_to_exitcode(status)))
                 sock.close()
+
+
+def _spare(sock: socket.socket) -> int:
+    """A spare's life: wait for the one job it is given, run it. It ends, having run
+    nothing, when the server closes the socket (it took on new modules, or ends) or dies."""
+    try:
+        data, fds, _, _ = socket.recv_fds(sock, _BUFSIZE, _MAX_FDS)
+    except OSError:
+        return 0
+    finally:
+        sock.close()
+    if not data or not fds:
+        for fd in fds:
+            os.close(fd)
+        return 0
+    return _Server._job(msgspec.msgpack.decode(data), socket.socket(fileno=fds[0]), fds[1:])
+
+
+def _run_job(request: dict[str, Any], channel: socket.socket, locks: list[int]) -> int:
+    env = os.environ
+    for name in request["unset"]:
+        env.pop(name, None)
+    env.update(request["env"])
+    env[PARENT_PID_ENV] = str(os.getppid())
+    for fd in locks:  # the job's lock, and its main task directory's if it shares one
+        os.set_inheritable(fd, True)
+    if locks:
+        env[LOCK_FD_ENV] = str(locks[0])
+    os.dup2(channel.fileno(), 1)
+    channel.close()
+    from . import _worker
+
+    # What `python -m legato._jobside._worker JOB_DIR`, run in the job directory, would see.
+    sys.argv = [_worker.__file__, request["job_dir"]]
+    if sys.path:
+        sys.path[0] = request["job_dir"]
+    return _worker.main([request["real_dir"]], resolved=True)
 
 
 def _reseed() -> None:
