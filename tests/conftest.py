@@ -113,7 +113,7 @@ ALLOWED_BLOCKING: list[tuple[str, str, set[str]]] = [
     # Once per experiment, at its entry: the import path the jobs inherit (getcwd).
     ("os.path.abspath", "legato/_runtime/_experiment.py", {"_job_env"}),
     # `legato.load` is a synchronous function: a test may call it where a user would.
-    ("io.BufferedReader.read", "legato/_jobside/_load.py", {"load"}),
+    ("os.read", "legato/_jobside/_load.py", {"load"}),
 ]
 """(blocking function, file, functions of that file): the calls on the loop's thread that
 are allowed, each said why."""

@@ -29,20 +29,26 @@ __all__ = [
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
-def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+def atomic_write(path: str | os.PathLike[str], data: bytes, *, durable: bool = True) -> None:
     """Write to a temporary sibling, rename: readers never see a partial file.
 
     `durable` fsyncs first, for verdicts that must survive a machine crash. The file is
     created by hand rather than by `tempfile.mkstemp`, whose 0600 mode would hide job
-    files from the other users of a shared workdir: this way the umask decides."""
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}"
+    files from the other users of a shared workdir: this way the umask decides. Raw
+    descriptors, not a file object: a job's process writes two of these records, and
+    would pay more for `io`'s buffered file than for the writes."""
+    head, name = os.path.split(os.fspath(path))
+    tmp = os.path.join(head, f".{name}.{os.getpid()}.{os.urandom(4).hex()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o666)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        try:
+            written = os.write(fd, data)
+            while written < len(data):  # a regular file takes it whole, but may not
+                written += os.write(fd, data[written:])
             if durable:
-                f.flush()
-                os.fsync(f.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -52,7 +58,7 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
         raise
 
 
-def write_json(path: Path, value: Any, *, durable: bool = True) -> None:
+def write_json(path: str | os.PathLike[str], value: Any, *, durable: bool = True) -> None:
     """Write `value` as JSON, atomically; values JSON has no form for are written as str.
 
     msgspec's JSON rather than the json module: every legato process has msgspec loaded
@@ -117,7 +123,7 @@ def bound_text(text: str, limit: int, where: str = "stderr.log") -> str:
     return f"{head} [... {len(text) - len(head) - len(tail)} characters cut: see {where}] {tail}"
 
 
-def try_lock(path: Path) -> int | None:
+def try_lock(path: str | os.PathLike[str]) -> int | None:
     """An fd holding the exclusive `flock` of the lock file at `path` (created if missing),
     or None when another process holds it.
 

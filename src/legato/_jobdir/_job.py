@@ -39,44 +39,56 @@ class JobDir:
     Plain, blocking file operations: async callers run them in a worker thread.
     """
 
-    __slots__ = ("path",)
+    __slots__ = ("dir",)
 
     def __init__(self, path: Path | str) -> None:
-        self.path = path if isinstance(path, Path) else Path(path)
+        # A string, joined with a name by hand: a job's process makes a dozen paths here,
+        # and pathlib's parsing of each cost it more than the system calls they are for.
+        self.dir = os.fspath(path).rstrip("/") or "/"
+
+    @property
+    def path(self) -> Path:
+        return Path(self.dir)
+
+    def _file(self, name: str) -> str:
+        return f"{self.dir}/{name}"
 
     def __repr__(self) -> str:
-        return f"JobDir({str(self.path)!r})"
+        return f"JobDir({self.dir!r})"
 
     # -- the lock ----------------------------------------------------------------------
 
     def try_lock(self) -> int | None:
         """An fd holding the job's lock, or None when another process holds it: whoever
         holds it runs the job (the experiment, then the job's process that inherits it)."""
-        return try_lock(self.path / LOCK)
+        return try_lock(self._file(LOCK))
 
     # -- what to run -------------------------------------------------------------------
 
     def write_params(self, data: bytes) -> None:
         """The params file (`dumps` of the task), before each fresh run."""
-        atomic_write(self.path / PARAMS, data, durable=False)
+        atomic_write(self._file(PARAMS), data, durable=False)
 
     def read_params(self) -> bytes:
-        return (self.path / PARAMS).read_bytes()
+        data = read_bytes(self._file(PARAMS))
+        if isinstance(data, OSError):
+            raise data
+        return data
 
     # -- the verdict -------------------------------------------------------------------
 
     def is_done(self) -> bool:
         """The DONE rule: the `done` file exists."""
-        return os.path.exists(self.path / DONE)
+        return os.path.exists(self._file(DONE))
 
     def write_done(self, record: dict[str, Any]) -> None:
         """The proof of DONE, flushed to the disk before it is renamed into place."""
-        write_json(self.path / DONE, record)
+        write_json(self._file(DONE), record)
 
     def done_record(self) -> dict[str, Any] | None:
         """The `done` marker's content ({} when unreadable), or None when the job is not
         DONE."""
-        data = read_bytes(self.path / DONE)
+        data = read_bytes(self._file(DONE))
         if isinstance(data, OSError):
             if isinstance(data, FileNotFoundError):
                 return None
@@ -90,21 +102,21 @@ class JobDir:
     def write_result(self, data: bytes) -> str:
         """The encoded result (`legato._core._result`), whole and durable, before the `done`
         marker that names it; the name that marker records."""
-        atomic_write(self.path / RESULT, data)
+        atomic_write(self._file(RESULT), data)
         return RESULT
 
     def failure(self) -> dict[str, Any] | None:
         """The failure record, or None when there is none (or it is unreadable)."""
-        return read_json(self.path / FAILED)
+        return read_json(self._file(FAILED))
 
     def has_failure(self) -> bool:
-        return os.path.exists(self.path / FAILED)
+        return os.path.exists(self._file(FAILED))
 
     def failure_mtime(self) -> int | None:
         """When the failure record was last written (ns), None without one: tells a record
         that another run wrote from the one it found."""
         try:
-            return os.stat(self.path / FAILED).st_mtime_ns
+            return os.stat(self._file(FAILED)).st_mtime_ns
         except OSError:
             return None
 
@@ -114,17 +126,17 @@ class JobDir:
         `durable` (a verdict of the job's own process, or of the experiment after an
         attempt) flushes it to the disk; the records of jobs that never ran, written in
         bulk, need not be."""
-        write_json(self.path / FAILED, record, durable=durable)
+        write_json(self._file(FAILED), record, durable=durable)
 
     # -- who runs it -------------------------------------------------------------------
 
     def state(self) -> dict[str, Any] | None:
-        return read_json(self.path / STATE)
+        return read_json(self._file(STATE))
 
     def write_state(self, info: dict[str, Any]) -> None:
         """Replace `state.json` (the experiment before an attempt, the job's process as it
         starts)."""
-        write_json(self.path / STATE, info, durable=False)
+        write_json(self._file(STATE), info, durable=False)
 
     def merge_state(self, **values: Any) -> dict[str, Any]:
         """Add `values` to `state.json` (keeping the keys others wrote); the new content."""
@@ -135,11 +147,11 @@ class JobDir:
 
     def progress(self) -> dict[str, Any] | None:
         """The last progress report of the job."""
-        return read_json(self.path / PROGRESS)
+        return read_json(self._file(PROGRESS))
 
     def write_progress(self, report: dict[str, Any]) -> None:
         """The latest `legato.progress()` report, for the command line."""
-        write_json(self.path / PROGRESS, report, durable=False)
+        write_json(self._file(PROGRESS), report, durable=False)
 
     # -- cancellation and interruption ---------------------------------------------------
 
@@ -147,20 +159,20 @@ class JobDir:
         """The `cancel` marker: the job's end is recorded as cancelled, not failed. Not
         written for a job that is DONE."""
         if not self.is_done():
-            write_json(self.path / CANCEL, {"time": time.time(), **by}, durable=False)
+            write_json(self._file(CANCEL), {"time": time.time(), **by}, durable=False)
 
     def cancel_requested(self) -> dict[str, Any] | None:
-        return read_json(self.path / CANCEL)
+        return read_json(self._file(CANCEL))
 
     def has_cancel(self) -> bool:
-        return os.path.exists(self.path / CANCEL)
+        return os.path.exists(self._file(CANCEL))
 
     def cancelled_since(self, since: float) -> bool:
         """Whether a cancel request was made at `since` or later (its "time", else the
         marker's mtime). Older markers are from earlier runs: a job cancelled then runs
         again now."""
         try:
-            when = os.stat(self.path / CANCEL).st_mtime
+            when = os.stat(self._file(CANCEL)).st_mtime
         except FileNotFoundError:
             return False
         record = self.cancel_requested()
@@ -172,13 +184,13 @@ class JobDir:
         """The `interrupt` marker ({"kind": "timeout"|"preempted", "reason", "time"}),
         written before the SIGTERM that ends the attempt, so the job's process records the
         attempt as interrupted of that kind."""
-        write_json(self.path / INTERRUPT, record, durable=durable)
+        write_json(self._file(INTERRUPT), record, durable=durable)
 
     def interrupt_requested(self) -> dict[str, Any] | None:
-        return read_json(self.path / INTERRUPT)
+        return read_json(self._file(INTERRUPT))
 
     def has_interrupt(self) -> bool:
-        return os.path.exists(self.path / INTERRUPT)
+        return os.path.exists(self._file(INTERRUPT))
 
     # -- attempts ----------------------------------------------------------------------
 
@@ -186,7 +198,7 @@ class JobDir:
         """Remove the files `names` of an earlier run or attempt (missing ones are fine)."""
         for name in names:
             try:
-                os.unlink(self.path / name)
+                os.unlink(self._file(name))
             except FileNotFoundError:
                 pass
 
@@ -197,7 +209,7 @@ class JobDir:
         target.mkdir(parents=True, exist_ok=True)
         for name in names:
             try:
-                os.replace(self.path / name, target / name)
+                os.replace(self._file(name), target / name)
             except FileNotFoundError:
                 pass
 
@@ -207,19 +219,19 @@ class JobDir:
 
     def clear_attempts(self) -> None:
         """Forget the attempts of earlier runs: a fresh run starts at attempt 1."""
-        shutil.rmtree(self.path / ATTEMPTS, ignore_errors=True)
+        shutil.rmtree(self._file(ATTEMPTS), ignore_errors=True)
 
     # -- output ----------------------------------------------------------------------------
 
     def open_log(self, name: str) -> int:
         """A write descriptor on the log `name` (`stdout.log`, `stderr.log`), emptied: the
         job's process sends its output there."""
-        return os.open(self.path / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        return os.open(self._file(name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 
     def last_line(self, name: str) -> str:
         """The last non-empty line of a log of the job (`slurm.err`, say), or ""."""
         try:
-            with open(self.path / name, "rb") as f:
+            with open(self._file(name), "rb") as f:
                 f.seek(0, os.SEEK_END)
                 f.seek(max(0, f.tell() - 4096))
                 tail = f.read().decode(errors="replace")
