@@ -104,8 +104,33 @@ async def test_no_process_holds_the_lock_of_a_job_that_ended(tmp_path: Path) -> 
         for name in ("a", "b", "c"):
             task = await Probe(name=name, log=str(log)).submit()
             await task.__job__.wait()
-            # the server, its next job's process forked ahead, the experiment: none
-            assert lock_is_free(task.__job__.path)
+            # DONE once its process says `done` is written; the lock goes with the
+            # process a moment later, and none keeps it: not the server, not the next
+            # job's process forked ahead, not the experiment
+            await poll(lambda: lock_is_free(task.__job__.path))
+
+
+async def test_dependents_start_once_the_job_is_done_not_once_its_leftovers_are_gone(
+    tmp_path: Path,
+) -> None:
+    from support.warm_tasks import Leaver, Witness
+
+    log = str(tmp_path / "log")
+    launcher = LocalLauncher(warm=True, grace_period=5.0)
+    started = time.monotonic()
+    async with experiment(tmp_path / "wd", "xp", max_jobs=2, launcher=launcher) as xp:
+        left = await Leaver(log=log).submit()
+        await Witness(log=log, after=left).submit()
+    assert [j.state for j in xp.jobs] == [JobState.DONE] * 2
+    (witness,) = [e for e in events(Path(log)) if e["event"] == "witness"]
+    # the dependent ran while the experiment still waited to end the first job's leftover
+    assert witness["child_alive"]
+    # which it ended (SIGKILL after the grace period) before the block returned, and the
+    # lock with it
+    (leftover,) = [e for e in events(Path(log)) if e["event"] == "left"]
+    assert not alive(leftover["child"])
+    assert lock_is_free(left.__job__.path)
+    assert time.monotonic() - started >= 5.0
 
 
 async def test_environment_is_the_experiments_with_each_jobs_devices(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from legato import Meta, Param, Task
-from support.xp_tasks import record, wait_for_file
+from support.cli import alive
+from support.xp_tasks import events, record, wait_for_file
 
 IMPORTED_BY = os.getpid()
 """The process that imported this module: a warm server, or the job itself."""
@@ -53,3 +56,29 @@ class Probe(Task):
         os.chdir("/")
         self.__dict__["leak"] = open(os.devnull)  # noqa: SIM115 - left open on purpose
         record(self.log, event="end", name=self.name, time=time.time())
+
+
+class Leaver(Task):
+    """Leaves a child in its process group that ignores SIGTERM: the experiment ends it
+    only once its grace period has passed."""
+
+    log: Meta[str]
+
+    def execute(self) -> None:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            time.sleep(300)
+            os._exit(0)
+        record(self.log, event="left", child=pid)
+
+
+class Witness(Task):
+    """Records whether the child that its dependency left behind is still there."""
+
+    log: Meta[str]
+    after: Param[Any]
+
+    def execute(self) -> None:
+        (left,) = [e for e in events(Path(self.log)) if e["event"] == "left"]
+        record(self.log, event="witness", child_alive=alive(left["child"]))

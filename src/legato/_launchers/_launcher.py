@@ -89,6 +89,10 @@ class LaunchSpec:
     """Call once the job is queued or running, with what identifies the run (pid, SLURM id)."""
     on_progress: Callable[[float, str | None], None] = field(default=lambda f, d: None)
     """Call with each `legato.progress()` report the job makes (fraction, description)."""
+    on_done: Callable[[], None] = field(default=lambda: None)
+    """Call when the job's process says it wrote its `done` marker and is exiting (a warm
+    local job does): the job is DONE, and its dependents may start before `launch`
+    returns, which waits for the process to be gone."""
     session: Session | None = None
     """The experiment's `Session`, where a launcher keeps what outlives one job."""
 

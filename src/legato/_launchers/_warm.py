@@ -265,7 +265,8 @@ async def run_warm(
 
 class _Channel:
     """The experiment's end of a job's channel: packets from the server, which begin
-    with a NUL byte (`P`, `X`, `C`, `R`, see `_warm_server.py`), and packets that the job
+    with a NUL byte (`P`, `X`, `D`, `C`, `R`, and the job's own `E`, see
+    `_warm_server.py`), and packets that the job
     (and what it started) wrote on its progress channel, lines for `on_line`. A job's
     writes come before the server's `X`, which it sends once it reaped the job."""
 
@@ -324,10 +325,19 @@ async def _follow(
 ) -> Exit | None:
     """Exit of the forked job `pid`; None if its server died before saying."""
     ended = False
+    said_done = False
     try:
         spec.on_started({"pid": pid, "launcher": "local", "warm": True})
         channel.started()
         reply = await channel.reply()
+        if reply == b"E":
+            # The job's own process: its `done` is written and flushed to the disk, and it
+            # is exiting. Its dependents need not wait the milliseconds the kernel takes to
+            # tear it down; its slot and its lock do, as does what it left in its group.
+            said_done = ended = True
+            spec.on_done()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(grace_period + 5.0):
+                reply = await channel.reply()
         ended = True
         if reply[:1] in (b"X", b"D"):
             # The job's own process ended: its verdict is on disk. What it left in its
@@ -341,7 +351,8 @@ async def _follow(
             with anyio.CancelScope(shield=True):
                 await _terminate(pid, channel, grace_period)
     if reply[:1] not in (b"X", b"D"):
-        return None
+        # Its server died (or never said): a job that said it was done is, all the same.
+        return Exit(exit_code=0, done=True) if said_done else None
     code, done = int(reply[1:]), reply[:1] == b"D"
     return Exit(signal=-code, done=done) if code < 0 else Exit(exit_code=code, done=done)
 

@@ -224,6 +224,7 @@ async def _run_locked(
             main_lock_fd=_main_lock.get(),
             on_started=lambda info: _started(job, info),
             on_progress=lambda fraction, desc: _progressed(job, fraction, desc),
+            on_done=lambda: finish(job, JobState.DONE),
             session=ctx.session,
         )
         step, previous, attempt = prepared
