@@ -133,6 +133,26 @@ async def test_dependents_start_once_the_job_is_done_not_once_its_leftovers_are_
     assert time.monotonic() - started >= 5.0
 
 
+@pytest.mark.parametrize("requires", [{}, {"mem_gb": 1}])
+async def test_a_done_job_gives_its_slot_back_before_its_process_is_gone(
+    tmp_path: Path, requires: dict[str, int]
+) -> None:
+    from support.warm_tasks import Leaver, Witness
+
+    log = str(tmp_path / "log")
+    launcher = LocalLauncher(warm=True, grace_period=5.0)
+    async with experiment(
+        tmp_path / "wd", "xp", max_jobs=1, resources={"mem_gb": 1}, launcher=launcher
+    ) as xp:
+        await Leaver(log=log).submit(requires=requires)  # holds its leftover 5 s more
+        await Witness(log=log, after=None).submit(requires=requires)
+    assert [j.state for j in xp.jobs] == [JobState.DONE] * 2
+    (witness,) = [e for e in events(Path(log)) if e["event"] == "witness"]
+    # one slot: the second job started while the first one's leftover was being ended,
+    # unless the first held a resource, which is free only once all of it is gone
+    assert witness["child_alive"] is not bool(requires)
+
+
 async def test_environment_is_the_experiments_with_each_jobs_devices(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -54,9 +54,11 @@ def _attempt_state(job: Job, info: dict[str, Any], counters: dict[str, int]) -> 
     }
 
 
-def _start_run(job: Job, params: bytes, info: dict[str, Any], previous: dict[str, Any]) -> int:
+def _start_run(
+    job: Job, params: bytes, info: dict[str, Any], previous: dict[str, Any], new: bool = False
+) -> int:
     """With the lock held: a fresh run's params and state; old verdicts go. Its attempt
-    number.
+    number. `new`: the job directory was just made, empty.
 
     A retry that an earlier run of the experiment did not get to (it ended between two
     attempts, or while one ran) is taken up: the attempts go on from there, with what is
@@ -64,6 +66,10 @@ def _start_run(job: Job, params: bytes, info: dict[str, Any], previous: dict[str
     """
     jd = JobDir(job.path)
     jd.write_params(params)
+    if new:
+        counters = {"attempt": 1, "retried": 0, "preempted": 0}
+        jd.write_state(_attempt_state(job, info, counters))
+        return 1
     record = jd.failure()
     counters = _counters(previous)
     if record is not None and record.get("state") == "interrupted" and counters["attempt"]:
@@ -145,13 +151,20 @@ Prepared = tuple[str, "dict[str, Any] | None", int]
 
 
 def prepare_run(
-    job: Job, params: Callable[[], bytes], state: dict[str, Any], adopt: bool = True
+    job: Job,
+    params: Callable[[], bytes],
+    state: dict[str, Any],
+    adopt: bool = True,
+    new: bool = False,
 ) -> Prepared:
     """With the lock held, before launching: ("adopt", previous state, 0) when the run that
     the same launcher recorded may be followed instead, ("cancelled", None, 0) when
     `legato jobs kill` asked, since the job was submitted, that it not run, else
     ("started", previous state, attempt number) once a fresh run's params and state are
-    written (`_start_run`, which takes up a retry an earlier run did not get to)."""
+    written (`_start_run`, which takes up a retry an earlier run did not get to). `new`:
+    the job directory was just made, so there is no earlier run to look for."""
+    if new:
+        return "started", None, _start_run(job, params(), state, {}, new=True)
     jd = JobDir(job.path)
     previous = jd.state()
     if adopt and previous and previous.get("launcher") == state["launcher"]:

@@ -51,27 +51,47 @@ def _new_failure(fd: int, job_dir: Path, before: int | None) -> dict[str, Any] |
     return jd.failure() or {}
 
 
-def _try_lock(job_dir: Path, prepare: Callable[[], Prepared] | None = None) -> tuple[str, Any]:
+def _try_lock(
+    job_dir: Path, prepare: Callable[[bool], Prepared] | None = None
+) -> tuple[str, Any]:
     """("done", None), ("busy", failure record mtime) or ("locked", fd); with `prepare`,
-    ("locked", (fd, what `prepare()` returned once the lock is held)), in the same trip to
-    a thread."""
+    ("locked", (fd, what `prepare(new)` returned once the lock is held)), in the same trip
+    to a thread. `new`: this call made the job directory, so nothing of an earlier run can
+    be there to look for (on a small cloud machine a file system lookup, found or not, can
+    cost a millisecond of CPU: a first run is spared ten of them)."""
     jd = JobDir(job_dir)
-    job_dir.mkdir(parents=True, exist_ok=True)
-    if jd.is_done():
+    new = _make_dir(job_dir)
+    if not new and jd.is_done():
         return "done", None
     fd = jd.try_lock()
     if fd is None:
         return "busy", jd.failure_mtime()
-    if jd.is_done():  # finished between our check and the lock
+    if not new and jd.is_done():  # finished between our check and the lock
         os.close(fd)
         return "done", None
     if prepare is None:
         return "locked", fd
     try:
-        return "locked", (fd, prepare())
+        return "locked", (fd, prepare(new))
     except BaseException:
         os.close(fd)
         raise
+
+
+def _make_dir(path: Path) -> bool:
+    """Make the job directory; whether this call made it."""
+    try:
+        os.mkdir(path)
+        return True
+    except FileExistsError:
+        return False
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(path)
+        return True
+    except FileExistsError:
+        return False
 
 
 def record_unrun(job_dir: Path, record: dict[str, Any]) -> None:
@@ -171,8 +191,8 @@ async def _run_holding(ctx: RunContext, job: Job, grant: Grant) -> None:
     # The params hold every configuration the task reaches (a chain of a thousand tasks: a
     # thousand): written in the thread, not in the event loop. The usual case (nothing to
     # adopt, not cancelled) takes the lock and prepares the run in one trip to a thread.
-    def prepare() -> Prepared:
-        return prepare_run(job, lambda: ctx.params(job), info)
+    def prepare(new: bool) -> Prepared:
+        return prepare_run(job, lambda: ctx.params(job), info, new=new)
 
     kind, value = await anyio.to_thread.run_sync(_try_lock, job.path, prepare)
     if kind == "done":
@@ -224,7 +244,7 @@ async def _run_locked(
             main_lock_fd=_main_lock.get(),
             on_started=lambda info: _started(job, info),
             on_progress=lambda fraction, desc: _progressed(job, fraction, desc),
-            on_done=lambda: finish(job, JobState.DONE),
+            on_done=lambda: _done(ctx, job, grant),
             session=ctx.session,
         )
         step, previous, attempt = prepared
@@ -291,6 +311,16 @@ def _write_locked(job_dir: Path, record: dict[str, Any]) -> None:
         jd.write_failure(record, durable=False)
     except OSError:
         pass
+
+
+def _done(ctx: RunContext, job: Job, grant: Grant) -> None:
+    """The job's process says it wrote `done`, and is exiting: the job is DONE. A job that
+    holds nothing but its slot gives it back now, so that the next starts while the kernel
+    tears this process down; one that holds resources (GPUs, memory) keeps them until its
+    process is gone, as what it used is freed only then."""
+    finish(job, JobState.DONE)
+    if not job.requires and not grant.released:
+        ctx.release(grant)
 
 
 def _started(job: Job, info: dict[str, Any]) -> None:
