@@ -51,9 +51,7 @@ def _new_failure(fd: int, job_dir: Path, before: int | None) -> dict[str, Any] |
     return jd.failure() or {}
 
 
-def _try_lock(
-    job_dir: Path, prepare: Callable[[bool], Prepared] | None = None
-) -> tuple[str, Any]:
+def _try_lock(job_dir: Path, prepare: Callable[[bool], Prepared] | None = None) -> tuple[str, Any]:
     """("done", None), ("busy", failure record mtime) or ("locked", fd); with `prepare`,
     ("locked", (fd, what `prepare(new)` returned once the lock is held)), in the same trip
     to a thread. `new`: this call made the job directory, so nothing of an earlier run can
