@@ -55,6 +55,7 @@ class Dumper:
         self.objects: list[dict[str, Any]] = []
         self.classes: dict[str, bytes] = {}  # shipped by value: "module:qualname" -> pickle
         self.index: dict[int, int] = {}
+        self.headers: dict[type, tuple[str, str | None]] = {}  # class -> (module, file)
         self.workdir = workdir
         # Where paths are "/"-separated, a path under the workdir is its string past this
         # prefix: what relative_to says, without its cost (every task has a job directory).
@@ -103,15 +104,14 @@ class Dumper:
         self.objects.append(record)
         cls = type(config)
         plan = cls.__legato_get_plan__()
-        record["module"] = module_name(cls)
+        header = self.headers.get(cls)
+        if header is None:
+            header = self.headers[cls] = self._header(cls)
+        record["module"], file = header
         record["qualname"] = cls.__qualname__
         record["type"] = plan.type_name
-        if cls.__module__ == "__main__":
-            main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-            if main_file:
-                record["file"] = str(Path(main_file).resolve())
-        if needs_shipping(cls):
-            self.ship(cls, record["module"])
+        if file is not None:
+            record["file"] = file
         fields: dict[str, Any] = {}
         paths: dict[str, list[str]] = {}
         for name, kind, *_ in plan.checks:
@@ -144,6 +144,21 @@ class Dumper:
             if plan.subparams:  # for the command line, which cannot compute it
                 record["maindir"] = self.path(_main_task_dir(config, taskdir))
         return idx
+
+    def _header(self, cls: type) -> tuple[str, str | None]:
+        """(module, script file) of a class's records, once a class per params file: a
+        class of the script run as `__main__` is found by its file, whose real path takes
+        a system call per directory of it (a chain of a hundred such tasks paid them a
+        hundred times in each job's params)."""
+        module = module_name(cls)
+        file = None
+        if cls.__module__ == "__main__":
+            main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+            if main_file:
+                file = str(Path(main_file).resolve())
+        if needs_shipping(cls):
+            self.ship(cls, module)
+        return module, file
 
     def _value(self, value: Any) -> Generator[ConfigBase, int, Any]:
         """The encoded value; yields each configuration it holds, for its index."""
