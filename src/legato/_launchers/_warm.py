@@ -333,8 +333,8 @@ async def _follow(
         if reply == b"E":
             # The job's own process: its `done` is written and flushed to the disk, and it
             # is exiting. Its dependents need not wait the milliseconds the kernel takes to
-            # tear it down; its slot and its lock do, as does what it left in its group.
-            said_done = ended = True
+            # tear it down (`on_done`); its lock does, as does what it left in its group.
+            said_done = True
             spec.on_done()
             with anyio.CancelScope(shield=True), anyio.move_on_after(grace_period + 5.0):
                 reply = await channel.reply()
