@@ -8,7 +8,7 @@ another did.
 
 Once a job is forked, the server forks the next job's process ahead (a *spare*), while
 that job runs: the spare lets go of what is the server's, then waits for the one job it
-will be given. A request is then handed to it, with no fork, and none of the new
+will be given (`_warm_job.py`: what a forked process does to become a job). A request is then handed to it, with no fork, and none of the new
 process's first page faults, for the experiment to wait on. A spare forked before the
 server imported a module that a job needs is let go, and ends without running anything.
 
@@ -46,16 +46,9 @@ from typing import Any
 import msgspec
 
 from .._jobdir._layout import DONE, PARAMS
-from .._jobdir._names import (
-    LOCK_FD_ENV,
-    PARENT_PID_ENV,
-    PROGRESS_FD_ENV,
-    WARM_PROFILE_ENV,
-    WORKER_ENV,
-)
-
-_MAX_FDS = 3
-_BUFSIZE = 1 << 20
+from .._jobdir._names import WORKER_ENV
+from ._warm_job import BUFSIZE, MAX_FDS, become_job, reseed, wait_for_job
+from ._warm_profile import profile_end, profile_start
 
 
 def unsafe_state() -> str | None:
@@ -114,7 +107,7 @@ class _Server:
 
     def _receive(self) -> bool:
         try:
-            data, fds, _, _ = socket.recv_fds(self.ctrl, _BUFSIZE, _MAX_FDS)
+            data, fds, _, _ = socket.recv_fds(self.ctrl, BUFSIZE, MAX_FDS)
         except InterruptedError:
             return True
         except OSError:
@@ -173,7 +166,7 @@ class _Server:
             gc.freeze()  # what the jobs inherit: the collector need not go through it again
         pid = self._hand_to_spare(request, status, fds)
         if pid is None:
-            pid = self._fork(lambda: self._job(request, status, fds[1:]))
+            pid = self._fork(lambda: become_job(request, status, fds[1:]))
         self.children[pid] = status
         self.dirs[pid] = job_dir
         _send(status, b"P%d" % pid)
@@ -204,7 +197,7 @@ class _Server:
 
     def _fork_spare(self) -> None:
         """Fork the next job's process now, while no job waits for it: it does what
-        every job's process does after the fork, then waits for its job (`_spare`). A
+        every job's process does after the fork, then waits for its job (`wait_for_job`). A
         request then costs a message to it rather than a fork, the new process's first
         few hundred page faults and its setup (2 to 4 ms on a small machine), which the
         experiment would wait for."""
@@ -212,7 +205,7 @@ class _Server:
 
         def spare() -> int:
             ours.close()  # else it would never see the server close its end
-            return _spare(theirs)
+            return wait_for_job(theirs)
 
         try:
             pid = self._fork(spare)
@@ -283,19 +276,7 @@ class _Server:
             sock.close()
         if self.spare is not None:
             self.spare[1].close()
-        _reseed()
-
-    @staticmethod
-    def _job(request: dict[str, Any], channel: socket.socket, locks: list[int]) -> int:
-        """In the job's process: become what a fresh job process would be, run the job."""
-        profile = _profile_start()
-        try:
-            code = _run_job(request, channel, locks)
-        finally:
-            _profile_end(profile, "job")
-        if code == 0:  # the worker wrote `done`: say so before the process is torn down
-            _say_done()
-        return code
+        reseed()
 
     def _reap(self) -> None:
         while self.children or self.idle or self.spare:
@@ -318,96 +299,6 @@ class _Server:
                 done = job_dir is not None and os.path.exists(os.path.join(job_dir, DONE))
                 _send(sock, b"%c%d" % (b"D" if done else b"X", os.waitstatus_to_exitcode(status)))
                 sock.close()
-
-
-def _spare(sock: socket.socket) -> int:
-    """A spare's life: wait for the one job it is given, run it. It ends, having run
-    nothing, when the server closes the socket (it took on new modules, or ends) or dies."""
-    try:
-        data, fds, _, _ = socket.recv_fds(sock, _BUFSIZE, _MAX_FDS)
-    except OSError:
-        return 0
-    finally:
-        sock.close()
-    if not data or not fds:
-        for fd in fds:
-            os.close(fd)
-        return 0
-    return _Server._job(msgspec.msgpack.decode(data), socket.socket(fileno=fds[0]), fds[1:])
-
-
-def _run_job(request: dict[str, Any], channel: socket.socket, locks: list[int]) -> int:
-    env = os.environ
-    for name in request["unset"]:
-        env.pop(name, None)
-    env.update(request["env"])
-    env[PARENT_PID_ENV] = str(os.getppid())
-    for fd in locks:  # the job's lock, and its main task directory's if it shares one
-        os.set_inheritable(fd, True)
-    if locks:
-        env[LOCK_FD_ENV] = str(locks[0])
-    os.dup2(channel.fileno(), 1)
-    channel.close()
-    from . import _worker
-
-    # What `python -m legato._jobside._worker JOB_DIR`, run in the job directory, would see.
-    sys.argv = [_worker.__file__, request["job_dir"]]
-    if sys.path:
-        sys.path[0] = request["job_dir"]
-    return _worker.main([request["real_dir"]], resolved=True)
-
-
-def _say_done() -> None:
-    """`E` on the job's channel (its progress descriptor now): the job's `done` is written
-    and flushed to the disk, the process is about to exit. The experiment can go on with
-    its dependents while the kernel tears the process down (2 to 3 ms of a small machine's
-    time, and the server's `X` after it); `done` stays the proof of DONE."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    fd = os.environ.get(PROGRESS_FD_ENV, "")
-    if fd.isdigit():
-        try:
-            os.write(int(fd), b"\0E")
-        except OSError:
-            pass
-
-
-def _reseed() -> None:
-    """A fresh process seeds the global random generators from the system's entropy;
-    forked ones would share the server's state (Python's `random` reseeds itself at fork).
-    """
-    numpy = sys.modules.get("numpy")
-    if numpy is not None and "numpy.random" in sys.modules:
-        with contextlib.suppress(Exception):
-            numpy.random.seed()
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        with contextlib.suppress(Exception):
-            torch.seed()
-
-
-"""A directory: the server and each job it forks write their cProfile (CPU time) there,
-as `server-<pid>.prof` and `job-<pid>.prof` (benchmarks/bench_scheduler.py reads them)."""
-
-
-def _profile_start() -> Any:
-    """A new profiler (in a forked job: not the server's, which it inherits), if asked."""
-    if not os.environ.get(WARM_PROFILE_ENV):
-        return None
-    import cProfile
-    import time
-
-    sys.setprofile(None)
-    profile = cProfile.Profile(time.process_time)
-    profile.enable()
-    return profile
-
-
-def _profile_end(profile: Any, kind: str) -> None:
-    if profile is not None:
-        profile.disable()
-        folder = os.environ.get(WARM_PROFILE_ENV) or "."
-        profile.dump_stats(os.path.join(folder, f"{kind}-{os.getpid()}.prof"))
 
 
 def _send(sock: socket.socket, message: bytes) -> None:
@@ -457,11 +348,11 @@ def main(argv: list[str]) -> None:
 
     prctl_function()
     gc.freeze()
-    profile = _profile_start()
+    profile = profile_start()
     try:
         _Server(ctrl, unsafe).serve()
     finally:
-        _profile_end(profile, "server")
+        profile_end(profile, "server")
 
 
 if __name__ == "__main__":
