@@ -8,9 +8,10 @@ another did.
 
 Once a job is forked, the server forks the next job's process ahead (a *spare*), while
 that job runs: the spare lets go of what is the server's, then waits for the one job it
-will be given (`_warm_job.py`: what a forked process does to become a job). A request is then handed to it, with no fork, and none of the new
-process's first page faults, for the experiment to wait on. A spare forked before the
-server imported a module that a job needs is let go, and ends without running anything.
+will be given (`_warm_job.py`: what a forked process does to become a job). A request is
+then handed to it, with no fork, and none of the new process's first page faults, for
+the experiment to wait on. A spare forked before the server imported a module that a job
+needs is let go, and ends without running anything.
 
 Requests arrive on a `SOCK_SEQPACKET` socket, one packet each: a msgpack map
 `{"job_dir", "env", "unset"}` (the job's environment, as it differs from the server's),
