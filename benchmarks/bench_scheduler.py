@@ -225,7 +225,7 @@ def warm_section(args: argparse.Namespace, with_xpm: bool, results: dict[str, An
     results["file_creation_us"] = create * 1e6
     print(
         f"   creating a file in {tempfile.gettempdir()} costs {create * 1e6:.0f} us of CPU here "
-        "(a trivial job creates 8: a warm one's whole CPU is about 13 ms)"
+        "(a trivial job creates 8)"
     )
     rows = [
         ("fanout", fan, False, Noop, WARM_FANOUT),

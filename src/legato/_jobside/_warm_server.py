@@ -75,7 +75,6 @@ class _Server:
         self.unsafe = unsafe  # module -> why, from earlier servers of this experiment
         self.imported: set[str] = set()
         self.tainted = False
-        self.started = False  # whether a job was forked from the modules imported now
         self.spare: tuple[int, socket.socket] | None = None  # (pid, its socket)
         self.idle: set[int] = set()  # spares let go without a job, to reap
         self.children: dict[int, socket.socket] = {}
@@ -116,8 +115,9 @@ class _Server:
         if not data:
             return False
         status = socket.socket(fileno=fds[0])
+        started = False
         try:
-            self._start(msgspec.msgpack.decode(data), status, fds)
+            started = self._start(msgspec.msgpack.decode(data), status, fds)
         except Exception:
             traceback.print_exc()
             _send(status, b"R")
@@ -125,17 +125,18 @@ class _Server:
         finally:
             for fd in fds[1:]:
                 os.close(fd)
-        if self.started and self.spare is None:
+        if started and self.spare is None:
             # The next job's process, forked now while this job runs (and after this
             # job's locks are closed, which it must not hold).
             self._fork_spare()
         return True
 
-    def _start(self, request: dict[str, Any], status: socket.socket, fds: list[int]) -> None:
+    def _start(self, request: dict[str, Any], status: socket.socket, fds: list[int]) -> bool:
+        """Whether a job was forked (else the reply said why not)."""
         if self.tainted:
             _send(status, b"R")
             status.close()
-            return
+            return False
         job_dir: str = request["job_dir"]
         # The real path of the job directory, as a fresh job resolves it, without a
         # lstat of each of its parents in every job: legato makes the job directory
@@ -152,10 +153,9 @@ class _Server:
         if refused:
             _send(status, b"C" + json.dumps(refused).encode())
             status.close()
-            return
+            return False
         new = [m for m in modules if m[0] not in self.imported]
         if new:
-            self.started = False
             self._drop_spare()  # forked before these imports: it would import them again
             self._import(new)
             why = unsafe_state()
@@ -163,7 +163,7 @@ class _Server:
                 self.tainted = True
                 _send(status, b"C" + json.dumps([[m, f, why] for m, f in new]).encode())
                 status.close()
-                return
+                return False
             gc.freeze()  # what the jobs inherit: the collector need not go through it again
         pid = self._hand_to_spare(request, status, fds)
         if pid is None:
@@ -171,7 +171,7 @@ class _Server:
         self.children[pid] = status
         self.dirs[pid] = job_dir
         _send(status, b"P%d" % pid)
-        self.started = True
+        return True
 
     def _fork(self, child: Callable[[], int]) -> int:
         """Fork a process that runs `child()` (its exit code), and never returns into

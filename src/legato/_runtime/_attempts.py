@@ -38,6 +38,8 @@ __all__ = ["Prepared", "after_attempt", "prepare_run"]
 _ATTEMPT_FILES = (STDOUT, STDERR, FAILED, SLURM_OUT, SLURM_ERR)
 """What an attempt leaves that the next one would overwrite: moved to `attempts/<N>/`."""
 _COUNTERS = ("attempt", "retried", "preempted")
+_FIRST_ATTEMPT = {"attempt": 1, "retried": 0, "preempted": 0}
+"""The counters of a fresh run."""
 
 
 def _counters(info: dict[str, Any]) -> dict[str, int]:
@@ -54,11 +56,9 @@ def _attempt_state(job: Job, info: dict[str, Any], counters: dict[str, int]) -> 
     }
 
 
-def _start_run(
-    job: Job, params: bytes, info: dict[str, Any], previous: dict[str, Any], new: bool = False
-) -> int:
+def _start_run(job: Job, params: bytes, info: dict[str, Any], previous: dict[str, Any]) -> int:
     """With the lock held: a fresh run's params and state; old verdicts go. Its attempt
-    number. `new`: the job directory was just made, empty.
+    number.
 
     A retry that an earlier run of the experiment did not get to (it ended between two
     attempts, or while one ran) is taken up: the attempts go on from there, with what is
@@ -66,10 +66,6 @@ def _start_run(
     """
     jd = JobDir(job.path)
     jd.write_params(params)
-    if new:
-        counters = {"attempt": 1, "retried": 0, "preempted": 0}
-        jd.write_state(_attempt_state(job, info, counters))
-        return 1
     record = jd.failure()
     counters = _counters(previous)
     if record is not None and record.get("state") == "interrupted" and counters["attempt"]:
@@ -81,7 +77,7 @@ def _start_run(
     elif not (record is None and counters["attempt"] > 1 and "started" not in previous):
         counters = {}  # (else: a retry was set up, then its experiment ended: take it)
     if not counters:
-        counters = {"attempt": 1, "retried": 0, "preempted": 0}
+        counters = dict(_FIRST_ATTEMPT)
         jd.clear_attempts()
     jd.discard(FAILED, PROGRESS, CANCEL, INTERRUPT)
     jd.write_state(_attempt_state(job, info, counters))
@@ -163,9 +159,11 @@ def prepare_run(
     ("started", previous state, attempt number) once a fresh run's params and state are
     written (`_start_run`, which takes up a retry an earlier run did not get to). `new`:
     the job directory was just made, so there is no earlier run to look for."""
-    if new:
-        return "started", None, _start_run(job, params(), state, {}, new=True)
     jd = JobDir(job.path)
+    if new:  # nothing of an earlier run to adopt, cancel, take up or clear
+        jd.write_params(params())
+        jd.write_state(_attempt_state(job, state, _FIRST_ATTEMPT))
+        return "started", None, 1
     previous = jd.state()
     if adopt and previous and previous.get("launcher") == state["launcher"]:
         return "adopt", previous, 0
