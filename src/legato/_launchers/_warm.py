@@ -268,7 +268,8 @@ class _Channel:
     with a NUL byte (`P`, `X`, `D`, `C`, `R`, and the job's own `E`, see
     `_warm_server.py`), and packets that the job
     (and what it started) wrote on its progress channel, lines for `on_line`. A job's
-    writes come before the server's `X`, which it sends once it reaped the job."""
+    writes come before the server's `X`, which it sends once it reaped the job; they
+    may come before its `P`, even the job's `E`."""
 
     def __init__(self, sock: socket.socket, on_line: Callable[[bytes], None]) -> None:
         self.sock = sock
@@ -277,6 +278,9 @@ class _Channel:
         self.held: list[bytes] | None = []
         """What the job wrote before the experiment knew it started (it may write before
         the server's `P`): given to `on_line` once it is, in order."""
+        self.said_done = False
+        """Whether the job's `E` came before the server's `P`: the job runs as soon as it
+        is handed over, and a trivial one can be done before its server says it started."""
 
     def started(self) -> None:
         held, self.held = self.held or [], None
@@ -291,6 +295,9 @@ class _Channel:
                 self.flush()
                 return b""
             if packet[:1] == b"\0":
+                if packet == b"\0E" and self.held is not None:
+                    self.said_done = True  # kept for `_follow`: the server's `P` comes next
+                    continue
                 return packet[1:]
             self.output(packet)
 
@@ -329,7 +336,7 @@ async def _follow(
     try:
         spec.on_started({"pid": pid, "launcher": "local", "warm": True})
         channel.started()
-        reply = await channel.reply()
+        reply = b"E" if channel.said_done else await channel.reply()
         if reply == b"E":
             # The job's own process: its `done` is written and flushed to the disk, and it
             # is exiting. Its dependents need not wait the milliseconds the kernel takes to
