@@ -217,15 +217,38 @@ def file_creation_cost(n: int = 200) -> float:
         return (time.process_time() - start) / n
 
 
+def page_fault_cost(pages: int = 5000) -> float:
+    """CPU seconds of one page fault: the first write to a page of fresh anonymous memory,
+    what a forked job's first write to each page of its server's memory costs too (copy on
+    write). About 0.1-0.3 us on a bare machine; much more in some virtual machines, where a
+    warm job's 600 to 900 faults (its server's included) then make most of its CPU."""
+    import mmap
+    import resource
+
+    memory = mmap.mmap(-1, pages * mmap.PAGESIZE)
+    try:
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        start = time.process_time()
+        for offset in range(0, pages * mmap.PAGESIZE, mmap.PAGESIZE):
+            memory[offset] = 1
+        spent = time.process_time() - start
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    finally:
+        memory.close()
+    return spent / max(faults, 1)
+
+
 def warm_section(args: argparse.Namespace, with_xpm: bool, results: dict[str, Any]) -> None:
     """4. Warm job processes against fresh ones (`LocalLauncher(warm=False)`), in the same run."""
     fan, chain, heavy, xpm_n = (int(s) for s in args.warm_sizes.split(","))
     print(f"4. Warm job processes (max_jobs={CORES}), against warm=False in the same run")
     create = file_creation_cost()
     results["file_creation_us"] = create * 1e6
+    fault = page_fault_cost()
+    results["page_fault_us"] = fault * 1e6
     print(
         f"   creating a file in {tempfile.gettempdir()} costs {create * 1e6:.0f} us of CPU here "
-        "(a trivial job creates 8)"
+        f"(a trivial job creates 8); a page fault {fault * 1e6:.1f} us"
     )
     rows = [
         ("fanout", fan, False, Noop, WARM_FANOUT),
