@@ -64,6 +64,20 @@ XPM_SPEEDUP = 3.0
 RESUBMIT_S, RESUBMIT_MB, RESUBMIT_SPEEDUP = 2.0, 300.0, 10.0
 TICK_S, MAX_GAP_MS = 0.01, 50.0
 WARM_FANOUT, WARM_CHAIN, WARM_HEAVY, WARM_XPM, XP_CPU_MS = 10.0, 10.0, 20.0, 30.0, 5.0
+SCRATCH_ENV = "LEGATO_BENCH_SCRATCH"
+
+
+def workdir(prefix: str = "run-") -> str:
+    """A new directory for one run, under the benchmark's scratch directory, which `main`
+    removes at the very end rather than after each run. ext4 without a journal (as on
+    some cloud machines) passes over the inodes freed in the last seconds each time it
+    makes a file: deleting a run's thousands of files made every file of the next run
+    cost up to a millisecond of CPU, and the warm runs, which make the same files in a
+    tenth of the time, paid for it most."""
+    root = os.environ.get(SCRATCH_ENV)
+    if root is None:
+        root = os.environ[SCRATCH_ENV] = tempfile.mkdtemp(prefix="legato-bench-")
+    return tempfile.mkdtemp(prefix=prefix, dir=root)
 
 
 def verdict(ok: bool) -> str:
@@ -140,10 +154,10 @@ def timed_run(
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         return usage.ru_utime + usage.ru_stime
 
-    with tempfile.TemporaryDirectory() as wd:
-        cpu, jobs_cpu = time.process_time(), children()
-        wall = anyio.run(legato_run, n, chain, wd, warm, task)
-        return wall, time.process_time() - cpu, children() - jobs_cpu
+    wd = workdir()
+    cpu, jobs_cpu = time.process_time(), children()
+    wall = anyio.run(legato_run, n, chain, wd, warm, task)
+    return wall, time.process_time() - cpu, children() - jobs_cpu
 
 
 def _print_rows(stats: Any, n: int, top: int, total: float | None = None) -> None:
@@ -169,17 +183,17 @@ def profile_summary(n: int, top: int = 12) -> None:
         return usage.ru_utime + usage.ru_stime, usage.ru_minflt
 
     profiler = cProfile.Profile(time.thread_time)
-    folder = tempfile.mkdtemp(prefix="legato-bench-prof-")
+    folder = workdir("profiles-")
     os.environ["LEGATO_WARM_PROFILE"] = folder
     try:
-        with tempfile.TemporaryDirectory() as wd:
-            (cpu, faults), start = children(), time.thread_time()
-            profiler.enable()
-            anyio.run(legato_run, n, False, wd, True)
-            profiler.disable()
-            loop_cpu = time.thread_time() - start
-            jobs_cpu, jobs_faults = children()
-            jobs_cpu, jobs_faults = jobs_cpu - cpu, jobs_faults - faults
+        wd = workdir()
+        (cpu, faults), start = children(), time.thread_time()
+        profiler.enable()
+        anyio.run(legato_run, n, False, wd, True)
+        profiler.disable()
+        loop_cpu = time.thread_time() - start
+        jobs_cpu, jobs_faults = children()
+        jobs_cpu, jobs_faults = jobs_cpu - cpu, jobs_faults - faults
         loop = pstats.Stats(profiler)
         print(f"   where the CPU goes, warm fan-out of {n} (cProfile, CPU time; per job):")
         print(f"   - the experiment's event loop thread: {loop_cpu / n * 1000:.2f} ms")
@@ -202,7 +216,6 @@ def profile_summary(n: int, top: int = 12) -> None:
             _print_rows(server, n, 5)
     finally:
         del os.environ["LEGATO_WARM_PROFILE"]
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def file_creation_cost(n: int = 200) -> float:
@@ -210,11 +223,11 @@ def file_creation_cost(n: int = 200) -> float:
     of a record make) costs in the file system where the benchmark's workdirs are: a job
     makes eight (its directory, lock, params, logs, two state.json writes, `done`), and on
     some cloud machines each costs a millisecond, which then outweighs legato's own work."""
-    with tempfile.TemporaryDirectory() as folder:
-        start = time.process_time()
-        for i in range(n):
-            os.close(os.open(os.path.join(folder, str(i)), os.O_WRONLY | os.O_CREAT, 0o644))
-        return (time.process_time() - start) / n
+    folder = workdir("files-")
+    start = time.process_time()
+    for i in range(n):
+        os.close(os.open(os.path.join(folder, str(i)), os.O_WRONLY | os.O_CREAT, 0o644))
+    return (time.process_time() - start) / n
 
 
 def page_fault_cost(pages: int = 5000) -> float:
@@ -279,11 +292,7 @@ def warm_section(args: argparse.Namespace, with_xpm: bool, results: dict[str, An
         )
     if with_xpm:
         warm, _, _ = timed_run(xpm_n, False, True)
-        wd = tempfile.mkdtemp(prefix="legato-bench-xpm-")
-        try:
-            ref = xpm("fanout", xpm_n, wd)
-        finally:
-            shutil.rmtree(wd, ignore_errors=True)
+        ref = xpm("fanout", xpm_n, workdir("xpm-"))
         if ref is not None:
             results[f"warm_xpm_{xpm_n}"] = {"warm_s": warm, "xpm_s": ref, "speedup": ref / warm}
             print(
@@ -375,8 +384,7 @@ def in_fresh_process(code: str) -> tuple[float, float]:
 
 
 def legato_resubmit(n: int) -> tuple[float, float]:
-    with tempfile.TemporaryDirectory() as wd:
-        return in_fresh_process(RESUBMIT.format(here=str(HERE), n=n, workdir=wd))
+    return in_fresh_process(RESUBMIT.format(here=str(HERE), n=n, workdir=workdir()))
 
 
 async def responsiveness(n: int, workdir: str) -> tuple[float, float, float]:
@@ -468,9 +476,18 @@ def main() -> None:
     parser.add_argument("--ticker-only", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ticker_only:  # step 3, in a process of its own (see ticker_in_fresh_process)
-        with tempfile.TemporaryDirectory() as wd:
-            print(json.dumps(anyio.run(responsiveness, args.ticker_only, wd)))
+        print(json.dumps(anyio.run(responsiveness, args.ticker_only, workdir())))
         return
+    # One scratch directory for every run's workdir, removed once all are measured (see
+    # `workdir`); the ticker's process, started below, makes its workdir there too.
+    os.environ[SCRATCH_ENV] = tempfile.mkdtemp(prefix="legato-bench-")
+    try:
+        run_steps(args)
+    finally:
+        shutil.rmtree(os.environ.pop(SCRATCH_ENV), ignore_errors=True)
+
+
+def run_steps(args: argparse.Namespace) -> None:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     steps = {4} if args.warm_only else {int(s) for s in args.steps.split(",") if s}
     with_xpm = not args.no_xpm and xpm_available()
@@ -513,8 +530,7 @@ def main() -> None:
         for n in sizes:
             for kind in ("fanout", "chain"):
                 before = import_time()
-                with tempfile.TemporaryDirectory() as wd:
-                    wall = anyio.run(legato_run, n, kind == "chain", wd)
+                wall = anyio.run(legato_run, n, kind == "chain", workdir())
                 t_import = (before + import_time()) / 2
                 floor = n * t_import / (1 if kind == "chain" else CORES)
                 ratio = wall / floor
@@ -533,12 +549,10 @@ def main() -> None:
                         f"{busy_floor:6.2f} s: ratio {wall / busy_floor:4.2f}"
                     )
                 if n in xpm_sizes:
-                    wd = tempfile.mkdtemp(prefix="legato-bench-xpm-")
+                    wd = workdir("xpm-")
                     ref = xpm(kind, n, wd)
                     if kind == "fanout" and ref is not None:
                         finished_xpm[n] = wd
-                    else:
-                        shutil.rmtree(wd, ignore_errors=True)
                     if ref is not None:
                         entry["xpm_s"], entry["speedup"] = ref, ref / wall
                         print(
@@ -591,8 +605,6 @@ def main() -> None:
                     f"({verdict(ref / small >= RESUBMIT_SPEEDUP)}); per job, legato at N={n} "
                     f"against experimaestro at N={m}: {per_job:.0f}x"
                 )
-        for wd in finished_xpm.values():
-            shutil.rmtree(wd, ignore_errors=True)
 
     if 3 in steps:
         print()
