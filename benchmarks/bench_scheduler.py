@@ -30,6 +30,11 @@ average is printed before and after. When the environment disables bytecode cach
 (PYTHONDONTWRITEBYTECODE), every job would compile every module it imports, which no
 installed package does: caches then go to a temporary PYTHONPYCACHEPREFIX for every
 process of the run, floor included (`--keep-env` measures the environment as it is).
+
+Every run's workdir is a new directory under one temporary directory (`TMPDIR` chooses
+its file system: `TMPDIR=/dev/shm` measures legato without the disk), which is removed
+once everything is measured, not run by run: see `workdir`. Step 4 prints what creating
+a file and a page fault cost there, which bound what a warm job can cost.
 """
 
 from __future__ import annotations
