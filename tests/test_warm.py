@@ -377,3 +377,88 @@ async def test_a_job_done_before_its_server_says_it_started_is_done(tmp_path: Pa
     finally:
         if wd != tmp_path:
             shutil.rmtree(wd, ignore_errors=True)
+
+
+async def test_many_jobs_at_once_while_the_server_imports_all_run(tmp_path: Path) -> None:
+    from support.warm_slow import SlowModuleQuick
+
+    # The server imports the module for a second, while a hundred requests with long
+    # job directories fill its socket: each waits its turn to be sent, none fails.
+    wd = tmp_path.joinpath(*["d" * 200] * 8)
+    async with experiment(wd, "xp", max_jobs=100, launcher=LocalLauncher(warm=True)) as xp:
+        for i in range(100):
+            await SlowModuleQuick(index=i).submit()
+    assert xp.counts()["done"] == 100, [j.failure for j in xp.jobs if j.failure]
+
+
+async def test_a_server_that_dies_ends_what_its_jobs_left_before_they_run_again(
+    tmp_path: Path,
+) -> None:
+    from support.warm_tasks import Orphaner
+
+    log = tmp_path / "log"
+    launcher = LocalLauncher(warm=True, grace_period=1.0)
+    async with experiment(tmp_path / "wd", "xp", max_jobs=1, launcher=launcher) as xp:
+        await Orphaner(log=str(log), gate=str(tmp_path / "gate")).submit()
+        await poll(lambda: any(e["event"] == "left" for e in events(log)))
+        (left,) = [e for e in events(log) if e["event"] == "left"]
+        os.kill(left["server"], signal.SIGKILL)
+    assert [j.state for j in xp.jobs] == [JobState.DONE]
+    # the job's own process died with its server; the child it left in its group was
+    # ended before the job ran again, as a fresh job's would be
+    (rerun,) = [e for e in events(log) if e["event"] == "rerun"]
+    assert not rerun["child_alive"]
+
+
+@pytest.mark.parametrize("refused", ["alternate", "all"])
+async def test_a_server_that_cannot_fork_loses_no_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused: str
+) -> None:
+    # The kernel refuses every second fork of the server, those of its spares (each job
+    # is forked when it comes), or all of them (the jobs run as fresh processes).
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "support" / "failfork"))
+    monkeypatch.setenv("LEGATO_TEST_FAILFORK", refused)
+    log = tmp_path / "log"
+    with anyio.fail_after(60):
+        async with experiment(
+            tmp_path / "wd", "xp", max_jobs=1, launcher=LocalLauncher(warm=True)
+        ) as xp:
+            for name in ("a", "b", "c"):
+                await Probe(name=name, log=str(log)).submit()
+    assert [j.state for j in xp.jobs] == [JobState.DONE] * 3
+    seen = starts(log)
+    assert sorted(e["name"] for e in seen) == ["a", "b", "c"]  # each ran once
+    if refused == "alternate":  # one server forked them all: its failed spares did not end it
+        assert len({e["ppid"] for e in seen}) == 1 and seen[0]["ppid"] != os.getpid()
+    else:  # each job was sent to three servers, then run as a fresh process
+        assert all(e["ppid"] == os.getpid() for e in seen)
+
+
+async def test_a_request_waiting_on_a_server_that_is_retired_goes_to_the_next() -> None:
+    import socket
+
+    from legato._launchers._warm import _Gone, _Server
+
+    # The request waits for room on a server's full socket when another job learns that
+    # the server no longer forks (`R`) and retires it: the request must not wait for ever,
+    # it is told the server is gone, and the job goes to the next server.
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ours.setblocking(False)
+    server = _Server(process=None, ctrl=ours, env={})  # type: ignore[arg-type]
+    with pytest.raises(BlockingIOError):
+        while True:
+            socket.send_fds(ours, [b"x" * 300], [])
+    told = []
+
+    async def request() -> None:
+        with pytest.raises(_Gone):
+            await server.request(b"x" * 300, [])
+        told.append(True)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(request)
+            await anyio.wait_all_tasks_blocked()
+            server.retire()
+    assert told == [True]
+    theirs.close()

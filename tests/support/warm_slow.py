@@ -19,3 +19,12 @@ class SlowStart(Task):
     def execute(self) -> None:
         record(self.log, event="start", name=self.name)
         wait_for_file(self.gate)
+
+
+class SlowModuleQuick(Task):
+    """Does nothing, but its module takes a second to import."""
+
+    index: Param[int]
+
+    def execute(self) -> None:
+        pass

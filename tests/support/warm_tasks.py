@@ -91,3 +91,23 @@ class Quick(Task):
 
     def execute(self) -> None:
         pass
+
+
+class Orphaner(Task):
+    """Its first run leaves a child in its process group and waits for the gate; a run
+    after that records whether the child is still there."""
+
+    log: Meta[str]
+    gate: Meta[str]
+
+    def execute(self) -> None:
+        left = [e for e in events(Path(self.log)) if e["event"] == "left"]
+        if left:
+            record(self.log, event="rerun", child_alive=alive(left[0]["child"]))
+            return
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(300)
+            os._exit(0)
+        record(self.log, event="left", child=pid, server=os.getppid())
+        wait_for_file(self.gate)

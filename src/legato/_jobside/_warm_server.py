@@ -128,8 +128,10 @@ class _Server:
                 os.close(fd)
         if started and self.spare is None:
             # The next job's process, forked now while this job runs (and after this
-            # job's locks are closed, which it must not hold).
-            self._fork_spare()
+            # job's locks are closed, which it must not hold). Without one (no process or
+            # memory left for it now), the next job is forked when it comes.
+            with contextlib.suppress(OSError):
+                self._fork_spare()
         return True
 
     def _start(self, request: dict[str, Any], status: socket.socket, fds: list[int]) -> bool:
@@ -211,6 +213,9 @@ class _Server:
 
         try:
             pid = self._fork(spare)
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         self.spare = (pid, ours)

@@ -37,10 +37,16 @@ _wait_readable: Callable[[socket.socket], Awaitable[None]] = (
 _wait_writable: Callable[[socket.socket], Awaitable[None]] = (
     getattr(anyio, "wait_writable", None) or anyio.wait_socket_writable
 )
+_notify_closing: Callable[[socket.socket], None] = getattr(
+    anyio, "notify_closing", lambda sock: None
+)  # anyio < 4.7: a request waiting on a retired server's socket waits for the server to end
 _PACKET = 1 << 16
 """Bytes read at once: a whole packet of the job's channel (a longer one is cut)."""
+_SERVER_CHECK = 1.0
+"""Seconds between two looks at whether the server of a running job has ended."""
 _RESTARTS = 2
-"""Servers that may die before forking one job before that job runs as a fresh process."""
+"""How many times a job may be sent to another server (its server died, before or while
+running it, or could not fork it) before it runs as a fresh process."""
 
 
 def warm_default() -> bool:
@@ -62,6 +68,10 @@ class _Server:
         """The environment it started with: a request carries only what differs."""
         self._env_of_diff: dict[str, str] | None = None
         self._diff: tuple[dict[str, str], list[str]] = ({}, [])
+        self._turn = anyio.Lock()
+        """Held by the request that waits for room on the socket: anyio lets one task
+        at a time wait to write to a socket, and a server busy importing lets a few
+        hundred requests fill it."""
 
     def payload(self, job_dir: Path, env: dict[str, str], extra: dict[str, str]) -> bytes:
         """The request for a job: its directory, and its environment (`env`, which is
@@ -89,12 +99,20 @@ class _Server:
                 socket.send_fds(self.ctrl, [payload], fds)
                 return
             except BlockingIOError:
-                await _wait_writable(self.ctrl)
-            except OSError as exc:
+                pass
+            except OSError as exc:  # retired (closed), or the server is gone
                 raise _Gone from exc
+            async with self._turn:
+                try:
+                    await _wait_writable(self.ctrl)
+                except (anyio.ClosedResourceError, OSError) as exc:  # retired meanwhile
+                    raise _Gone from exc
 
     def retire(self) -> None:
-        """No new jobs: the server ends once those it runs have ended."""
+        """No new jobs: the server ends once those it runs have ended. A request waiting
+        for room on its socket is told, and goes to the next server."""
+        if self.ctrl.fileno() >= 0:
+            _notify_closing(self.ctrl)
         self.ctrl.close()
 
     async def aclose(self, patience: float) -> None:
@@ -237,11 +255,16 @@ async def run_warm(
                     if reply[:1] == b"P":
                         await _terminate(int(reply[1:]), channel, grace_period)
                 raise
+            if not reply and channel.said_done:
+                # The job said its `done` is written, then its server died before saying
+                # it started: it is done all the same, and must not run again.
+                return Exit(exit_code=0, done=True)
             if not reply or reply[:1] == b"R":  # gone, or no longer forking: another server
-                if not reply:
-                    restarts += 1
-                    if restarts > _RESTARTS:
-                        return await fresh()
+                # (also after a job's process could not be forked: each server would fail
+                # alike, so a job sent away this often runs as a fresh process instead)
+                restarts += 1
+                if restarts > _RESTARTS:
+                    return await fresh()
                 async with pool.lock:
                     if pool.server is server:
                         pool.replace()
@@ -250,15 +273,20 @@ async def run_warm(
                 pool.mark_unsafe(json.loads(reply[1:]))
                 return await fresh()
             pid = int(reply[1:])
-            exit = await _follow(spec, pid, channel, grace_period, end_group)
+            exit = await _follow(spec, pid, channel, server, grace_period, end_group)
             if exit is not None:
                 return exit
             # The server died with the job running (the job's parent-death signal ended
-            # it): once it is gone, run it again on a new server, unless it was cancelled.
+            # it): once it and what it left in its group are gone, run it again on a new
+            # server, unless it was cancelled.
             await _gone(pid)
+            with anyio.CancelScope(shield=True):
+                await end_group(pid)
             if not await anyio.to_thread.run_sync(_clear_for_rerun, spec.job_dir):
                 return Exit(signal=signal.SIGTERM)
-            restarts = 0
+            restarts += 1  # a server that keeps dying under it: the job runs fresh
+            if restarts > _RESTARTS:
+                return await fresh()
         finally:
             status.close()
 
@@ -301,6 +329,14 @@ class _Channel:
                 return packet[1:]
             self.output(packet)
 
+    async def status(self) -> bytes:
+        """The server's next message that is not the job's `E`: its `X` or `D` once it
+        reaped the job, b"" if it died first."""
+        reply = await self.reply()
+        while reply == b"E":
+            reply = await self.reply()
+        return reply
+
     async def drain(self) -> None:
         """The job's last progress lines, until every writer closed the channel."""
         while await self.reply():
@@ -327,21 +363,21 @@ async def _follow(
     spec: LaunchSpec,
     pid: int,
     channel: _Channel,
+    server: _Server,
     grace_period: float,
     end_group: Callable[[int], Awaitable[None]],
 ) -> Exit | None:
     """Exit of the forked job `pid`; None if its server died before saying."""
     ended = False
-    said_done = False
     try:
         spec.on_started({"pid": pid, "launcher": "local", "warm": True})
         channel.started()
-        reply = b"E" if channel.said_done else await channel.reply()
+        reply = b"E" if channel.said_done else await _reply_while_alive(channel, server)
         if reply == b"E":
             # The job's own process: its `done` is written and flushed to the disk, and it
             # is exiting. Its dependents need not wait the milliseconds the kernel takes to
             # tear it down (`on_done`); its lock does, as does what it left in its group.
-            said_done = True
+            channel.said_done = True
             spec.on_done()
             with anyio.CancelScope(shield=True), anyio.move_on_after(grace_period + 5.0):
                 reply = await channel.reply()
@@ -358,21 +394,38 @@ async def _follow(
             with anyio.CancelScope(shield=True):
                 await _terminate(pid, channel, grace_period)
     if reply[:1] not in (b"X", b"D"):
-        # Its server died (or never said): a job that said it was done is, all the same.
-        return Exit(exit_code=0, done=True) if said_done else None
+        # Its server died (or never said): a job that said it was done is, all the same,
+        # once what it left in its group is ended too.
+        if not channel.said_done:
+            return None
+        await _gone(pid)
+        with anyio.CancelScope(shield=True):
+            await end_group(pid)
+        return Exit(exit_code=0, done=True)
     code, done = int(reply[1:]), reply[:1] == b"D"
     return Exit(signal=-code, done=done) if code < 0 else Exit(exit_code=code, done=done)
+
+
+async def _reply_while_alive(channel: _Channel, server: _Server) -> bytes:
+    """The channel's next reply, or b"" once its server has ended without one: a process
+    that the job left in its group keeps the channel open, and only the server would say
+    that the job ended."""
+    while True:
+        with anyio.move_on_after(_SERVER_CHECK):
+            return await channel.reply()
+        if server.process.returncode is not None:
+            return b""
 
 
 async def _terminate(pid: int, channel: _Channel, grace_period: float) -> None:
     _kill(pid, signal.SIGTERM)
     with anyio.move_on_after(grace_period):
-        if await channel.reply():  # its exit status
+        if await channel.status():  # its exit status
             return
         await _gone(pid, grace_period)  # its server died first
         return
     _kill(pid, signal.SIGKILL)
-    if not await channel.reply():
+    if not await channel.status():
         await _gone(pid)
 
 
