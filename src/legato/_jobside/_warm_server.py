@@ -22,7 +22,8 @@ it, one packet each that begins with a NUL byte: `P<pid>` once forked, `X<exit c
 (negative: the signal) once reaped, so after everything the job wrote (`D<exit code>`
 when the job's `done` marker was there once it was reaped), `C<json>` when
 the job's modules are not safe to fork (it must run as a fresh process), `R` when this
-server took on such a module and no longer forks (ask a new one). The job itself sends one
+server took on such a module and no longer forks, or could not fork the job (ask a new
+one). The job itself sends one
 such packet, `E`, once its `done` is written, just before it exits: a trivial job can
 send it before the server's `P` is out, and the experiment takes it so. One channel rather
 than two: a job costs the experiment one socket and one reader less. The server ends
