@@ -129,8 +129,9 @@ async def test_an_async_execute_is_interrupted_at_its_await_and_retried(tmp_path
 
 
 async def test_a_job_that_ignores_its_time_limit_is_killed_after_the_grace_period(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)  # what it printed stays buffered
     log = tmp_path / "log"
     launcher = LocalLauncher(grace_period=0.5)
     async with experiment(tmp_path / "wd", "stubborn", raise_on_failure=False) as xp:
@@ -142,6 +143,8 @@ async def test_a_job_that_ignores_its_time_limit_is_killed_after_the_grace_perio
     )
     assert [e["event"] for e in events(log)] == ["start", "ignored"]
     assert "still running 0.5 s after the SIGTERM" in (job.path / "stderr.log").read_text()
+    # its output up to then is in its log, as it would be had it ended by itself
+    assert (job.path / "stdout.log").read_text() == "the last words of x\n"
 
 
 async def test_remaining_time_and_attempt_inside_a_job(tmp_path: Path) -> None:

@@ -166,6 +166,21 @@ async def test_exit_code_and_signal_are_failures(tmp_path: Path, fail: str, reas
     assert not (step.__job__.path / "done").exists()
 
 
+async def test_a_job_process_ends_as_an_interpreter_does(tmp_path: Path) -> None:
+    from support.xp_tasks import AfterLeaving, Leaving
+
+    # A warm job ends with `os._exit`, as any forked process: it must first do what a
+    # fresh interpreter does on its way out, before its dependents start.
+    log = tmp_path / "log"
+    async with experiment(tmp_path / "wd", "xp") as xp:
+        left = await Leaving(log=str(log)).submit()
+        await AfterLeaving(log=str(log), after=left).submit()
+    assert [j.state for j in xp.jobs] == [JobState.DONE] * 2
+    (dependent,) = [e for e in events(log) if e["event"] == "dependent"]
+    assert sorted(dependent["seen"]) == ["atexit", "pool", "pool", "thread"]
+    assert (left.__job__.path / "stdout.log").read_text() == "printed by C\n"
+
+
 async def test_async_execute(tmp_path: Path) -> None:
     async with experiment(tmp_path, "xp"):
         await AsyncStep(value=3, log=str(tmp_path / "log")).submit()

@@ -17,7 +17,7 @@ import pytest
 
 from legato import JobState, LocalLauncher, experiment
 from support.cli import alive
-from support.waiting import lock_is_free, poll
+from support.waiting import lock_is_free, poll, wait_until
 from support.warm_tasks import Probe
 from support.xp_tasks import events
 
@@ -462,3 +462,48 @@ async def test_a_request_waiting_on_a_server_that_is_retired_goes_to_the_next() 
             server.retire()
     assert told == [True]
     theirs.close()
+
+
+SERVER_DIES_BEFORE_ITS_JOB_STARTS = """
+import os, socket, sys
+from legato._jobside._warm_job import become_job
+
+job = sys.argv[1]
+go, wait = os.pipe()
+server = os.fork()
+if server == 0:  # plays the warm server: forks the job's process, then dies
+    request = {"unset": [], "env": {}, "job_dir": job, "real_dir": job, "server": os.getpid()}
+    if os.fork() == 0:
+        os.close(wait)
+        os.read(go, 1)  # returns once the server is gone
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        os._exit(become_job(request, theirs, []))
+    os._exit(0)
+os.waitpid(server, 0)
+os.close(go)
+os.close(wait)
+"""
+
+
+def test_a_job_whose_server_died_before_it_started_does_not_run(tmp_path: Path) -> None:
+    from support.warm_tasks import Quick
+
+    # The experiment was killed, and its server with it, just after the server forked a
+    # job: the job's process must see that its parent is gone (a job that took init for
+    # its parent would run on, unwatched, after its experiment was killed).
+    async def prepare() -> Path:
+        async with experiment(tmp_path / "wd", "xp", launcher=LocalLauncher(warm=False)):
+            task = await Quick(index=1).submit()
+        return task.__job__.path
+
+    job = anyio.run(prepare)
+    (job / "done").unlink()
+    (job / "state.json").unlink()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    code = [sys.executable, "-c", SERVER_DIES_BEFORE_ITS_JOB_STARTS, str(job)]
+    subprocess.run(code, env=env, check=True, timeout=60)
+    verdicts = (job / "failed.json", job / "done")
+    wait_until(lambda: any(v.exists() for v in verdicts), 30, "the job's verdict")
+    assert not (job / "done").exists()
+    failure = json.loads((job / "failed.json").read_text())
+    assert "ended before the job started" in failure["reason"]

@@ -104,6 +104,7 @@ class Stubborn(Task):
 
     def execute(self) -> None:
         record(self.log, event="start", name=self.name)
+        print("the last words of", self.name)  # left in the buffer: the process is killed
         while True:
             try:
                 time.sleep(0.05)

@@ -139,3 +139,38 @@ class Evaluate(Task):
 
     def execute(self) -> None:
         record(self.log, event="eval", weights=self.trained.weights.read_text(), tags=self.__tags__)
+
+
+class Leaving(Task):
+    """Leaves work for its process's way out, as a fresh interpreter does it: an `atexit`
+    function, a thread that is not a daemon, a thread pool's queued work, output that C
+    code printed (buffered: its stdout is a file)."""
+
+    log: Meta[str]
+
+    def execute(self) -> None:
+        import atexit
+        import ctypes
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        def late(what: str) -> None:
+            time.sleep(0.2)
+            record(self.log, event=what)
+
+        atexit.register(record, self.log, event="atexit")
+        threading.Thread(target=late, args=("thread",)).start()
+        pool = ThreadPoolExecutor(1)
+        pool.submit(late, "pool")
+        pool.submit(late, "pool")
+        ctypes.CDLL(None).printf(b"printed by C\n")
+
+
+class AfterLeaving(Task):
+    """Records what its dependency's way out had done when it started."""
+
+    log: Meta[str]
+    after: Param[Any]
+
+    def execute(self) -> None:
+        record(self.log, event="dependent", seen=[e["event"] for e in events(Path(self.log))])

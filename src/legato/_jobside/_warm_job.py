@@ -52,9 +52,32 @@ def become_job(request: dict[str, Any], channel: socket.socket, locks: list[int]
         code = _run(request, channel, locks)
     finally:
         profile_end(profile, "job")
+        _shut_down()
     if code == 0:  # the worker wrote `done`: say so before the process is torn down
         _say_done()
     return code
+
+
+def _shut_down() -> None:
+    """What a fresh interpreter does on its way out, which the `os._exit` that ends a forked
+    process would skip: wait for the job's non-daemon threads (once `threading`'s exit
+    hooks told thread pools to stop), run its `atexit` functions (`weakref.finalize`
+    among them), flush Python's and C's buffered output."""
+    import atexit
+    import threading
+
+    from ._worker import libc_function
+
+    shutdown = getattr(threading, "_shutdown", None)  # what the interpreter calls
+    if shutdown is not None:
+        shutdown()
+    atexit._run_exitfuncs()
+    flush_c_stdio = libc_function("fflush")
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    if flush_c_stdio is not None:
+        flush_c_stdio(None)
 
 
 def _run(request: dict[str, Any], channel: socket.socket, locks: list[int]) -> int:
@@ -62,7 +85,7 @@ def _run(request: dict[str, Any], channel: socket.socket, locks: list[int]) -> i
     for name in request["unset"]:
         env.pop(name, None)
     env.update(request["env"])
-    env[PARENT_PID_ENV] = str(os.getppid())
+    env[PARENT_PID_ENV] = str(request["server"])
     for fd in locks:  # the job's lock, and its main task directory's if it shares one
         os.set_inheritable(fd, True)
     if locks:

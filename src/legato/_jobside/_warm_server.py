@@ -150,6 +150,9 @@ class _Server:
         if real is None:
             real = self.real_parents[parent] = os.path.realpath(parent)
         request["real_dir"] = os.path.join(real, name)
+        # The job's parent, as the job must check it: a job that read it after the fork
+        # would find init there if the server had died meanwhile, and outlive it.
+        request["server"] = os.getpid()
         if os.path.islink(request["real_dir"]):  # not made by legato: as a fresh job does
             request["real_dir"] = os.path.realpath(request["real_dir"])
         modules = _modules(job_dir)
@@ -182,6 +185,7 @@ class _Server:
         the server's loop."""
         sys.stdout.flush()
         sys.stderr.flush()
+        _flush_c_stdio()  # else what C code printed here would come out of every job too
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -309,6 +313,14 @@ class _Server:
                 sock.close()
 
 
+def _flush_c_stdio() -> None:
+    from ._worker import libc_function
+
+    fflush = libc_function("fflush")
+    if fflush is not None:
+        fflush(None)
+
+
 def _send(sock: socket.socket, message: bytes) -> None:
     try:
         sock.send(b"\0" + message)
@@ -352,9 +364,10 @@ def main(argv: list[str]) -> None:
     ctrl = socket.socket(fileno=fd)
     import legato._core._serialize  # noqa: F401 - what every job needs, imported once here
 
-    from ._worker import prctl_function
+    from ._worker import libc_function
 
-    prctl_function()
+    libc_function("prctl")  # what its jobs call, looked up once
+    libc_function("fflush")
     gc.freeze()
     profile = profile_start()
     try:

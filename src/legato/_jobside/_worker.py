@@ -16,6 +16,7 @@ the experiment (`_runner.py`) turns into another attempt or a failure.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import inspect
 import os
@@ -114,6 +115,8 @@ class _Limits:
             f"legato: the job was still running {self.grace:g} s after the SIGTERM of its "
             "time limit: killed\n"
         )
+        with contextlib.suppress(Exception):  # what it printed last, kept in its log
+            sys.stdout.flush()
         sys.stderr.flush()
         jd.write_failure(
             {
@@ -156,7 +159,7 @@ def _die_with_parent() -> None:
     parent = os.environ.get(PARENT_PID_ENV)
     if not parent:
         return
-    prctl = prctl_function()
+    prctl = libc_function("prctl")
     if prctl is None:
         return
     prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -164,23 +167,24 @@ def _die_with_parent() -> None:
         raise Interrupted("the experiment process ended before the job started")
 
 
-_prctl: list[Any] = []
+_libc: dict[str, Any] = {}
 
 
-def prctl_function() -> Any:
-    """libc's `prctl` (Linux), or None. Looked up once a process: the warm server does it
-    before forking, so that its jobs do not load ctypes' wrappers each (0.5 ms a job)."""
-    if not _prctl:
+def libc_function(name: str) -> Any:
+    """The C library's function `name` (`prctl`, `fflush`; Linux), or None. Looked up once
+    a process: the warm server looks up its jobs' before forking, so that they do not load
+    ctypes' wrappers each (0.5 ms a job)."""
+    if name not in _libc:
         function = None
         if sys.platform.startswith("linux"):
             try:
                 import ctypes
 
-                function = ctypes.CDLL(None, use_errno=True).prctl
+                function = getattr(ctypes.CDLL(None, use_errno=True), name)
             except (OSError, AttributeError):
                 pass
-        _prctl.append(function)
-    return _prctl[0]
+        _libc[name] = function
+    return _libc[name]
 
 
 def _watch_parent() -> None:
