@@ -398,11 +398,12 @@ async def test_a_server_that_dies_ends_what_its_jobs_left_before_they_run_again(
 
     log = tmp_path / "log"
     launcher = LocalLauncher(warm=True, grace_period=1.0)
-    async with experiment(tmp_path / "wd", "xp", max_jobs=1, launcher=launcher) as xp:
-        await Orphaner(log=str(log), gate=str(tmp_path / "gate")).submit()
-        await poll(lambda: any(e["event"] == "left" for e in events(log)))
-        (left,) = [e for e in events(log) if e["event"] == "left"]
-        os.kill(left["server"], signal.SIGKILL)
+    with anyio.fail_after(60):  # the leftover lives 300 s: the experiment must not wait
+        async with experiment(tmp_path / "wd", "xp", max_jobs=1, launcher=launcher) as xp:
+            await Orphaner(log=str(log), gate=str(tmp_path / "gate")).submit()
+            await poll(lambda: any(e["event"] == "left" for e in events(log)))
+            (left,) = [e for e in events(log) if e["event"] == "left"]
+            os.kill(left["server"], signal.SIGKILL)
     assert [j.state for j in xp.jobs] == [JobState.DONE]
     # the job's own process died with its server; the child it left in its group was
     # ended before the job ran again, as a fresh job's would be
@@ -457,10 +458,11 @@ async def test_a_request_waiting_on_a_server_that_is_retired_goes_to_the_next() 
 
     with anyio.fail_after(10):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(request)
+            for _ in range(3):  # one waits for room, two for their turn
+                tg.start_soon(request)
             await anyio.wait_all_tasks_blocked()
             server.retire()
-    assert told == [True]
+    assert told == [True] * 3
     theirs.close()
 
 
@@ -507,3 +509,37 @@ def test_a_job_whose_server_died_before_it_started_does_not_run(tmp_path: Path) 
     assert not (job / "done").exists()
     failure = json.loads((job / "failed.json").read_text())
     assert "ended before the job started" in failure["reason"]
+
+
+async def test_what_a_module_made_when_the_server_imported_it_outlives_each_job(
+    tmp_path: Path,
+) -> None:
+    from support.warm_scratch import UsesScratch
+
+    # A temporary directory made at import is the server's, made once for its jobs: a
+    # job's way out (its atexit functions, its finalizers) must not remove it.
+    async with experiment(
+        tmp_path / "wd", "xp", max_jobs=1, launcher=LocalLauncher(warm=True)
+    ) as xp:
+        for i in range(3):
+            await UsesScratch(index=i).submit()
+    assert [j.state for j in xp.jobs] == [JobState.DONE] * 3
+
+
+async def test_a_job_whose_server_dies_on_its_way_out_is_not_run_again(tmp_path: Path) -> None:
+    from support.warm_tasks import SlowExit
+
+    # Its `done` is written; its server dies while it runs its exit functions, before it
+    # could say it is done; it is killed a grace period later. It is DONE: not run again.
+    log, gate = tmp_path / "log", tmp_path / "gate"
+    launcher = LocalLauncher(warm=True, grace_period=1.0)
+    with anyio.fail_after(60):
+        async with experiment(tmp_path / "wd", "xp", launcher=launcher) as xp:
+            task = await SlowExit(log=str(log), gate=str(gate)).submit()
+            await poll(lambda: any(e["event"] == "exiting" for e in events(log)))
+            os.kill(events(log)[0]["server"], signal.SIGKILL)
+            ran_again = lambda: [e["event"] for e in events(log)].count("run") > 1  # noqa: E731
+            await poll(lambda: task.__job__.state is JobState.DONE or ran_again())
+            gate.touch()  # a run again, if any, may end
+    assert [j.state for j in xp.jobs] == [JobState.DONE]
+    assert [e["event"] for e in events(log)] == ["run", "exiting"]

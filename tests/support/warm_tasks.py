@@ -111,3 +111,22 @@ class Orphaner(Task):
             os._exit(0)
         record(self.log, event="left", child=pid, server=os.getppid())
         wait_for_file(self.gate)
+
+
+class SlowExit(Task):
+    """Writes its `done` as any job, then takes its time on its way out (an `atexit`
+    function that waits for a gate)."""
+
+    log: Meta[str]
+    gate: Meta[str]
+
+    def execute(self) -> None:
+        import atexit
+
+        record(self.log, event="run", server=os.getppid())
+
+        def leaving() -> None:
+            record(self.log, event="exiting")
+            wait_for_file(self.gate)
+
+        atexit.register(leaving)

@@ -48,6 +48,7 @@ def wait_for_job(sock: socket.socket) -> int:
 def become_job(request: dict[str, Any], channel: socket.socket, locks: list[int]) -> int:
     """Become what a fresh job process would be, run the job; its exit code."""
     profile = profile_start()
+    _own_exit_work()
     try:
         code = _run(request, channel, locks)
     finally:
@@ -56,6 +57,21 @@ def become_job(request: dict[str, Any], channel: socket.socket, locks: list[int]
     if code == 0:  # the worker wrote `done`: say so before the process is torn down
         _say_done()
     return code
+
+
+def _own_exit_work() -> None:
+    """Forget the exit work inherited from the server: what modules set up when the server
+    imported them (a temporary directory, say) is the server's, made once for all its
+    jobs, and is cleaned up when the server ends; a job's exit runs what the job itself
+    registered, as a fresh process's runs what it registered."""
+    import atexit
+    import weakref
+
+    atexit._clear()
+    registry: dict[Any, Any] = weakref.finalize._registry  # type: ignore[attr-defined]
+    for finalizer in list(registry):
+        finalizer.atexit = False
+    weakref.finalize._registered_with_atexit = False  # type: ignore[attr-defined]
 
 
 def _shut_down() -> None:
@@ -72,6 +88,9 @@ def _shut_down() -> None:
     if shutdown is not None:
         shutdown()
     atexit._run_exitfuncs()
+    logging = sys.modules.get("logging")
+    if logging is not None:  # its exit function, registered when the server imported it
+        logging.shutdown()
     flush_c_stdio = libc_function("fflush")
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):

@@ -31,15 +31,8 @@ from ._launcher import Exit, LaunchSpec, Session
 
 __all__ = ["WarmPool", "run_warm", "warm_default"]
 
-_wait_readable: Callable[[socket.socket], Awaitable[None]] = (
-    getattr(anyio, "wait_readable", None) or anyio.wait_socket_readable
-)  # anyio < 4.7
-_wait_writable: Callable[[socket.socket], Awaitable[None]] = (
-    getattr(anyio, "wait_writable", None) or anyio.wait_socket_writable
-)
-_notify_closing: Callable[[socket.socket], None] = getattr(
-    anyio, "notify_closing", lambda sock: None
-)  # anyio < 4.7: a request waiting on a retired server's socket waits for the server to end
+_wait_readable = anyio.wait_readable
+_wait_writable = anyio.wait_writable
 _PACKET = 1 << 16
 """Bytes read at once: a whole packet of the job's channel (a longer one is cut)."""
 _SERVER_CHECK = 1.0
@@ -103,6 +96,8 @@ class _Server:
             except OSError as exc:  # retired (closed), or the server is gone
                 raise _Gone from exc
             async with self._turn:
+                if self.ctrl.fileno() < 0:  # retired while this request waited its turn
+                    raise _Gone
                 try:
                     await _wait_writable(self.ctrl)
                 except (anyio.ClosedResourceError, OSError) as exc:  # retired meanwhile
@@ -112,7 +107,7 @@ class _Server:
         """No new jobs: the server ends once those it runs have ended. A request waiting
         for room on its socket is told, and goes to the next server."""
         if self.ctrl.fileno() >= 0:
-            _notify_closing(self.ctrl)
+            anyio.notify_closing(self.ctrl)
         self.ctrl.close()
 
     async def aclose(self, patience: float) -> None:
@@ -282,8 +277,9 @@ async def run_warm(
             await _gone(pid)
             with anyio.CancelScope(shield=True):
                 await end_group(pid)
-            if not await anyio.to_thread.run_sync(_clear_for_rerun, spec.job_dir):
-                return Exit(signal=signal.SIGTERM)
+            rerun = await anyio.to_thread.run_sync(_clear_for_rerun, spec.job_dir)
+            if rerun is not None:
+                return rerun
             restarts += 1  # a server that keeps dying under it: the job runs fresh
             if restarts > _RESTARTS:
                 return await fresh()
@@ -441,13 +437,17 @@ def _kill(pid: int, sig: int) -> None:
         pass
 
 
-def _clear_for_rerun(job_dir: Path) -> bool:
-    """Forget the verdict of a run its server's death ended; False if it was cancelled."""
+def _clear_for_rerun(job_dir: Path) -> Exit | None:
+    """Forget the verdict of a run its server's death ended, to run it again (None); its
+    end instead if it was cancelled, or if it was done (its process wrote `done`, then
+    lost its server on its way out, before it could say so)."""
     jd = JobDir(job_dir)
+    if jd.is_done():
+        return Exit(exit_code=0, done=True)
     if jd.has_cancel():
-        return False
+        return Exit(signal=signal.SIGTERM)
     jd.discard(FAILED)
-    return True
+    return None
 
 
 async def _gone(pid: int, patience: float = 30.0) -> None:
