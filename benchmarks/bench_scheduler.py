@@ -260,6 +260,8 @@ def page_fault_cost(pages: int = 5000) -> float:
     import resource
 
     memory = mmap.mmap(-1, pages * mmap.PAGESIZE)
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):  # one fault a page, even where huge pages are on
+        memory.madvise(mmap.MADV_NOHUGEPAGE)
     try:
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = time.process_time()

@@ -410,6 +410,8 @@ async def _reply_while_alive(channel: _Channel, server: _Server) -> bytes:
         with anyio.move_on_after(_SERVER_CHECK):
             return await channel.reply()
         if server.process.returncode is not None:
+            with anyio.move_on_after(0):  # what it said before it ended, if anything
+                return await channel.reply()
             return b""
 
 
