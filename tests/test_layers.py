@@ -49,12 +49,10 @@ ALLOWED_PRIVATE_ACCESS = {
     # the documented way out of a forked child, without the parent's cleanup
     ("_jobside/_warm_server.py", "os._exit"),
     ("_jobside/_worker.py", "os._exit"),
-    # a forked job's way out, as the interpreter's own: the exit functions the job
-    # registered, not those it inherited from the warm server (atexit has no public API)
-    ("_jobside/_warm_job.py", "atexit._clear"),
+    # a forked job's way out, as the interpreter's own (atexit has no public API for it),
+    # without the finalizers of the warm server's objects (nor has weakref)
     ("_jobside/_warm_job.py", "atexit._run_exitfuncs"),
     ("_jobside/_warm_job.py", "weakref.finalize._registry"),
-    ("_jobside/_warm_job.py", "weakref.finalize._registered_with_atexit"),
     # namedtuple's public API (underscored so that it never clashes with a field name)
     ("_core/_identity.py", "field._replace"),
     # enum's documented name of a member (`.name`, a property, costs more per value)

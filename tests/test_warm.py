@@ -543,3 +543,21 @@ async def test_a_job_whose_server_dies_on_its_way_out_is_not_run_again(tmp_path:
             gate.touch()  # a run again, if any, may end
     assert [j.state for j in xp.jobs] == [JobState.DONE]
     assert [e["event"] for e in events(log)] == ["run", "exiting"]
+
+
+async def test_exit_functions_a_module_registered_run_in_each_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from support.warm_exit_hook import Hooked
+
+    log = tmp_path / "log"
+    monkeypatch.setenv("LEGATO_TEST_EXIT_LOG", str(log))
+    async with experiment(tmp_path / "wd", "xp", launcher=LocalLauncher(warm=True)) as xp:
+        task = await Hooked(log=str(log)).submit()
+        await task.__job__.wait()
+        (run,) = [e for e in events(log) if e["event"] == "run"]
+        # registered once, when the server imported the module; run by the job as it ended
+        assert {"event": "exit function", "pid": run["pid"]} in [
+            {"event": e["event"], "pid": e["pid"]} for e in events(log)
+        ]
+    assert [j.state for j in xp.jobs] == [JobState.DONE]

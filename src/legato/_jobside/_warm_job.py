@@ -60,18 +60,16 @@ def become_job(request: dict[str, Any], channel: socket.socket, locks: list[int]
 
 
 def _own_exit_work() -> None:
-    """Forget the exit work inherited from the server: what modules set up when the server
-    imported them (a temporary directory, say) is the server's, made once for all its
-    jobs, and is cleaned up when the server ends; a job's exit runs what the job itself
-    registered, as a fresh process's runs what it registered."""
-    import atexit
+    """Leave the server's objects to the server: the finalizers of objects that modules
+    made when the server imported them (a temporary directory, say) are the server's, which
+    made them once for all its jobs, and run when it ends, not in each job. The exit
+    functions that modules registered (`logging`'s, `multiprocessing`'s, torch's) stay:
+    they see to the job's own state, as they would in a fresh process."""
     import weakref
 
-    atexit._clear()
     registry: dict[Any, Any] = weakref.finalize._registry  # type: ignore[attr-defined]
     for finalizer in list(registry):
         finalizer.atexit = False
-    weakref.finalize._registered_with_atexit = False  # type: ignore[attr-defined]
 
 
 def _shut_down() -> None:
@@ -88,9 +86,6 @@ def _shut_down() -> None:
     if shutdown is not None:
         shutdown()
     atexit._run_exitfuncs()
-    logging = sys.modules.get("logging")
-    if logging is not None:  # its exit function, registered when the server imported it
-        logging.shutdown()
     flush_c_stdio = libc_function("fflush")
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
