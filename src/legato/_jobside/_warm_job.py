@@ -80,18 +80,16 @@ def _shut_down() -> None:
     import atexit
     import threading
 
-    from ._worker import libc_function
+    from ._worker import flush_c_stdio
 
     shutdown = getattr(threading, "_shutdown", None)  # what the interpreter calls
     if shutdown is not None:
         shutdown()
     atexit._run_exitfuncs()
-    flush_c_stdio = libc_function("fflush")
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-    if flush_c_stdio is not None:
-        flush_c_stdio(None)
+    flush_c_stdio()
 
 
 def _run(request: dict[str, Any], channel: socket.socket, locks: list[int]) -> int:
@@ -119,9 +117,8 @@ def _say_done() -> None:
     """`E` on the job's channel (its progress descriptor now): the job's `done` is written
     and flushed to the disk, the process is about to exit. The experiment can go on with
     its dependents while the kernel tears the process down (2 to 3 ms of a small machine's
-    time, and the server's `X` after it); `done` stays the proof of DONE."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    time, and the server's `X` after it); `done` stays the proof of DONE. Its output is
+    flushed already (`_shut_down`)."""
     fd = os.environ.get(PROGRESS_FD_ENV, "")
     if fd.isdigit():
         try:

@@ -52,6 +52,7 @@ from .._jobdir._layout import DONE, PARAMS
 from .._jobdir._names import WORKER_ENV
 from ._warm_job import BUFSIZE, MAX_FDS, become_job, reseed, wait_for_job
 from ._warm_profile import profile_end, profile_start
+from ._worker import flush_c_stdio, libc_function
 
 
 def unsafe_state() -> str | None:
@@ -185,7 +186,7 @@ class _Server:
         the server's loop."""
         sys.stdout.flush()
         sys.stderr.flush()
-        _flush_c_stdio()  # else what C code printed here would come out of every job too
+        flush_c_stdio()  # else what C code printed here would come out of every job too
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -313,14 +314,6 @@ class _Server:
                 sock.close()
 
 
-def _flush_c_stdio() -> None:
-    from ._worker import libc_function
-
-    fflush = libc_function("fflush")
-    if fflush is not None:
-        fflush(None)
-
-
 def _send(sock: socket.socket, message: bytes) -> None:
     try:
         sock.send(b"\0" + message)
@@ -363,8 +356,6 @@ def main(argv: list[str]) -> None:
     os.environ[WORKER_ENV] = "1"
     ctrl = socket.socket(fileno=fd)
     import legato._core._serialize  # noqa: F401 - what every job needs, imported once here
-
-    from ._worker import libc_function
 
     libc_function("prctl")  # what its jobs call, looked up once
     libc_function("fflush")

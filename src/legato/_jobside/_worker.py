@@ -187,6 +187,15 @@ def libc_function(name: str) -> Any:
     return _libc[name]
 
 
+def flush_c_stdio() -> None:
+    """Write out what C code left in its stdio buffers (`fflush(NULL)`), which an
+    `os._exit` would drop: a forked process's way out, and the warm server's before each
+    fork, whose children would each print it again."""
+    fflush = libc_function("fflush")
+    if fflush is not None:
+        fflush(None)
+
+
 def _watch_parent() -> None:
     """If the experiment process dies, SIGKILL this job's process group once the grace
     period has passed: a job that ignores the SIGTERM of its parent's death (or catches

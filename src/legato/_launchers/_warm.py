@@ -31,8 +31,6 @@ from ._launcher import Exit, LaunchSpec, Session
 
 __all__ = ["WarmPool", "run_warm", "warm_default"]
 
-_wait_readable = anyio.wait_readable
-_wait_writable = anyio.wait_writable
 _PACKET = 1 << 16
 """Bytes read at once: a whole packet of the job's channel (a longer one is cut)."""
 _SERVER_CHECK = 1.0
@@ -99,7 +97,7 @@ class _Server:
                 if self.ctrl.fileno() < 0:  # retired while this request waited its turn
                     raise _Gone
                 try:
-                    await _wait_writable(self.ctrl)
+                    await anyio.wait_writable(self.ctrl)
                 except (anyio.ClosedResourceError, OSError) as exc:  # retired meanwhile
                     raise _Gone from exc
 
@@ -202,7 +200,7 @@ async def _recv(sock: socket.socket) -> bytes:
         try:
             return sock.recv(_PACKET)
         except BlockingIOError:
-            await _wait_readable(sock)
+            await anyio.wait_readable(sock)
         except ConnectionResetError:
             return b""
 
@@ -272,11 +270,8 @@ async def run_warm(
             if exit is not None:
                 return exit
             # The server died with the job running (the job's parent-death signal ended
-            # it): once it and what it left in its group are gone, run it again on a new
-            # server, unless it was cancelled.
-            await _gone(pid)
-            with anyio.CancelScope(shield=True):
-                await end_group(pid)
+            # it, and `_follow` what it left in its group): run it again on a new server,
+            # unless it was cancelled.
             rerun = await anyio.to_thread.run_sync(_clear_for_rerun, spec.job_dir)
             if rerun is not None:
                 return rerun
@@ -390,14 +385,12 @@ async def _follow(
             with anyio.CancelScope(shield=True):
                 await _terminate(pid, channel, grace_period)
     if reply[:1] not in (b"X", b"D"):
-        # Its server died (or never said): a job that said it was done is, all the same,
-        # once what it left in its group is ended too.
-        if not channel.said_done:
-            return None
+        # Its server died (or never said). Once the job's process and what it left in its
+        # group are gone, a job that said it was done is, all the same; another runs again.
         await _gone(pid)
         with anyio.CancelScope(shield=True):
             await end_group(pid)
-        return Exit(exit_code=0, done=True)
+        return Exit(exit_code=0, done=True) if channel.said_done else None
     code, done = int(reply[1:]), reply[:1] == b"D"
     return Exit(signal=-code, done=done) if code < 0 else Exit(exit_code=code, done=done)
 
