@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import anyio
@@ -57,6 +58,52 @@ async def test_job_runs_in_its_directory(tmp_path: Path) -> None:
     assert start["cwd"] == str(job.path)
     assert xp.jobs == [job]
     assert legato.load(job.path).__identifier__ == job.identifier
+
+
+class Watching(legato.LocalLauncher):
+    """A LocalLauncher that notes, at each launch, whether the job directory holds a
+    state.json and what record the experiment handed the job instead."""
+
+    def __init__(self, hands_state: bool) -> None:
+        super().__init__()
+        self.hands_state = hands_state
+        self.seen: list[tuple[bool, str | None]] = []
+
+    async def launch(self, spec: legato.LaunchSpec) -> legato.Exit:
+        state = await anyio.Path(spec.job_dir / "state.json").exists()
+        self.seen.append((state, spec.env.get("LEGATO_RUN_STATE")))
+        return await super().launch(spec)
+
+
+@pytest.mark.parametrize("hands_state", [True, False])
+async def test_a_first_run_writes_state_json_once(tmp_path: Path, hands_state: bool) -> None:
+    """A job directory's first run leaves state.json to the job's process when the
+    launcher hands it its environment as given: one file written, not one replaced by
+    another. A rerun, and any run of a launcher that does not hand it, finds state.json
+    written by the experiment. Either way the record is whole."""
+    log = str(tmp_path / "log")
+    launcher = Watching(hands_state)
+    with pytest.raises(legato.ExperimentFailed):
+        async with experiment(tmp_path, "xp", launcher=launcher):
+            failing = Step(name="a", log=log, fail="exit")
+            await failing.submit()
+    assert failing.__job__.state is JobState.FAILED
+    first = json.loads((failing.__job__.path / "state.json").read_text())
+    async with experiment(tmp_path, "xp", launcher=launcher):
+        step = Step(name="a", log=log)
+        await step.submit()
+    assert step.__job__.state is JobState.DONE
+    (handed, at_first), (found, at_rerun) = launcher.seen
+    assert handed is not hands_state and found and at_rerun is None
+    if hands_state:
+        assert at_first is not None and json.loads(at_first)["attempt"] == 1
+    else:
+        assert at_first is None
+    again = json.loads((step.__job__.path / "state.json").read_text())
+    for info in (first, again):
+        assert {"experiment": "xp", "launcher": "local", "attempt": 1}.items() <= info.items()
+        assert {"submitted", "started", "pid", "host", "max_preemptions"} <= info.keys()
+    assert first["pid"] != again["pid"] and again["submitted"] > first["submitted"]
 
 
 async def test_same_identifier_is_one_job_and_done_is_not_rerun(tmp_path: Path) -> None:

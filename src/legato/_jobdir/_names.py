@@ -94,6 +94,14 @@ LAUNCHER_ENV = "LEGATO_LAUNCHER"
 by the worker (`_jobside/_worker.py`), which then waits for its SLURM id in
 `state.json` and reads SLURM's signals."""
 
+RUN_STATE_ENV = "LEGATO_RUN_STATE"
+"""The `state.json` record (JSON) of a first run in a job directory that holds nothing of
+an earlier one, which the job's process writes, with its pid and host, instead of the
+experiment writing it first and the job replacing it: one file made per run instead of
+two. Set by the experiment (`_runtime/_runner.py`) for a launcher whose `hands_state` is
+true (LocalLauncher); read, and removed from the environment, by the worker
+(`_jobside/_worker.py`)."""
+
 ATTEMPT_ENV = "LEGATO_ATTEMPT"
 """The number of the running attempt (1 first). Set by the worker before `execute`
 (`_jobside/_worker.py`); read by `legato.attempt()` (`_jobside/_attempt.py`)."""

@@ -28,8 +28,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import msgspec
+
 from .._errors import Interrupted, Requeue
-from .._jobdir._files import bound_text, host_name
+from .._jobdir._files import bound_text, decode_json, host_name
 from .._jobdir._job import JobDir
 from .._jobdir._layout import FAILED, INTERRUPT, PROGRESS, REASON_MAX, STDERR, STDOUT, TRACEBACK_MAX
 from .._jobdir._names import (
@@ -41,6 +43,7 @@ from .._jobdir._names import (
     LOCK_FD_ENV,
     PARENT_PID_ENV,
     PROGRESS_FD_ENV,
+    RUN_STATE_ENV,
     TIME_LIMIT_ENV,
     WORKER_ENV,
 )
@@ -254,7 +257,10 @@ def _run_state(job_dir: Path) -> dict[str, Any] | None:
     write loses the other's keys. A different id there means another submission owns the job.
     """
     jd = JobDir(job_dir)
-    info = jd.state() or {}
+    handed = os.environ.pop(RUN_STATE_ENV, None)  # the job's own processes need not see it
+    info = _handed_state(handed) if handed else None
+    if info is None:
+        info = jd.state() or {}
     if os.environ.get(LAUNCHER_ENV) != "slurm" or "SLURM_JOB_ID" not in os.environ:
         return info
     array = os.environ.get("SLURM_ARRAY_JOB_ID")
@@ -271,6 +277,16 @@ def _run_state(job_dir: Path) -> dict[str, Any] | None:
         info = jd.state() or {}
     info["slurm_id"] = mine
     return info
+
+
+def _handed_state(text: str) -> dict[str, Any] | None:
+    """The record the experiment handed over instead of writing state.json (a first run;
+    `LEGATO_RUN_STATE`), or None if it cannot be read, when state.json is read instead."""
+    try:
+        info = decode_json(text)
+    except msgspec.DecodeError:
+        return None
+    return info if isinstance(info, dict) else None
 
 
 def run(job_dir: Path, limits: _Limits | None = None) -> int:

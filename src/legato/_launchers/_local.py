@@ -45,6 +45,9 @@ class LocalLauncher:
     """
 
     name = "local"
+    hands_state = True
+    """The job's environment reaches its process as given: the experiment hands the job
+    its first `state.json` record there (`LEGATO_RUN_STATE`) rather than writing it."""
 
     def __init__(self, *, grace_period: float = 5.0, warm: bool | None = None) -> None:
         if grace_period < 0:

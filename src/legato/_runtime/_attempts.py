@@ -14,7 +14,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._jobdir._files import bound_text
 from .._jobdir._job import JobDir
@@ -142,8 +142,18 @@ def after_attempt(
     return None, str(record.get("reason") or "interrupted"), attempts + 1
 
 
-Prepared = tuple[str, "dict[str, Any] | None", int]
-"""What `prepare_run` found: its step, the state.json of the run before, the attempt number."""
+class Prepared(NamedTuple):
+    """What `prepare_run` found and did."""
+
+    step: str
+    """"adopt", "cancelled" or "started"."""
+    previous: dict[str, Any] | None
+    """The state.json of the run before, if any."""
+    attempt: int
+    """The number of the attempt to launch (0 unless started)."""
+    handed: dict[str, Any] | None = None
+    """The state.json record that the job's process is to write, when it was not written
+    (`prepare_run`'s `hand`)."""
 
 
 def prepare_run(
@@ -152,24 +162,32 @@ def prepare_run(
     state: dict[str, Any],
     adopt: bool = True,
     new: bool = False,
+    hand: bool = False,
 ) -> Prepared:
     """With the lock held, before launching: ("adopt", previous state, 0) when the run that
     the same launcher recorded may be followed instead, ("cancelled", None, 0) when
     `legato jobs kill` asked, since the job was submitted, that it not run, else
     ("started", previous state, attempt number) once a fresh run's params and state are
-    written (`_start_run`, which takes up a retry an earlier run did not get to). `new`:
-    the job directory was just made, so there is no earlier run to look for."""
+    written (`_start_run`, which takes up a retry an earlier run did not get to).
+
+    `new`: the job directory holds nothing of an earlier run, so there is nothing to look
+    for. Its state.json is then left to the job's process when `hand` (the launcher hands
+    the job its environment as given): returned as `handed`, it costs the directory one
+    file rather than two, the second of which would replace the first."""
     jd = JobDir(job.path)
     if new:  # nothing of an earlier run to adopt, cancel, take up or clear
         jd.write_params(params())
-        jd.write_state(_attempt_state(job, state, _FIRST_ATTEMPT))
-        return "started", None, 1
+        record = _attempt_state(job, state, _FIRST_ATTEMPT)
+        if hand:
+            return Prepared("started", None, 1, record)
+        jd.write_state(record)
+        return Prepared("started", None, 1)
     previous = jd.state()
     if adopt and previous and previous.get("launcher") == state["launcher"]:
-        return "adopt", previous, 0
+        return Prepared("adopt", previous, 0)
     if jd.cancelled_since(submitted(job)):
-        return "cancelled", None, 0
-    return "started", previous, _start_run(job, params(), state, previous or {})
+        return Prepared("cancelled", None, 0)
+    return Prepared("started", previous, _start_run(job, params(), state, previous or {}))
 
 
 def _verdict(jd: JobDir, exit: Exit) -> tuple[JobState, str | None]:

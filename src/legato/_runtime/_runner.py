@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 
 from .._jobdir._files import bound_text
 from .._jobdir._job import JobDir
-from .._jobdir._layout import (
-    REASON_MAX,
-)
+from .._jobdir._layout import DONE, LOCK, REASON_MAX
 from .._jobdir._maindir import main_lock_free, try_main_lock
+from .._jobdir._names import RUN_STATE_ENV
 from .._launchers._launcher import Exit, LaunchSpec
 from ._attempts import Prepared, after_attempt, prepare_run
 from ._context import RunContext
@@ -54,9 +54,11 @@ def _new_failure(fd: int, job_dir: Path, before: int | None) -> dict[str, Any] |
 def _try_lock(job_dir: Path, prepare: Callable[[bool], Prepared] | None = None) -> tuple[str, Any]:
     """("done", None), ("busy", failure record mtime) or ("locked", fd); with `prepare`,
     ("locked", (fd, what `prepare(new)` returned once the lock is held)), in the same trip
-    to a thread. `new`: this call made the job directory, so nothing of an earlier run can
-    be there to look for (on a small cloud machine a file system lookup, found or not, can
-    cost a millisecond of CPU: a first run is spared ten of them)."""
+    to a thread. `new`: the job directory holds nothing but its lock, so nothing of an
+    earlier run can be there to look for (on a small cloud machine a file system lookup,
+    found or not, can cost a millisecond of CPU: a first run is spared ten of them, for one
+    listing). The experiment made the directory when the job was submitted, to show it
+    while it waits; a `cancel` marker, another run's files, may have come in since."""
     jd = JobDir(job_dir)
     new = _make_dir(job_dir)
     if not new and jd.is_done():
@@ -64,9 +66,12 @@ def _try_lock(job_dir: Path, prepare: Callable[[bool], Prepared] | None = None) 
     fd = jd.try_lock()
     if fd is None:
         return "busy", jd.failure_mtime()
-    if not new and jd.is_done():  # finished between our check and the lock
-        os.close(fd)
-        return "done", None
+    if not new:
+        names = os.listdir(job_dir)
+        if DONE in names:  # finished between our check and the lock
+            os.close(fd)
+            return "done", None
+        new = names == [LOCK]
     if prepare is None:
         return "locked", fd
     try:
@@ -189,8 +194,10 @@ async def _run_holding(ctx: RunContext, job: Job, grant: Grant) -> None:
     # The params hold every configuration the task reaches (a chain of a thousand tasks: a
     # thousand): written in the thread, not in the event loop. The usual case (nothing to
     # adopt, not cancelled) takes the lock and prepares the run in one trip to a thread.
+    hand = bool(getattr(launcher, "hands_state", False))
+
     def prepare(new: bool) -> Prepared:
-        return prepare_run(job, lambda: ctx.params(job), info, new=new)
+        return prepare_run(job, lambda: ctx.params(job), info, new=new, hand=hand)
 
     kind, value = await anyio.to_thread.run_sync(_try_lock, job.path, prepare)
     if kind == "done":
@@ -245,12 +252,14 @@ async def _run_locked(
             on_done=lambda: _done(ctx, job, grant),
             session=ctx.session,
         )
-        step, previous, attempt = prepared
+        step, previous, attempt, handed = prepared
+        if handed is not None:  # the job's process writes its first state.json
+            spec.env = {**spec.env, RUN_STATE_ENV: msgspec.json.encode(handed).decode()}
         exit: Exit | None = None
         if step == "adopt" and previous is not None:
             exit = await launcher.adopt(spec, previous)
             if exit is None:
-                step, previous, attempt = await anyio.to_thread.run_sync(
+                step, previous, attempt, _ = await anyio.to_thread.run_sync(
                     lambda: prepare_run(job, lambda: ctx.params(job), info, False)
                 )
         if step == "cancelled":
@@ -282,6 +291,7 @@ async def _run_locked(
             )
             job.attempts = attempt
             mark_ready(job)
+            spec.env = ctx.env_for(grant)  # the next attempt's record is in state.json
             exit = await launcher.launch(spec)
     except anyio.get_cancelled_exc_class():
         with anyio.CancelScope(shield=True):
