@@ -31,7 +31,7 @@ from support.cli import (
     parse_states,
     start_wait,
 )
-from support.waiting import wait_until
+from support.waiting import job_state, wait_until
 from support.warm_support import job_processes  # noqa: F401 - every test, warm and fresh
 from support.xp_tasks import Step, events
 
@@ -67,8 +67,7 @@ def running_job(workdir: Path, timeout: float = 90.0) -> dict[str, Any]:
         jobs = jobs_json(workdir, "--state", "running")
         if len(jobs) != 1:
             return None
-        state = json.loads((Path(jobs[0]["path"]) / "state.json").read_text())
-        return jobs[0] if "pid" in state else None
+        return jobs[0] if "pid" in job_state(jobs[0]["path"]) else None
 
     job: dict[str, Any] = wait_until(one_running, timeout, "a running job")
     return job

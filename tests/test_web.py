@@ -41,7 +41,7 @@ from support.cli import (  # noqa: E402
     start_wait,
 )
 from support.slurm import SlurmCalls, fast, read_state  # noqa: E402
-from support.waiting import poll, wait_until  # noqa: E402
+from support.waiting import job_state, poll, wait_until  # noqa: E402
 from support.web_support import serving, stop  # noqa: E402
 
 pytestmark = [
@@ -410,10 +410,7 @@ def test_kill_a_running_job_and_refuse_to_remove_it(tmp_path: Path) -> None:
 
         job = wait_until(running, 90, "a running job")
         pid = wait_until(
-            lambda: json.loads(
-                (workdir / "jobs" / job["type"] / job["id"] / "state.json").read_text()
-            ).get("pid"),
-            60,
+            lambda: job_state(workdir / "jobs" / job["type"] / job["id"]).get("pid"), 60
         )
         headers = {"X-Legato-Token": TOKEN, "Origin": "http://127.0.0.1:8765"}
         base = f"/api/jobs/{job['type']}/{job['id']}"

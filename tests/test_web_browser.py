@@ -8,7 +8,6 @@ docs/how-to/dashboard.md, so the pictures in the docs are of the dashboard as it
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 
 from support.cli import alive
-from support.waiting import wait_until
+from support.waiting import job_state, wait_until
 from support.web_support import make_web_project, serving, start_sweep, stop
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
@@ -119,13 +118,6 @@ def rows(page: Any) -> list[dict[str, str]]:
             lr: (r.querySelector('td[data-tag=lr]') || {}).textContent || ''}))""",
     )
     return found
-
-
-def state_json(workdir: Path, type_name: str, ident: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(
-        (workdir / "jobs" / type_name / ident / "state.json").read_text()
-    )
-    return data
 
 
 def test_the_address_bar_loses_the_token(page: Any, live: Live) -> None:
@@ -271,7 +263,9 @@ def test_the_kill_button_ends_a_running_job(page: Any, live: Live) -> None:
     page.goto(f"{live.base}/experiments/sweep?type=web_tasks.Sleep")
     page.wait_for_selector("#jobs tbody tr[data-state=running]")
     (sleep,) = rows(page)
-    pid = wait_until(lambda: state_json(live.workdir, "web_tasks.Sleep", sleep["id"]).get("pid"))
+    pid = wait_until(
+        lambda: job_state(live.workdir / "jobs" / "web_tasks.Sleep" / sleep["id"]).get("pid")
+    )
     assert alive(pid)
     page.click(f"#jobs tbody tr[data-id='{sleep['id']}'] td.mono a")
     page.wait_for_selector("#job-head button.kill")

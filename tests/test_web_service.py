@@ -16,6 +16,7 @@ import pytest
 
 import legato
 from support.cli import alive
+from support.waiting import job_state
 
 pytestmark = pytest.mark.anyio
 
@@ -143,7 +144,7 @@ async def test_shutdown_cancels_running_jobs(web_service: ModuleType, tmp_path: 
         job_dir = tmp_path / "jobs" / "examples.CountPrimes" / launched["id"]
         await poll_job(app, launched["id"], lambda body: body["state"] == "running")
         with anyio.fail_after(30):  # the job process has started and recorded its pid
-            while "pid" not in (info := json.loads((job_dir / "state.json").read_text())):
+            while "pid" not in (info := job_state(job_dir)):
                 await anyio.sleep(0.02)
         pid = info["pid"]
         assert alive(pid)

@@ -7,6 +7,7 @@ expect, and fail with what they waited for when the deadline passes.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import time
 from collections.abc import Callable
@@ -31,6 +32,16 @@ def wait_until(
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:g} s waiting for {what or condition}")
         time.sleep(interval)
+
+
+def job_state(job_dir: Path | str) -> dict[str, Any]:
+    """A job directory's state.json, or {} before it is written: a job's first run under
+    LocalLauncher has none until its process starts, though its lock shows it running."""
+    try:
+        info: dict[str, Any] = json.loads((Path(job_dir) / "state.json").read_text())
+    except FileNotFoundError:
+        return {}
+    return info
 
 
 async def poll(
