@@ -62,17 +62,23 @@ async def test_job_runs_in_its_directory(tmp_path: Path) -> None:
 
 class Watching(legato.LocalLauncher):
     """A LocalLauncher that notes, at each launch, whether the job directory holds a
-    state.json and what record the experiment handed the job instead."""
+    state.json and what record the experiment handed the job instead. It overrides
+    `launch`, so it is not taken to hand the job its environment as given."""
 
-    def __init__(self, hands_state: bool) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.hands_state = hands_state
         self.seen: list[tuple[bool, str | None]] = []
 
     async def launch(self, spec: legato.LaunchSpec) -> legato.Exit:
         state = await anyio.Path(spec.job_dir / "state.json").exists()
         self.seen.append((state, spec.env.get("LEGATO_RUN_STATE")))
         return await super().launch(spec)
+
+
+class WatchingHanding(Watching):
+    """One that says it does (it passes `spec` on whole)."""
+
+    hands_state = True
 
 
 @pytest.mark.parametrize("hands_state", [True, False])
@@ -82,7 +88,8 @@ async def test_a_first_run_writes_state_json_once(tmp_path: Path, hands_state: b
     another. A rerun, and any run of a launcher that does not hand it, finds state.json
     written by the experiment. Either way the record is whole."""
     log = str(tmp_path / "log")
-    launcher = Watching(hands_state)
+    launcher = WatchingHanding() if hands_state else Watching()
+    assert legato.LocalLauncher().hands_state
     with pytest.raises(legato.ExperimentFailed):
         async with experiment(tmp_path, "xp", launcher=launcher):
             failing = Step(name="a", log=log, fail="exit")
@@ -104,6 +111,39 @@ async def test_a_first_run_writes_state_json_once(tmp_path: Path, hands_state: b
         assert {"experiment": "xp", "launcher": "local", "attempt": 1}.items() <= info.items()
         assert {"submitted", "started", "pid", "host", "max_preemptions"} <= info.keys()
     assert first["pid"] != again["pid"] and again["submitted"] > first["submitted"]
+
+
+class Failing(legato.LocalLauncher):
+    """A launcher that hands its jobs their record, whose process never starts: `launch`
+    raises, or says the process exited at once (as one killed at its start would)."""
+
+    hands_state = True
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+
+    async def launch(self, spec: legato.LaunchSpec) -> legato.Exit:
+        if self.how == "raise":
+            raise OSError("no process for this job")
+        return legato.Exit(exit_code=1)
+
+
+@pytest.mark.parametrize("how", ["raise", "exit"])
+async def test_a_first_run_whose_process_never_started_keeps_its_state_json(
+    tmp_path: Path, how: str
+) -> None:
+    """The record that the job's process was to write is written beside its failure."""
+    with pytest.raises(legato.ExperimentFailed):
+        async with experiment(tmp_path, "xp", launcher=Failing(how)):
+            step = Step(name="a", log=str(tmp_path / "log"))
+            await step.submit()
+    assert step.__job__.state is JobState.FAILED
+    info = json.loads((step.__job__.path / "state.json").read_text())
+    assert {"experiment": "xp", "launcher": "local", "attempt": 1}.items() <= info.items()
+    assert "pid" not in info and "submitted" in info
+    failure = json.loads((step.__job__.path / "failed.json").read_text())
+    assert failure.get("stage") == ("launch" if how == "raise" else None)
 
 
 async def test_same_identifier_is_one_job_and_done_is_not_rerun(tmp_path: Path) -> None:

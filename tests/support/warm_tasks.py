@@ -43,6 +43,7 @@ class Probe(Task):
             env=os.environ.get("WARM_TEST_TRACE"),
             set_by_xp=os.environ.get("WARM_TEST_XP"),
             cuda=os.environ.get("CUDA_VISIBLE_DEVICES"),
+            run_state=os.environ.get("LEGATO_RUN_STATE"),
             cwd=os.getcwd(),
             fds=open_fds(),
             pgid=os.getpgid(0),

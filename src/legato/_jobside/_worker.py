@@ -258,9 +258,10 @@ def _run_state(job_dir: Path) -> dict[str, Any] | None:
     """
     jd = JobDir(job_dir)
     handed = os.environ.pop(RUN_STATE_ENV, None)  # the job's own processes need not see it
-    info = _handed_state(handed) if handed else None
-    if info is None:
-        info = jd.state() or {}
+    # What is on disk comes first: a process of this run that started before (its warm
+    # server died under it) wrote the record, with its `started`, which makes this one
+    # its next attempt.
+    info = jd.state() or (_handed_state(handed) if handed else None) or {}
     if os.environ.get(LAUNCHER_ENV) != "slurm" or "SLURM_JOB_ID" not in os.environ:
         return info
     array = os.environ.get("SLURM_ARRAY_JOB_ID")
@@ -281,7 +282,7 @@ def _run_state(job_dir: Path) -> dict[str, Any] | None:
 
 def _handed_state(text: str) -> dict[str, Any] | None:
     """The record the experiment handed over instead of writing state.json (a first run;
-    `LEGATO_RUN_STATE`), or None if it cannot be read, when state.json is read instead."""
+    `LEGATO_RUN_STATE`), or None if it cannot be read."""
     try:
         info = decode_json(text)
     except msgspec.DecodeError:

@@ -45,15 +45,20 @@ class LocalLauncher:
     """
 
     name = "local"
-    hands_state = True
-    """The job's environment reaches its process as given: the experiment hands the job
-    its first `state.json` record there (`LEGATO_RUN_STATE`) rather than writing it."""
 
     def __init__(self, *, grace_period: float = 5.0, warm: bool | None = None) -> None:
         if grace_period < 0:
             raise ValueError("grace_period must be >= 0")
         self.grace_period = grace_period
         self.warm = warm_default() if warm is None else bool(warm) and hasattr(os, "fork")
+
+    @property
+    def hands_state(self) -> bool:
+        """The job's environment reaches its process as given, so the experiment hands a
+        job's first `state.json` record to it there (`LEGATO_RUN_STATE`) rather than
+        writing it. Not for a subclass that overrides `launch`, whose process might not
+        get the record (it may say `hands_state = True` itself)."""
+        return type(self).launch is LocalLauncher.launch
 
     async def check(self) -> None:
         return None

@@ -26,7 +26,7 @@ from anyio.abc import Process
 
 from .._jobdir._job import JobDir
 from .._jobdir._layout import FAILED
-from .._jobdir._names import WARM_ENV
+from .._jobdir._names import RUN_STATE_ENV, WARM_ENV
 from ._launcher import Exit, LaunchSpec, Session
 
 __all__ = ["WarmPool", "run_warm", "warm_default"]
@@ -150,6 +150,7 @@ class WarmPool:
 
     async def _start(self, env: dict[str, str]) -> _Server:
         env = dict(env)
+        env.pop(RUN_STATE_ENV, None)  # the record of the job that happened to start it
         # The server's imports see the experiment's own devices; each job gets its own.
         env.pop("CUDA_VISIBLE_DEVICES", None)
         if "CUDA_VISIBLE_DEVICES" in os.environ:

@@ -32,7 +32,7 @@ from .._jobdir._layout import (
 from .._launchers._launcher import Exit
 from ._job import Job, JobState, submitted
 
-__all__ = ["Prepared", "after_attempt", "prepare_run"]
+__all__ = ["Prepared", "after_attempt", "prepare_run", "write_unwritten_state"]
 
 
 _ATTEMPT_FILES = (STDOUT, STDERR, FAILED, SLURM_OUT, SLURM_ERR)
@@ -106,15 +106,19 @@ def _charge(record: dict[str, Any], counters: dict[str, int], job: Job) -> str |
 
 
 def after_attempt(
-    job: Job, exit: Exit, info: dict[str, Any]
+    job: Job, exit: Exit, info: dict[str, Any], handed: dict[str, Any] | None = None
 ) -> tuple[JobState | None, str | None, int]:
     """After an attempt: (final state, reason, attempts made), or (None, why it ended,
-    next attempt's number) once the next attempt is set up (logs archived, state.json)."""
+    next attempt's number) once the next attempt is set up (logs archived, state.json).
+    `handed`: the state.json record the attempt's process was to write (a first run)."""
     jd = JobDir(job.path)
-    counters = _counters(jd.state() or {})
+    recorded = jd.state()
+    counters = _counters(recorded or {})
     attempts = max(1, counters["attempt"])
     if jd.is_done():
         return JobState.DONE, None, attempts
+    if recorded is None:
+        write_unwritten_state(jd, handed)
     record = jd.failure()
     if record is None and exit.interruption is not None and not jd.is_done():
         record = {"state": "interrupted", "kind": exit.interruption, "reason": exit.reason}
@@ -188,6 +192,14 @@ def prepare_run(
     if jd.cancelled_since(submitted(job)):
         return Prepared("cancelled", None, 0)
     return Prepared("started", previous, _start_run(job, params(), state, previous or {}))
+
+
+def write_unwritten_state(jd: JobDir, handed: dict[str, Any] | None) -> None:
+    """The state.json of a first run whose process was to write it (`handed`), and did not
+    (it could not be launched, was cancelled first, or died as it started): who ran the
+    job, and its attempts, stay on record beside its failure."""
+    if handed is not None and jd.state() is None:
+        jd.write_state(handed)
 
 
 def _verdict(jd: JobDir, exit: Exit) -> tuple[JobState, str | None]:

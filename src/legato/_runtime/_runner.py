@@ -29,7 +29,7 @@ from .._jobdir._layout import DONE, LOCK, REASON_MAX
 from .._jobdir._maindir import main_lock_free, try_main_lock
 from .._jobdir._names import RUN_STATE_ENV
 from .._launchers._launcher import Exit, LaunchSpec
-from ._attempts import Prepared, after_attempt, prepare_run
+from ._attempts import Prepared, after_attempt, prepare_run, write_unwritten_state
 from ._context import RunContext
 from ._job import Job, JobState, finish, mark_ready, mark_running
 from ._resources import Grant
@@ -120,10 +120,16 @@ def record_unrun(job_dir: Path, record: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def _record_cancelled(job_dir: Path, reason: str = "cancelled", overwrite: bool = True) -> None:
+def _record_cancelled(
+    job_dir: Path,
+    reason: str = "cancelled",
+    overwrite: bool = True,
+    handed: dict[str, Any] | None = None,
+) -> None:
     jd = JobDir(job_dir)
     if jd.is_done():
         return
+    write_unwritten_state(jd, handed)
     if not overwrite and jd.failure() is not None:
         return  # `legato jobs kill` recorded it already
     jd.write_failure({"state": "cancelled", "reason": reason, "ended": time.time()})
@@ -238,6 +244,7 @@ async def _run_locked(
     prepared: Prepared,
     info: dict[str, Any],
 ) -> None:
+    handed = prepared.handed
     try:
         launcher = job.launcher or ctx.launcher
         spec = LaunchSpec(
@@ -252,7 +259,7 @@ async def _run_locked(
             on_done=lambda: _done(ctx, job, grant),
             session=ctx.session,
         )
-        step, previous, attempt, handed = prepared
+        step, previous, attempt, _ = prepared
         if handed is not None:  # the job's process writes its first state.json
             spec.env = {**spec.env, RUN_STATE_ENV: msgspec.json.encode(handed).decode()}
         exit: Exit | None = None
@@ -275,8 +282,9 @@ async def _run_locked(
                 finish(job, JobState.DONE)
                 return
             verdict, reason, attempt = await anyio.to_thread.run_sync(
-                after_attempt, job, exit, info
+                after_attempt, job, exit, info, handed
             )
+            handed = None  # written by now, by the job's process or by `after_attempt`
             if verdict is not None:
                 job.attempts = attempt
                 finish(job, verdict, reason)
@@ -295,21 +303,24 @@ async def _run_locked(
             exit = await launcher.launch(spec)
     except anyio.get_cancelled_exc_class():
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(_record_cancelled, job.path)
+            await anyio.to_thread.run_sync(_record_cancelled, job.path, "cancelled", True, handed)
         raise
     except Exception as exc:  # it could not be launched: say why in its directory
         record = {"state": "failed", "stage": "launch",
                   "reason": f"legato could not run the job: {exc!r}"}  # fmt: skip
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(_write_locked, job.path, record)
+            await anyio.to_thread.run_sync(_write_locked, job.path, record, handed)
         raise
     finally:
         os.close(fd)
 
 
-def _write_locked(job_dir: Path, record: dict[str, Any]) -> None:
+def _write_locked(
+    job_dir: Path, record: dict[str, Any], handed: dict[str, Any] | None = None
+) -> None:
     """A failure record written while holding the job's lock (best effort: the job fails
-    anyway, and an unwritable directory is often why)."""
+    anyway, and an unwritable directory is often why), with the run's state.json if its
+    process, which was to write it (`handed`), did not."""
     jd = JobDir(job_dir)
     if jd.is_done():
         return
@@ -317,6 +328,7 @@ def _write_locked(job_dir: Path, record: dict[str, Any]) -> None:
     record["reason"] = bound_text(str(record["reason"]), REASON_MAX)
     try:
         jd.write_failure(record, durable=False)
+        write_unwritten_state(jd, handed)
     except OSError:
         pass
 
