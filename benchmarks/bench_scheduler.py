@@ -226,7 +226,7 @@ def profile_summary(n: int, top: int = 12) -> None:
 def file_creation_cost(n: int = 200) -> float:
     """CPU seconds that creating one file (a new inode, as `mkdir` and every atomic write
     of a record make) costs in the file system where the benchmark's workdirs are: a job
-    makes eight (its directory, lock, params, logs, two state.json writes, `done`), and on
+    makes seven (its directory, lock, params, two logs, state.json, `done`), and on
     some cloud machines each costs a millisecond, which then outweighs legato's own work."""
     folder = workdir("files-")
     start = time.process_time()
@@ -284,7 +284,7 @@ def warm_section(args: argparse.Namespace, with_xpm: bool, results: dict[str, An
     results["page_fault_us"] = fault * 1e6
     print(
         f"   creating a file in {tempfile.gettempdir()} costs {create * 1e6:.0f} us of CPU here "
-        f"(a trivial job creates 8); a page fault {fault * 1e6:.1f} us"
+        f"(a trivial job creates 7); a page fault {fault * 1e6:.1f} us"
     )
     rows = [
         ("fanout", fan, False, Noop, WARM_FANOUT),

@@ -191,6 +191,57 @@ def test_the_table_fills_and_filters_by_tag(page: Any, live: Live) -> None:
     assert [r["lr"] for r in rows(page)][:3] == ["13", "0.1", "0.01"]
 
 
+# Notes when the page has taken each answer of `/api/jobs` in: a task after the one that
+# read it, by which time the page's own code that awaited it has run.
+TAKEN = """() => {
+    window.taken = [];
+    const fetch = window.fetch;
+    window.fetch = async (...args) => {
+        const response = await fetch(...args);
+        const json = response.json.bind(response);
+        response.json = () => json().then((value) => {
+            const url = String(args[0]);
+            setTimeout(() => window.taken.push(url), 0);
+            return value;
+        });
+        return response;
+    };
+}"""
+
+
+def test_a_late_answer_does_not_replace_the_view_asked_for_since(page: Any, live: Live) -> None:
+    """The page asks again on live updates and on every click; answers may come back out
+    of order. The rows shown are always those of the view the headers show."""
+    page.goto(f"{live.base}/experiments/sweep")
+    page.wait_for_function("document.querySelectorAll('#jobs tbody tr').length === 7")
+    page.evaluate(TAKEN)
+    held: list[Any] = []
+
+    def hold_old_view(route: Any) -> None:
+        if "sort=started" in route.request.url:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/api/jobs?*", hold_old_view)
+    try:
+        with page.expect_request(lambda request: "sort=started" in request.url):
+            page.dispatch_event("#search", "change")  # asks again for the view shown
+        page.click("th[data-sort='tag:lr']")
+        page.wait_for_function(
+            "document.querySelector('th[data-sort=\"tag:lr\"]')?.textContent?.includes('▲')"
+        )
+        assert [r["lr"] for r in rows(page)][:3] == ["0.01", "0.1", "13"]
+        held.pop(0).continue_()  # the older answer comes in last
+        page.wait_for_function("window.taken.some((url) => url.includes('sort=started'))")
+        assert "▲" in page.inner_text("th[data-sort='tag:lr']")
+        assert [r["lr"] for r in rows(page)][:3] == ["0.01", "0.1", "13"]
+    finally:
+        page.unroute("**/api/jobs?*")
+        for route in held:
+            route.continue_()
+
+
 def test_a_failed_job_shows_its_reason_and_log(page: Any, live: Live) -> None:
     page.goto(f"{live.base}/experiments/sweep?state=failed")
     page.wait_for_function("document.querySelectorAll('#jobs tbody tr').length === 1")

@@ -289,9 +289,16 @@ async function jobsPage() {
     return el("th", { class: "sortable", "data-sort": column, onclick: () => setSort(column) }, label + mark);
   };
 
+  let latest = 0;
   const render = async () => {
+    const mine = ++latest;
+    const asked = query().toString();
     let data;
-    try { data = await api(`/api/jobs?${query()}`); } catch (error) { return showError(table, error); }
+    try { data = await api(`/api/jobs?${asked}`); } catch (error) { return mine === latest && showError(table, error); }
+    // Live updates and the user's clicks each ask again: an answer overtaken by a later
+    // request, or to a view changed since (whose render is on its way), would show rows of
+    // one view under the headers of another.
+    if (mine !== latest || query().toString() !== asked) return;
     syncUrl();
     fill(stateBox, ...STATES.map((s) => el("button", {
       class: `chip s-${s}${view.states.has(s) ? " on" : ""}`, "data-state": s,
