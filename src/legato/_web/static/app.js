@@ -105,6 +105,17 @@ function showError(where, error) {
   fill(where, el("p", { class: "error" }, String(error.message || error)));
 }
 
+// A page asks again on each live update and each click, and answers may come back out of
+// order: `const current = newest();` then, per request, `const mine = current();` and,
+// once the answer is in, `if (!mine()) return;` drops one overtaken by a later request.
+function newest() {
+  let latest = 0;
+  return () => {
+    const mine = ++latest;
+    return () => mine === latest;
+  };
+}
+
 function debounce(fn, ms) {
   let timer = null;
   let running = false;
@@ -192,9 +203,12 @@ function countsBar(counts, total) {
 async function experimentsPage() {
   fill(MAIN, el("h1", {}, "Experiments"), el("div", { id: "content" }));
   const content = document.getElementById("content");
+  const current = newest();
   const render = async () => {
+    const mine = current();
     let data;
-    try { data = await api("/api/experiments"); } catch (error) { return showError(content, error); }
+    try { data = await api("/api/experiments"); } catch (error) { return mine() && showError(content, error); }
+    if (!mine()) return;
     if (!data.experiments.length) {
       fill(content, el("p", { class: "muted" }, "No experiment in this workdir yet."));
       return;
@@ -289,16 +303,15 @@ async function jobsPage() {
     return el("th", { class: "sortable", "data-sort": column, onclick: () => setSort(column) }, label + mark);
   };
 
-  let latest = 0;
+  const current = newest();
   const render = async () => {
-    const mine = ++latest;
+    const mine = current();
     const asked = query().toString();
     let data;
-    try { data = await api(`/api/jobs?${asked}`); } catch (error) { return mine === latest && showError(table, error); }
-    // Live updates and the user's clicks each ask again: an answer overtaken by a later
-    // request, or to a view changed since (whose render is on its way), would show rows of
-    // one view under the headers of another.
-    if (mine !== latest || query().toString() !== asked) return;
+    try { data = await api(`/api/jobs?${asked}`); } catch (error) { return mine() && showError(table, error); }
+    // An answer to a view changed since (whose render is on its way) would show the rows
+    // of one view under the headers of another.
+    if (!mine() || query().toString() !== asked) return;
     syncUrl();
     fill(stateBox, ...STATES.map((s) => el("button", {
       class: `chip s-${s}${view.states.has(s) ? " on" : ""}`, "data-state": s,
@@ -385,9 +398,12 @@ async function jobPage() {
   fill(MAIN, head, body, logs);
   let logsStarted = false;
 
+  const current = newest();
   const render = async () => {
+    const mine = current();
     let job;
-    try { job = await api(apiJob(type, id)); } catch (error) { return showError(body, error); }
+    try { job = await api(apiJob(type, id)); } catch (error) { return mine() && showError(body, error); }
+    if (!mine()) return;
     fill(head,
       el("h1", {}, shortType(job.type), " ", el("span", { class: "mono" }, job.id.slice(0, 12)), " ", badge(job.state)),
       actions(job, render, true));
@@ -450,9 +466,12 @@ async function graphPage() {
     el("p", {}, el("a", { href: `/experiments/${enc(name)}` }, "jobs table"), " · ",
       STATES.map((s) => [badge(s), " "])), holder);
   const W = 190, H = 34, GX = 70, GY = 12;
+  const current = newest();
   const render = async () => {
+    const mine = current();
     let g;
-    try { g = await api(`/api/experiments/${enc(name)}/graph`); } catch (error) { return showError(holder, error); }
+    try { g = await api(`/api/experiments/${enc(name)}/graph`); } catch (error) { return mine() && showError(holder, error); }
+    if (!mine()) return;
     const MAX = 3000;  // beyond that, a picture is no help and the page slows down
     const shown = g.nodes.slice(0, MAX);
     const columns = [];
