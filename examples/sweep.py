@@ -1,6 +1,7 @@
-"""A small sweep: train three models, evaluate each; one configuration fails on purpose.
+"""A small sweep: train six models (three sizes, two learning rates), evaluate each; the
+evaluations of the largest size fail on purpose.
 
-Run it twice: the second run skips every finished job and reruns only the failed one.
+Run it twice: the second run skips every finished job and reruns only the failed ones.
 
     python examples/sweep.py [WORKDIR]
 """

@@ -339,7 +339,7 @@ def log(
         if archived.exists():
             path, follow = str(archived), False  # an attempt that ended
         elif attempt != (latest if isinstance(latest, int) else 1):
-            made = f"{latest} attempts" if isinstance(latest, int) else "one attempt"
+            made = f"{latest} attempts" if isinstance(latest, int) and latest > 1 else "one attempt"
             raise InspectError(f"{entry.short} has no attempt {attempt} (it made {made})")
     if not follow:
         if not os.path.exists(path):

@@ -421,6 +421,6 @@ def open_workdir(value: str | None) -> Path:
     if not (jobs_root(path).is_dir() or experiments_root(path).is_dir()):
         raise InspectError(
             f"{path} is not a legato workdir (it has no jobs/ or experiments/ directory); "
-            "pass --workdir or set LEGATO_WORKDIR"
+            "give it before the command (legato --workdir DIR jobs ls) or set LEGATO_WORKDIR"
         )
     return path
