@@ -117,8 +117,8 @@ def after_attempt(
     attempts = max(1, counters["attempt"])
     if jd.is_done():
         return JobState.DONE, None, attempts
-    if recorded is None:
-        write_unwritten_state(jd, handed)
+    if recorded is None and handed is not None:  # its process never wrote it
+        jd.write_state(handed)
     record = jd.failure()
     if record is None and exit.interruption is not None and not jd.is_done():
         record = {"state": "interrupted", "kind": exit.interruption, "reason": exit.reason}
